@@ -1,0 +1,165 @@
+"""The ``appliance`` command.
+
+The core's own commands live here; the web and desktop faces add theirs
+(``serve``, ``console``) through the ``appliance.commands`` entry-point group
+declared in ``pyproject.toml``, so this module never imports them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appliance import __version__
+from appliance.errors import ApplianceError
+from appliance.home import Instance, init_home, open_instance, resolve_home
+
+
+class ApplianceGroup(click.Group):
+    """A group that also lists the commands other packages register as entry points."""
+
+    def _plugins(self) -> dict[str, Any]:
+        return {ep.name: ep for ep in entry_points(group="appliance.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        ep = self._plugins().get(name)
+        return ep.load() if ep is not None else None
+
+
+def _remember_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta["appliance.home"] = value
+    return value
+
+
+home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    expose_value=False,
+    is_eager=True,
+    callback=_remember_home,
+    help="Instance home folder (else APPLIANCE_HOME, else the platform's user data folder).",
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def current_home() -> Path:
+    """The home chosen by ``--home`` (on the group or the command), ``APPLIANCE_HOME`` or the default."""
+    ctx = click.get_current_context()
+    return resolve_home(ctx.meta.get("appliance.home"))
+
+
+def current_instance() -> Instance:
+    """The opened instance of :func:`current_home`; a bad home or setting becomes a one-line failure."""
+    return open_instance(current_home())
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a one-line reason to stderr and exit non-zero."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn an :class:`ApplianceError` into a one-line reason and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ApplianceError as exc:
+            fail(exc.message)
+
+    return wrapper
+
+
+def command(group: click.Group, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:
+    """Declare a subcommand of ``group`` that takes ``--home`` and reports errors in one line."""
+
+    def decorate(func: Callable[..., Any]) -> click.Command:
+        return group.command(*args, **kwargs)(home_option(reports_errors(func)))
+
+    return decorate
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(cls=ApplianceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@home_option
+@click.version_option(__version__, prog_name="appliance")
+def main() -> None:
+    """Office Appliance: a self-hosted backend for a small office."""
+
+
+@command(main, "init")
+def init_command() -> None:
+    """Create the instance home (settings, secret, database, migrations); safe to run twice."""
+    from appliance.db import open_database
+    from appliance.migrate import apply_migrations
+
+    home = current_home()
+    created = init_home(home)
+    instance = open_instance(home)
+    db = open_database(instance)
+    with db.connection_context():
+        applied = apply_migrations(db)
+    for item in created:
+        click.echo(f"created {item}")
+    for name in applied:
+        click.echo(f"applied migration {name}")
+    click.echo(f"home ready at {home}")
+
+
+@command(main, "migrate")
+@json_option
+def migrate_command(as_json: bool) -> None:
+    """Apply pending migrations."""
+    from appliance.db import open_database
+    from appliance.migrate import apply_migrations, schema_version
+
+    instance = current_instance()
+    db = open_database(instance)
+    with db.connection_context():
+        applied = apply_migrations(db)
+        version = schema_version(db)
+    if as_json:
+        print_json({"applied": applied, "schema_version": version})
+        return
+    for name in applied:
+        click.echo(f"applied migration {name}")
+    click.echo(f"schema version {version}" + ("" if applied else " (nothing to apply)"))
+
+
+@command(main, "doctor")
+@json_option
+def doctor_command(as_json: bool) -> None:
+    """Check the instance and say what to fix; exits non-zero when a check fails."""
+    from appliance.doctor import run_checks
+
+    results = run_checks(current_home())
+    if as_json:
+        print_json([r.to_dict() for r in results])
+    else:
+        for result in results:
+            click.echo(result.render())
+    failed = [r for r in results if r.status == "fail"]
+    if failed:
+        if not as_json:
+            click.echo(f"{len(failed)} check(s) failed", err=True)
+        sys.exit(1)

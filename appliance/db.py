@@ -1,0 +1,71 @@
+"""The database handle and the models' base class.
+
+``database`` is a peewee ``DatabaseProxy`` initialised once per process by
+:func:`open_database`: SQLite in WAL mode with foreign keys, a busy timeout
+and ``synchronous=NORMAL`` by default, PostgreSQL when ``database_url`` (or
+``DATABASE_URL``) names one. Connections are per thread; the web layer opens
+and closes one around each request, jobs around each run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+from playhouse.db_url import connect as connect_url
+
+from appliance.errors import SettingsError
+from appliance.home import Instance
+
+database = peewee.DatabaseProxy()
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+def sqlite_pragmas(busy_timeout_ms: int) -> dict[str, Any]:
+    """The pragmas every SQLite connection gets."""
+    return {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": busy_timeout_ms,
+        "synchronous": 1,  # NORMAL: durable at every checkpoint, safe with WAL
+    }
+
+
+def make_database(instance: Instance) -> peewee.Database:
+    """A new (unconnected) database object for this instance's settings."""
+    url = instance.settings.database_url
+    if url:
+        if not url.startswith(("postgres://", "postgresql://", "postgresext://", "postgresqlext://")):
+            raise SettingsError(
+                "setting 'database_url': only PostgreSQL URLs (postgresql://...) are supported", setting="database_url"
+            )
+        return connect_url(url)
+    return peewee.SqliteDatabase(
+        str(instance.paths.database_file),
+        pragmas=sqlite_pragmas(instance.settings.sqlite_busy_timeout_ms),
+        # A writer that begins with BEGIN IMMEDIATE takes the lock up front, so
+        # the busy timeout applies instead of a deadlock-style SQLITE_BUSY.
+        autoconnect=True,
+    )
+
+
+def open_database(instance: Instance) -> peewee.Database:
+    """Initialise the process-wide :data:`database` proxy for ``instance`` and return the real database."""
+    db = make_database(instance)
+    database.initialize(db)
+    return db
+
+
+def is_sqlite(db: peewee.Database | None = None) -> bool:
+    target = db if db is not None else database.obj
+    return isinstance(target, peewee.SqliteDatabase)
+
+
+def ping() -> None:
+    """Run a trivial query; raises ``peewee.DatabaseError`` when the database does not answer."""
+    database.execute_sql("SELECT 1").fetchone()

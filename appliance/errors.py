@@ -1,0 +1,115 @@
+"""One exception hierarchy for the whole appliance.
+
+Services raise these; the web layer turns them into the error shape of API.md
+in one place (``webapp/errors.py``), the CLI into a one-line reason.
+"""
+
+from __future__ import annotations
+
+
+class ApplianceError(Exception):
+    """Base of every error the appliance raises on purpose.
+
+    ``code`` is the stable machine-readable name, ``status`` the HTTP status
+    that fits it, ``fields`` maps field names to messages for field errors.
+    """
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None, **extra: object):
+        super().__init__(message)
+        self.message = message
+        self.fields = dict(fields or {})
+        self.extra = extra
+
+    def to_dict(self) -> dict:
+        """The error shape of API.md: ``{"error": {"code", "message", "fields"?...}}``."""
+        body: dict = {"code": self.code, "message": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        body.update(self.extra)
+        return {"error": body}
+
+
+class BadRequest(ApplianceError):
+    code = "bad_request"
+    status = 400
+
+
+class NotAuthenticated(ApplianceError):
+    code = "not_authenticated"
+    status = 401
+
+
+class PermissionDenied(ApplianceError):
+    code = "permission_denied"
+    status = 403
+
+
+class NotFound(ApplianceError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ApplianceError):
+    code = "conflict"
+    status = 409
+
+
+class Busy(Conflict):
+    code = "busy"
+
+
+class TooLarge(ApplianceError):
+    code = "too_large"
+    status = 413
+
+
+class ValidationFailed(ApplianceError):
+    code = "validation_failed"
+    status = 422
+
+    def __init__(self, fields: dict[str, str], message: str | None = None, **extra: object):
+        if message is None:
+            count = len(fields)
+            message = "1 field is invalid" if count == 1 else f"{count} fields are invalid"
+        super().__init__(message, fields=fields, **extra)
+
+
+class Throttled(ApplianceError):
+    code = "throttled"
+    status = 429
+
+
+class ServiceUnavailable(ApplianceError):
+    code = "unavailable"
+    status = 503
+
+
+class SettingsError(ApplianceError):
+    """A setting has a value that cannot be used; start-up stops."""
+
+    code = "bad_setting"
+    status = 500
+
+
+class HomeError(ApplianceError):
+    """The instance home is missing, not initialised or not writable."""
+
+    code = "bad_home"
+    status = 500
+
+
+class MigrationRequired(ApplianceError):
+    """The database has pending migrations and must not be served as it is."""
+
+    code = "migration_required"
+    status = 503
+
+
+class StartupRefused(ApplianceError):
+    """The server will not start (port in use, home locked, ...)."""
+
+    code = "startup_refused"
+    status = 500

@@ -1,0 +1,22 @@
+"""Runtime settings changed from the admin pages (those that need no restart)."""
+
+import datetime
+
+from peewee import CharField, DateTimeField, Model, TextField
+
+
+def up(migrator, db):
+    class RuntimeSetting(Model):
+        key = CharField(primary_key=True, max_length=100)
+        value = TextField()
+        updated_at = DateTimeField(default=datetime.datetime.utcnow)
+
+        class Meta:
+            database = db
+            table_name = "runtime_setting"
+
+    db.create_tables([RuntimeSetting])
+
+
+def down(migrator, db):
+    db.execute_sql("DROP TABLE runtime_setting")

@@ -1,0 +1,380 @@
+"""The settings registry: every setting declared once, parsed strictly.
+
+Values come from ``<home>/appliance.toml`` and are overridden by
+``APPLIANCE_<NAME>`` environment variables (upper case). A value that cannot
+be used raises :class:`SettingsError` naming the setting, the value, where it
+came from and what is accepted; start-up stops there.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import SettingsError
+
+ENV_PREFIX = "APPLIANCE_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, type (``str``, ``int``, ``bool``, ``float``), default and help.
+
+    ``check`` validates a parsed value and returns an error text or ``None``;
+    ``accepts`` tells a person what is accepted. ``restart`` says whether a
+    change needs a server restart to take effect. ``secret`` keeps the value
+    out of logs, ``doctor`` output and the status API.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    accepts: str = ""
+    check: Callable[[Any], str | None] | None = None
+    restart: bool = True
+    secret: bool = False
+    section: str = "server"
+
+    @property
+    def env_name(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def describe_accepted(self) -> str:
+        if self.accepts:
+            return self.accepts
+        return {
+            int: "a whole number",
+            bool: "true or false",
+            float: "a number",
+            str: "text",
+        }[self.type]
+
+
+def _port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "out of range"
+
+
+def _non_negative(value: int | float) -> str | None:
+    return None if value >= 0 else "negative"
+
+
+def _positive(value: int | float) -> str | None:
+    return None if value > 0 else "not positive"
+
+
+def _choice(*choices: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in choices else "not one of the choices"
+
+    return check
+
+
+_REGISTRY: dict[str, Setting] = {}
+
+
+def register(setting: Setting) -> Setting:
+    """Add a setting to the registry; a name may be declared only once."""
+    if setting.name in _REGISTRY:
+        raise ValueError(f"setting {setting.name!r} is declared twice")
+    if setting.check is not None and setting.check(setting.default) is not None:
+        raise ValueError(f"the default of setting {setting.name!r} does not pass its own check")
+    _REGISTRY[setting.name] = setting
+    return setting
+
+
+def registry() -> Mapping[str, Setting]:
+    """Every declared setting by name, in declaration order."""
+    return dict(_REGISTRY)
+
+
+for _setting in (
+    Setting(
+        "host",
+        str,
+        "127.0.0.1",
+        "Address the server binds to. 127.0.0.1 serves this machine only; 0.0.0.0 opens it to the network.",
+    ),
+    Setting("port", int, 8765, "TCP port the server listens on.", "a whole number from 1 to 65535", _port),
+    Setting(
+        "workers",
+        int,
+        0,
+        "Worker processes serving HTTP on the shared socket; 0 means one per CPU core.",
+        "a whole number, 0 or more",
+        _non_negative,
+    ),
+    Setting("threads", int, 8, "Request threads in each worker process.", "a whole number from 1", _positive),
+    Setting(
+        "connection_limit",
+        int,
+        200,
+        "Open connections one worker accepts before it stops accepting more (they wait in the listen backlog).",
+        "a whole number from 1",
+        _positive,
+    ),
+    Setting("backlog", int, 1024, "Listen backlog of the shared socket.", "a whole number from 1", _positive),
+    Setting(
+        "shutdown_grace_seconds",
+        float,
+        8.0,
+        "On SIGTERM, how long in-flight requests may take to finish before workers are stopped.",
+        "a number, 0 or more",
+        _non_negative,
+    ),
+    Setting(
+        "trusted_proxy",
+        str,
+        "",
+        "Address of the reverse proxy whose X-Forwarded-* headers are honoured; empty trusts none.",
+    ),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "Database to use instead of the embedded SQLite file, e.g. postgresql://user:pass@host/db. "
+        "DATABASE_URL in the environment is honoured too.",
+        secret=True,
+        section="database",
+    ),
+    Setting(
+        "sqlite_busy_timeout_ms",
+        int,
+        5000,
+        "How long a SQLite write waits for the lock before giving up.",
+        "a whole number from 1",
+        _positive,
+        section="database",
+    ),
+    Setting(
+        "migrate_on_start",
+        bool,
+        True,
+        "Apply pending migrations when the server starts; when false the server refuses to serve "
+        "an un-migrated database and asks for `appliance migrate`.",
+        section="database",
+    ),
+    Setting(
+        "log_level",
+        str,
+        "INFO",
+        "Least severe level written to the app log.",
+        "one of DEBUG, INFO, WARNING, ERROR",
+        _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+        restart=False,
+        section="logs",
+    ),
+    Setting(
+        "log_max_bytes",
+        int,
+        10 * 1024 * 1024,
+        "Size at which a log file is rotated.",
+        "a whole number of bytes from 1",
+        _positive,
+        section="logs",
+    ),
+    Setting(
+        "log_backups",
+        int,
+        5,
+        "Rotated log files kept per log.",
+        "a whole number, 0 or more",
+        _non_negative,
+        section="logs",
+    ),
+    Setting(
+        "min_free_disk_mb",
+        int,
+        500,
+        "`appliance doctor` warns when the home's disk has less free space than this.",
+        "a whole number, 0 or more",
+        _non_negative,
+        restart=False,
+        section="logs",
+    ),
+):
+    register(_setting)
+
+
+@dataclass
+class Settings:
+    """Parsed setting values, read as attributes: ``settings.port``."""
+
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def public(self) -> dict[str, Any]:
+        """Values safe to show: secrets are replaced by ``"***"`` when set."""
+        out = {}
+        for name, value in self.values.items():
+            setting = _REGISTRY.get(name)
+            out[name] = "***" if setting and setting.secret and value else value
+        return out
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _refuse(setting: Setting, raw: Any, source: str, why: str) -> SettingsError:
+    return SettingsError(
+        f"setting '{setting.name}' from {source}: {raw!r} is {why}; expected {setting.describe_accepted()}",
+        setting=setting.name,
+    )
+
+
+def parse_value(setting: Setting, raw: Any, source: str) -> Any:
+    """Turn ``raw`` (a TOML value, or a string from the environment) into the setting's type.
+
+    Raises :class:`SettingsError` when it cannot: TOML values must already
+    have the right type (``port = "80"`` is refused), environment strings are
+    parsed (``true``/``false``/``1``/``0``/``yes``/``no``/``on``/``off`` for
+    booleans).
+    """
+    from_env = isinstance(raw, str) and source.startswith("environment")
+    kind = setting.type
+    value: Any
+    if kind is bool:
+        if isinstance(raw, bool):
+            value = raw
+        elif from_env and raw.strip().lower() in _TRUE | _FALSE:
+            value = raw.strip().lower() in _TRUE
+        else:
+            raise _refuse(setting, raw, source, "not a boolean")
+    elif kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif from_env:
+            try:
+                value = int(raw.strip(), 10)
+            except ValueError:
+                raise _refuse(setting, raw, source, "not a whole number") from None
+        else:
+            raise _refuse(setting, raw, source, "not a whole number")
+    elif kind is float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+        elif from_env:
+            try:
+                value = float(raw.strip())
+            except ValueError:
+                raise _refuse(setting, raw, source, "not a number") from None
+        else:
+            raise _refuse(setting, raw, source, "not a number")
+    else:
+        if not isinstance(raw, str):
+            raise _refuse(setting, raw, source, "not text")
+        value = raw
+    if setting.check is not None:
+        why = setting.check(value)
+        if why is not None:
+            raise _refuse(setting, raw, source, why)
+    return value
+
+
+def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings may sit at the top of the file or inside a [section] table."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for inner, inner_value in value.items():
+                flat[inner] = inner_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the registry's settings from ``path`` (may be missing) and the environment.
+
+    Raises :class:`SettingsError` for a file that is not valid TOML, an
+    unknown setting name, or a value that cannot be used.
+    """
+    environ = os.environ if environ is None else environ
+    values = {name: setting.default for name, setting in _REGISTRY.items()}
+    sources = {name: "default" for name in _REGISTRY}
+    if path is not None and path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+        for key, raw in _flatten(data).items():
+            setting = _REGISTRY.get(key)
+            if setting is None:
+                close = difflib.get_close_matches(key, _REGISTRY, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise SettingsError(f"{path}: unknown setting '{key}'{hint}", setting=key)
+            values[key] = parse_value(setting, raw, str(path))
+            sources[key] = str(path)
+    for name, setting in _REGISTRY.items():
+        if setting.env_name in environ:
+            values[name] = parse_value(setting, environ[setting.env_name], f"environment {setting.env_name}")
+            sources[name] = f"environment {setting.env_name}"
+    if not values.get("database_url") and environ.get("DATABASE_URL"):
+        values["database_url"] = environ["DATABASE_URL"]
+        sources["database_url"] = "environment DATABASE_URL"
+    for key in environ:
+        if (
+            key.startswith(ENV_PREFIX)
+            and key not in {s.env_name for s in _REGISTRY.values()}
+            and key != "APPLIANCE_HOME"
+        ):
+            name = key[len(ENV_PREFIX) :].lower()
+            close = difflib.get_close_matches(name, _REGISTRY, n=1)
+            hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+            raise SettingsError(f"environment {key}: unknown setting '{name}'{hint}", setting=name)
+    return Settings(values, sources)
+
+
+def render_default_file() -> str:
+    """The text of a new ``appliance.toml``: every setting commented out with its help and default."""
+    import tomli_w
+
+    lines = [
+        "# Office Appliance settings. Uncomment a line to change it.",
+        "# Environment variables APPLIANCE_<NAME> override this file.",
+        "",
+    ]
+    section = None
+    for setting in _REGISTRY.values():
+        if setting.section != section:
+            section = setting.section
+            lines.append(f"# --- {section} ---")
+        lines.append(f"# {setting.help}")
+        if setting.accepts:
+            lines.append(f"# Accepts {setting.accepts}.")
+        lines.append("# " + tomli_w.dumps({setting.name: setting.default}).strip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_settings(path: Path, changes: Mapping[str, Any]) -> None:
+    """Set ``changes`` in the settings file, validating each; the file is replaced atomically.
+
+    Raises :class:`SettingsError` for an unknown name or a bad value; then the
+    file is left as it was.
+    """
+    import tomli_w
+
+    current: dict[str, Any] = {}
+    if path.exists():
+        current = _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
+    for name, raw in changes.items():
+        setting = _REGISTRY.get(name)
+        if setting is None:
+            raise SettingsError(f"unknown setting '{name}'", setting=name)
+        current[name] = parse_value(setting, raw, "the new value")
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(current), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,113 @@
+"""One worker process: serves the WSGI app with Waitress on the parent's socket.
+
+Started by :mod:`appliance.server` as ``python -m appliance.worker``. On
+SIGTERM it stops accepting, lets in-flight requests finish (up to the grace
+setting), then exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from waitress import create_server
+from waitress.channel import HTTPChannel
+from waitress.wasyncore import loop
+
+from appliance.db import open_database
+from appliance.home import open_instance
+from appliance.logs import configure_worker_logging
+from appliance.server import ServerRuntime
+
+log = logging.getLogger("appliance.worker")
+
+
+def load_factory(spec: str):
+    """Import ``"module:function"`` and return the function."""
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _busy(server_map: dict, dispatcher) -> bool:
+    """Whether any request is queued, running, or still being written out."""
+    if dispatcher.queue or dispatcher.active_count > 0:
+        return True
+    for channel in list(server_map.values()):
+        if isinstance(channel, HTTPChannel) and (channel.requests or channel.total_outbufs_len):
+            return True
+    return False
+
+
+def serve_until_stopped(server, stop: threading.Event, grace: float) -> None:
+    """Run Waitress's loop until ``stop`` is set, then drain in-flight work for up to ``grace`` seconds."""
+    server_map = server._map
+    while not stop.is_set():
+        loop(timeout=0.2, map=server_map, use_poll=True, count=1)
+    # Stop accepting: this process closes its copy of the listening socket.
+    server.accepting = False
+    server.del_channel()
+    server.socket.close()
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _busy(server_map, server.task_dispatcher):
+        loop(timeout=0.05, map=server_map, use_poll=True, count=1)
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="appliance.worker")
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--slot", type=int, required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--factory", required=True)
+    parser.add_argument("--started-at", required=True)
+    args = parser.parse_args(argv)
+
+    instance = open_instance(Path(args.home))
+    configure_worker_logging(instance.settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # The parent handles Ctrl+C for the whole group; the worker waits for its SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    open_database(instance)
+    try:
+        token = instance.paths.control_token.read_text().strip()
+    except OSError:
+        token = None
+    runtime = ServerRuntime(slot=args.slot, workers=args.workers, started_at=args.started_at, control_token=token)
+    app = load_factory(args.factory)(instance, runtime)
+
+    sock = socket.socket(fileno=args.fd)
+    settings = instance.settings
+    options = {
+        "threads": settings.threads,
+        "connection_limit": settings.connection_limit,
+        "backlog": settings.backlog,
+        "ident": "office-appliance",
+        "channel_timeout": 60,
+    }
+    if settings.trusted_proxy:
+        options.update(
+            trusted_proxy=settings.trusted_proxy,
+            trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"},
+            clear_untrusted_proxy_headers=True,
+        )
+    else:
+        options["clear_untrusted_proxy_headers"] = True
+    server = create_server(app, sockets=[sock], **options)
+    log.info("worker serving", extra={"slot": args.slot})
+    serve_until_stopped(server, stop, settings.shutdown_grace_seconds)
+    log.info("worker stopped", extra={"slot": args.slot})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The Flask application of Office Appliance: pages, admin pages and the JSON API."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Flask, g, request
+
+from appliance.db import database, open_database
+from appliance.home import Instance
+from appliance.metrics import MetricsRecorder
+from appliance.server import ServerRuntime
+
+
+def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flask:
+    """Build the app for ``instance``.
+
+    ``runtime`` is given by the server runner (worker slot, control token);
+    without it (tests, scripts) metrics stay in memory and the control token
+    is read from the home's run folder when a server wrote one.
+    """
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=instance.secret_key(),
+        MAX_CONTENT_LENGTH=None,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["appliance.instance"] = instance
+    app.extensions["appliance.runtime"] = runtime
+    if database.obj is None:
+        open_database(instance)
+
+    if runtime is not None:
+        recorder = MetricsRecorder(instance.paths.metrics_file, runtime.slot)
+        recorder.start_flusher()
+    else:
+        recorder = MetricsRecorder(None, 0)
+    app.extensions["appliance.metrics"] = recorder
+
+    from webapp import errors, health, observe, system
+
+    errors.init_app(app)
+    observe.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(system.bp)
+
+    @app.teardown_appcontext
+    def close_database(_exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+    return app
+
+
+def current_instance() -> Instance:
+    from flask import current_app
+
+    return current_app.extensions["appliance.instance"]
+
+
+def control_token_matches(token: str) -> bool:
+    """Whether ``token`` is this server's control token (constant-time)."""
+    from flask import current_app
+
+    runtime: ServerRuntime | None = current_app.extensions["appliance.runtime"]
+    expected = runtime.control_token if runtime else None
+    if expected is None:
+        try:
+            expected = current_instance().paths.control_token.read_text().strip()
+        except OSError:
+            return False
+    return bool(token) and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+__all__ = ["bearer_token", "control_token_matches", "create_app", "current_instance", "g"]

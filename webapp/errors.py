@@ -1,0 +1,70 @@
+"""The one place where errors become HTTP answers: JSON under /api/, a page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from appliance.errors import ApplianceError
+
+log = logging.getLogger("webapp.errors")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "throttled",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics")
+
+
+def error_response(status: int, body: dict) -> Response:
+    """Render the error body as JSON (API) or as the error page."""
+    if wants_json():
+        response = jsonify(body)
+    else:
+        response = Response(render_template("error.html", status=status, error=body["error"]), mimetype="text/html")
+    response.status_code = status
+    return response
+
+
+def _appliance_error(exc: ApplianceError) -> Response:
+    return error_response(exc.status, exc.to_dict())
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code = _HTTP_CODES.get(status, "error")
+    message = exc.description or exc.name
+    if status == 413:
+        message = "The request body is too large."
+    response = error_response(status, {"error": {"code": code, "message": message}})
+    if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(
+        500, {"error": {"code": "internal_error", "message": "Something went wrong on the server; it has been logged."}}
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(ApplianceError, _appliance_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
