@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOME_DIR ?=
 
-.PHONY: serve test lint format console bench setup browser
+.PHONY: serve test lint format console bench setup browser postgres
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
+# Debian's PostgreSQL server binaries for tests/appliance/test_postgres.py (the test starts its own server).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q postgresql; }
+
 serve: $(BIN)/.installed
 	$(BIN)/appliance init $(if $(HOME_DIR),--home $(HOME_DIR))
 	$(BIN)/appliance serve $(if $(HOME_DIR),--home $(HOME_DIR))
@@ -27,7 +33,7 @@ serve: $(BIN)/.installed
 console: $(BIN)/.installed
 	$(BIN)/appliance console $(if $(HOME_DIR),--home $(HOME_DIR))
 
-test: $(BIN)/.installed browser
+test: $(BIN)/.installed browser postgres
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

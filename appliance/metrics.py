@@ -146,6 +146,7 @@ def _read_slot(buf: mmap.mmap, offset: int) -> dict | None:
 def read_metrics(path: Path) -> dict:
     """Merge every worker's slot: per route count, errors, mean and p50/p95/p99 in ms, plus totals."""
     routes: dict[str, _Route] = {}
+    workers: list[dict] = []
     if path.exists():
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -154,6 +155,10 @@ def read_metrics(path: Path) -> dict:
                 try:
                     for offset in range(0, size, SLOT_SIZE):
                         snap = _read_slot(buf, offset)  # type: ignore[arg-type]
+                        if snap is not None:
+                            workers.append(
+                                {"slot": offset // SLOT_SIZE, "pid": snap.get("pid"), "requests": sum(r["count"] for r in snap.get("routes", {}).values())}
+                            )
                         for name, data in (snap or {}).get("routes", {}).items():
                             entry = routes.setdefault(name, _Route())
                             entry.count += data["count"]
@@ -173,6 +178,7 @@ def read_metrics(path: Path) -> dict:
         "errors": total.errors,
         "latency_ms": _summary(total),
         "buckets_ms": list(BUCKETS_MS),
+        "workers": workers,
         "buckets": total.buckets,
         "routes": {
             name: {"requests": r.count, "errors": r.errors, "latency_ms": _summary(r), "buckets": r.buckets}

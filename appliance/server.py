@@ -207,6 +207,8 @@ class Supervisor:
             self.app_factory,
             "--started-at",
             self.started_at,
+            "--parent-pid",
+            str(os.getpid()),
         ]
 
     def start_worker(self, slot: WorkerSlot) -> None:
@@ -324,11 +326,16 @@ def run_server(
     port: int | None = None,
     say: Callable[[str], None] = print,
     on_ready: Callable[[str], None] | None = None,
+    services: list | None = None,
 ) -> int:
     """Serve ``app_factory`` from ``instance`` until SIGINT/SIGTERM; returns the exit status (0).
 
     Raises :class:`StartupRefused`, :class:`HomeError`, :class:`MigrationRequired`
     or :class:`SettingsError` before anything is served when it cannot start.
+
+    ``services`` are objects with ``start()``/``stop()`` run in this parent
+    process: started after the workers, stopped before them. ``None`` means
+    the core's own (the job scheduler, :func:`appliance.scheduler.server_services`).
     """
     settings = instance.settings
     host = host if host is not None else settings.host
@@ -344,8 +351,14 @@ def run_server(
     logs: LogFiles | None = None
     sock: socket.socket | None = None
     supervisor: Supervisor | None = None
+    started_services: list = []
     try:
         logs = configure_parent_logging(instance)
+        from appliance.restore import recover_interrupted_restore
+
+        recovered = recover_interrupted_restore(instance.paths)
+        if recovered:
+            log.warning(recovered)
         _prepare_database(instance)
         sock = bind_socket(host, port, settings.backlog)
         sock.set_inheritable(True)
@@ -364,6 +377,13 @@ def run_server(
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         supervisor = Supervisor(instance, sock, app_factory, workers, logs, started_at)
         supervisor.start()
+        if services is None:
+            from appliance.scheduler import server_services
+
+            services = server_services(instance)
+        for service in services:
+            service.start()
+            started_services.append(service)
         info = {
             "pid": os.getpid(),
             "url": url,
@@ -387,6 +407,8 @@ def run_server(
             stop.wait(0.5)
         say("stopping: letting in-flight requests finish ...")
         log.info("server stopping")
+        while started_services:
+            started_services.pop().stop()
         supervisor.stop(settings.shutdown_grace_seconds)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -394,6 +416,8 @@ def run_server(
         say("stopped")
         return 0
     finally:
+        while started_services:
+            started_services.pop().stop()
         if supervisor is not None and not supervisor.stopping:
             supervisor.stop(0)
         if sock is not None:

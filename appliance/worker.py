@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -45,11 +46,18 @@ def _busy(server_map: dict, dispatcher) -> bool:
     return False
 
 
-def serve_until_stopped(server, stop: threading.Event, grace: float) -> None:
-    """Run Waitress's loop until ``stop`` is set, then drain in-flight work for up to ``grace`` seconds."""
+def serve_until_stopped(server, stop: threading.Event, grace: float, parent_pid: int | None = None) -> None:
+    """Run Waitress's loop until ``stop`` is set, then drain in-flight work for up to ``grace`` seconds.
+
+    A worker whose parent died (killed without a chance to stop it) stops too,
+    so no orphan keeps serving the port.
+    """
     server_map = server._map
     while not stop.is_set():
         loop(timeout=0.2, map=server_map, use_poll=True, count=1)
+        if parent_pid is not None and os.getppid() != parent_pid:
+            log.error("the server's parent process is gone; this worker stops")
+            break
     # Stop accepting: this process closes its copy of the listening socket.
     server.accepting = False
     server.del_channel()
@@ -68,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--factory", required=True)
     parser.add_argument("--started-at", required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
 
     instance = open_instance(Path(args.home))
@@ -93,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         "backlog": settings.backlog,
         "ident": "office-appliance",
         "channel_timeout": 60,
+        # Waitress answers 413 itself, before reading the body, when Content-Length
+        # is over this (uploads are the largest bodies; 64 KiB leaves room for the
+        # multipart envelope and the other fields).
+        "max_request_body_size": settings.max_upload_mb * 1024 * 1024 + 64 * 1024,
     }
     if settings.trusted_proxy:
         options.update(
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         options["clear_untrusted_proxy_headers"] = True
     server = create_server(app, sockets=[sock], **options)
     log.info("worker serving", extra={"slot": args.slot})
-    serve_until_stopped(server, stop, settings.shutdown_grace_seconds)
+    serve_until_stopped(server, stop, settings.shutdown_grace_seconds, parent_pid=args.parent_pid)
     log.info("worker stopped", extra={"slot": args.slot})
     return 0
 

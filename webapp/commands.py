@@ -13,6 +13,18 @@ from appliance.server import run_server
 APP_FACTORY = "webapp:create_app"
 
 
+def _offer_setup_link(url: str) -> None:
+    """On a new instance with no admin, print a one-time link that creates the first one."""
+    from appliance.db import database
+    from appliance.setup_links import VALID_FOR, create_setup_link
+
+    with database.connection_context():
+        secret = create_setup_link()
+    if secret:
+        minutes = int(VALID_FOR.total_seconds() // 60)
+        click.echo(f"No admin yet: create the first admin at {url}setup/{secret} (works once, for {minutes} minutes)")
+
+
 @click.command("serve")
 @home_option
 @click.option("--host", default=None, help="Address to bind (default: the 'host' setting, 127.0.0.1).")
@@ -26,7 +38,9 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the server in the foreground until Ctrl+C or SIGTERM."""
     try:
         instance = current_instance()
-        code = run_server(instance, APP_FACTORY, host=host, port=port, say=lambda line: click.echo(line))
+        code = run_server(
+            instance, APP_FACTORY, host=host, port=port, say=lambda line: click.echo(line), on_ready=_offer_setup_link
+        )
     except ApplianceError as exc:
         fail(exc.message)
     sys.exit(code)

@@ -1,0 +1,191 @@
+"""``appliance backup ...`` and ``appliance jobs ...``: backups and scheduled jobs from the command line.
+
+``backup create|list|verify|restore`` and ``jobs list|run`` call the same
+services as the API and the pages. ``jobs run`` runs the job in this process
+with the same no-overlap guarantee as the server's scheduler (a per-job OS lock).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from appliance.cli import command, current_instance, json_option, print_json
+from appliance.errors import MigrationRequired
+from appliance.home import Instance
+
+
+@contextmanager
+def _database(instance: Instance) -> Iterator[None]:
+    """Open the instance's (migrated) database for one command."""
+    from appliance.db import open_database
+    from appliance.migrate import pending_migrations
+
+    db = open_database(instance)
+    with db.connection_context():
+        pending = pending_migrations(db)
+        if pending:
+            raise MigrationRequired(
+                f"the database needs {len(pending)} migration(s); run `appliance migrate --home {instance.home}` first"
+            )
+        yield
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _backup_line(item: dict) -> str:
+    problems = (item.get("verification") or {}).get("problems") or []
+    why = f" ({problems[0]})" if problems else ""
+    return f"{item['name']}  {item['created_at']}  {_size(item['size']):>9}  {item['status']}{why}"
+
+
+@click.group("backup")
+def backup_group() -> None:
+    """Make, list, verify and restore backups."""
+
+
+@command(backup_group, "create")
+@json_option
+def backup_create(as_json: bool) -> None:
+    """Write a backup now and verify it; exits non-zero when verification fails."""
+    from appliance.jobs import take_backup
+    from appliance.restore import recover_if_idle
+
+    instance = current_instance()
+    recover_if_idle(instance.paths)
+    with _database(instance):
+        item = take_backup(instance, kind="manual")
+    if as_json:
+        print_json(item)
+    else:
+        click.echo(_backup_line(item))
+        offsite = item["verification"].get("offsite")
+        if offsite:
+            click.echo(f"offsite copy: {'checked' if offsite['ok'] else 'FAILED: ' + str(offsite.get('error'))}")
+    if not item["verified"]:
+        click.echo(
+            f"error: the backup failed verification and was kept aside in {instance.paths.backups_dir / 'failed'}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@command(backup_group, "list")
+@json_option
+def backup_list(as_json: bool) -> None:
+    """List the backups in the backups folder, newest first, with their verification result."""
+    from appliance.backups import list_backups
+
+    items = list_backups(current_instance().paths)
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        click.echo("no backups yet")
+    for item in items:
+        click.echo(_backup_line(item))
+
+
+@command(backup_group, "verify")
+@click.argument("archive")
+@json_option
+def backup_verify(archive: str, as_json: bool) -> None:
+    """Check ARCHIVE (a name in the backups folder, or a path): checksums, integrity, row counts."""
+    from appliance.backups import resolve_archive, verify_archive, write_verification
+
+    paths = current_instance().paths
+    path = resolve_archive(paths, archive)
+    result = verify_archive(path, paths.backups_dir)
+    if path.parent in (paths.backups_dir, paths.backups_dir / "failed"):
+        write_verification(path, result)
+    if as_json:
+        print_json({"name": path.name, **result})
+    elif result["ok"]:
+        click.echo(f"{path.name}: verified ({result['members_checked']} members, integrity ok)")
+    else:
+        click.echo(f"{path.name}: FAILED")
+        for problem in result["problems"]:
+            click.echo(f"  - {problem}")
+    if not result["ok"]:
+        sys.exit(1)
+
+
+@command(backup_group, "restore")
+@click.argument("archive")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-safety-backup", is_flag=True, help="Do not back up the current state first.")
+@json_option
+def backup_restore(archive: str, yes: bool, no_safety_backup: bool, as_json: bool) -> None:
+    """Replace the database and files with those of ARCHIVE; refused while a server runs on this home."""
+    from appliance.backups import resolve_archive
+    from appliance.restore import restore_backup
+
+    paths = current_instance().paths
+    path = resolve_archive(paths, archive)
+    if not yes:
+        click.confirm(f"Replace the data of {paths.home} with {path.name}?", abort=True)
+    outcome = restore_backup(paths, path, safety_backup=not no_safety_backup)
+    if as_json:
+        print_json(outcome)
+        return
+    click.echo(f"restored {outcome['restored']}")
+    if outcome["safety_backup"]:
+        click.echo(f"the state before the restore is in {outcome['safety_backup']}")
+    for name in outcome["migrations_applied"]:
+        click.echo(f"applied migration {name}")
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """List scheduled jobs and run one now."""
+
+
+@command(jobs_group, "list")
+@json_option
+def jobs_list(as_json: bool) -> None:
+    """List the jobs with their schedule, last and next run."""
+    from appliance.jobs import current_settings, ensure_jobs, job_items
+
+    instance = current_instance()
+    with _database(instance):
+        ensure_jobs(current_settings(instance))
+        items = job_items()
+    if as_json:
+        print_json(items)
+        return
+    for item in items:
+        state = "enabled" if item["enabled"] else "disabled"
+        click.echo(
+            f"{item['name']:<16} {item['schedule']:<14} {state:<9} last: {item['last_outcome'] or '-':<8} "
+            f"next: {item['next_run'] or '-'}"
+        )
+
+
+@command(jobs_group, "run")
+@click.argument("name")
+@json_option
+def jobs_run(name: str, as_json: bool) -> None:
+    """Run job NAME here and now (refused while a run of it goes on); exits non-zero when it fails."""
+    from appliance.jobs import current_settings, ensure_jobs, run_job, serialize_run
+
+    instance = current_instance()
+    with _database(instance):
+        ensure_jobs(current_settings(instance))
+        run = run_job(instance, name, trigger="cli")
+        item = serialize_run(run)
+    if as_json:
+        print_json(item)
+    else:
+        click.echo(f"{name}: {item['outcome']} in {item['duration_seconds']:.1f} s: {item['message']}")
+    if item["outcome"] != "ok":
+        sys.exit(1)

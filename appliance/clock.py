@@ -1,0 +1,34 @@
+"""Time as the database stores it: naive datetimes in UTC.
+
+Every timestamp column holds UTC without a zone (SQLite compares them as
+text, so one form everywhere keeps comparisons right); answers carry them as
+ISO 8601 with a ``Z``. Services take an optional ``now`` so that tests can
+pass a fake clock's time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def utcnow() -> dt.datetime:
+    """The current time in UTC, without a zone (the stored form)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def as_stored(moment: dt.datetime | None) -> dt.datetime:
+    """``moment`` (aware in any zone, or naive UTC) in the stored form; ``None`` means now."""
+    if moment is None:
+        return utcnow()
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """A stored timestamp as ISO 8601 in UTC (``2026-01-05T12:00:00Z``); ``None`` stays ``None``."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):  # a value read back raw from SQLite
+        moment = dt.datetime.fromisoformat(moment)
+    return as_stored(moment).isoformat(timespec="seconds") + "Z"

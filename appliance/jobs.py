@@ -1,0 +1,594 @@
+"""Scheduled jobs: their definitions and runs in the database, the built-in jobs, and running one.
+
+A job definition (``job`` table) holds the name, the schedule (a cron
+expression or ``every <n><s|m|h|d>``, see :mod:`appliance.schedules`),
+whether it is enabled, its options, a ``version`` bumped at every change
+(the scheduler in the server's parent process compares it to reschedule
+without a restart), the next planned run and a pending run-now request.
+
+:func:`run_job` runs one job in the calling process and records the run; a
+per-job OS lock in ``<home>/run`` makes a job never overlap itself, whether
+the scheduler or ``appliance jobs run`` started it. Built-in jobs: ``backup``,
+``prune_backups``, ``db_maintenance`` and ``cleanup``; other parts add theirs
+with :func:`register_job`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import peewee
+
+from appliance.alerts import raise_alert
+from appliance.backups import BackupFailed, create_backup, fsync_dir, prune_backups
+from appliance.clock import as_stored, iso
+from appliance.db import BaseModel, database, is_sqlite
+from appliance.errors import Busy, NotFound, SettingsError, ValidationFailed
+from appliance.home import Instance, Paths
+from appliance.schedules import parse_schedule
+from appliance.settings import Settings, load_settings
+
+log = logging.getLogger("appliance.jobs")
+
+
+class Job(BaseModel):
+    name = peewee.CharField(primary_key=True, max_length=64)
+    schedule = peewee.CharField(max_length=200)
+    enabled = peewee.BooleanField(default=True)
+    options = peewee.TextField(default="{}")
+    version = peewee.IntegerField(default=1)
+    updated_at = peewee.DateTimeField()
+    next_run_at = peewee.DateTimeField(null=True)
+    run_requested_at = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "job"
+
+
+class JobRun(BaseModel):
+    job = peewee.CharField(max_length=64, index=True)
+    trigger = peewee.CharField(max_length=20)
+    started_at = peewee.DateTimeField(index=True)
+    finished_at = peewee.DateTimeField(null=True)
+    outcome = peewee.CharField(max_length=20)  # running, ok, failed, skipped, missed, interrupted
+    message = peewee.TextField(default="")
+    duration_seconds = peewee.FloatField(null=True)
+    scheduled_for = peewee.DateTimeField(null=True)
+    pid = peewee.IntegerField(null=True)
+
+    class Meta:
+        table_name = "job_run"
+
+
+class JobFailed(Exception):
+    """A job's own way to fail with a clear message; ``alerted`` when it already raised its alert."""
+
+    def __init__(self, message: str, *, alerted: bool = False):
+        super().__init__(message)
+        self.alerted = alerted
+
+
+@dataclass
+class JobContext:
+    """What a job function gets: the instance, fresh settings, the clock and the job's options."""
+
+    instance: Instance
+    settings: Settings
+    now: Callable[[], dt.datetime]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    func: Callable[[JobContext], str]
+    default_schedule: Callable[[Settings], str]
+    description: str
+
+
+_REGISTRY: dict[str, JobSpec] = {}
+
+
+def register_job(
+    name: str, func: Callable[[JobContext], str], default_schedule: str | Callable[[Settings], str], description: str
+) -> None:
+    """Make ``func`` a job; it returns a one-line summary or raises to fail. Its row is created with
+    ``default_schedule`` the next time the scheduler starts or the jobs are listed."""
+    schedule = default_schedule if callable(default_schedule) else (lambda _s, text=default_schedule: text)
+    _REGISTRY[name] = JobSpec(name, func, schedule, description)
+
+
+def unregister_job(name: str) -> None:
+    """Forget a registered job (its row and runs stay in the database, unlisted)."""
+    _REGISTRY.pop(name, None)
+
+
+def job_specs() -> dict[str, JobSpec]:
+    return dict(_REGISTRY)
+
+
+def current_settings(instance: Instance) -> Settings:
+    """The settings as the file and environment say now (jobs pick up changes without a restart);
+    the instance's own when the file has become unreadable."""
+    try:
+        return load_settings(instance.paths.settings_file)
+    except SettingsError as exc:
+        log.warning("settings unreadable, using those read at start: %s", exc.message)
+        return instance.settings
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- definitions ------------------------------------------------------------------------
+
+
+def ensure_jobs(settings: Settings, now: dt.datetime | None = None) -> list[str]:
+    """Create the row of every registered job that has none yet; returns the names created."""
+    created = []
+    existing = {name for (name,) in Job.select(Job.name).tuples()}
+    for spec in _REGISTRY.values():
+        if spec.name in existing:
+            continue
+        with database.atomic():
+            Job.insert(
+                name=spec.name,
+                schedule=parse_schedule(spec.default_schedule(settings)).text,
+                enabled=True,
+                options="{}",
+                version=1,
+                updated_at=as_stored(now),
+                created_at=as_stored(now),
+            ).on_conflict_ignore().execute()
+        created.append(spec.name)
+    return created
+
+
+def get_job(name: str) -> Job:
+    """The definition of job ``name``; raises :class:`NotFound`."""
+    job = Job.get_or_none(Job.name == name) if name in _REGISTRY else None
+    if job is None:
+        known = ", ".join(sorted(_REGISTRY))
+        raise NotFound(f"there is no job named {name!r} (jobs: {known})")
+    return job
+
+
+def list_jobs() -> list[Job]:
+    """Every registered job's definition, by name."""
+    return list(Job.select().where(Job.name.in_(list(_REGISTRY))).order_by(Job.name))
+
+
+def last_runs(names: list[str]) -> dict[str, JobRun]:
+    """The newest finished-or-running run of each job (one query)."""
+    if not names:
+        return {}
+    newest = (
+        JobRun.select(peewee.fn.MAX(JobRun.id))
+        .where(JobRun.job.in_(names) & (JobRun.outcome != "missed"))
+        .group_by(JobRun.job)
+    )
+    return {run.job: run for run in JobRun.select().where(JobRun.id.in_(newest))}
+
+
+def serialize_job(job: Job, last_run: JobRun | None = None) -> dict[str, Any]:
+    """The job item of API.md: ``{"name", "schedule", "enabled", "last_run", "next_run", "last_outcome"}``
+    plus ``description``, ``options``, ``running`` and ``run_requested``."""
+    spec = _REGISTRY.get(job.name)
+    return {
+        "name": job.name,
+        "schedule": job.schedule,
+        "enabled": job.enabled,
+        "last_run": serialize_run(last_run) if last_run else None,
+        "next_run": iso(job.next_run_at) if job.enabled else None,
+        "last_outcome": last_run.outcome if last_run else None,
+        "running": bool(last_run and last_run.outcome == "running"),
+        "run_requested": job.run_requested_at is not None,
+        "description": spec.description if spec else "",
+        "options": json.loads(job.options or "{}"),
+    }
+
+
+def job_items() -> list[dict[str, Any]]:
+    """Every job as a listing item, with its last run."""
+    jobs = list_jobs()
+    runs = last_runs([j.name for j in jobs])
+    return [serialize_job(job, runs.get(job.name)) for job in jobs]
+
+
+def update_job(
+    name: str,
+    changes: dict[str, Any],
+    *,
+    actor: Any = None,
+    address: str | None = None,
+    now: dt.datetime | None = None,
+) -> Job:
+    """Change a job's ``schedule``, ``enabled`` or ``options``; the scheduler applies it within
+    seconds, no restart needed. Raises :class:`NotFound`, or :class:`ValidationFailed` naming each
+    bad field (a bad cron expression says why); then nothing changes."""
+    from appliance.audit import record_event
+
+    job = get_job(name)
+    if not isinstance(changes, dict):
+        raise ValidationFailed({"body": "Send an object with schedule, enabled or options."})
+    problems: dict[str, str] = {}
+    for key in changes:
+        if key not in ("schedule", "enabled", "options"):
+            problems[key] = "Unknown field; a job has schedule, enabled and options."
+    values: dict[str, Any] = {}
+    if "schedule" in changes:
+        try:
+            values["schedule"] = parse_schedule(changes["schedule"]).text
+        except ValueError as exc:
+            problems["schedule"] = str(exc)
+    if "enabled" in changes:
+        if isinstance(changes["enabled"], bool):
+            values["enabled"] = changes["enabled"]
+        else:
+            problems["enabled"] = "Must be true or false."
+    if "options" in changes:
+        if isinstance(changes["options"], dict):
+            values["options"] = json.dumps(changes["options"], sort_keys=True)
+        else:
+            problems["options"] = "Must be an object."
+    if problems:
+        raise ValidationFailed(problems)
+    if not values:
+        return job
+    moment = as_stored(now)
+    enabled = values.get("enabled", job.enabled)
+    schedule = parse_schedule(values.get("schedule", job.schedule))
+    # The answer shows the next run at once; the scheduler overwrites it with its own plan.
+    values["next_run_at"] = as_stored(schedule.next_after(_aware(moment))) if enabled else None
+    with database.atomic():
+        Job.update(**values, version=Job.version + 1, updated_at=moment).where(Job.name == name).execute()
+        record_event(
+            "job.updated",
+            actor=actor,
+            target=f"job:{name}",
+            address=address,
+            details={k: v for k, v in changes.items() if k in ("schedule", "enabled", "options")},
+            now=moment,
+        )
+    return get_job(name)
+
+
+def request_run(name: str, *, actor: Any = None, address: str | None = None, now: dt.datetime | None = None) -> Job:
+    """Ask the server's scheduler to run job ``name`` now (it picks the request up within seconds).
+    Raises :class:`NotFound`."""
+    from appliance.audit import record_event
+
+    get_job(name)
+    moment = as_stored(now)
+    with database.atomic():
+        Job.update(run_requested_at=moment).where(Job.name == name).execute()
+        record_event("job.run_requested", actor=actor, target=f"job:{name}", address=address, now=moment)
+    return get_job(name)
+
+
+def list_runs(name: str) -> peewee.ModelSelect:
+    """Runs of job ``name``, newest first (for :func:`appliance.pagination.paginate`). Raises :class:`NotFound`."""
+    get_job(name)
+    return JobRun.select().where(JobRun.job == name).order_by(JobRun.started_at.desc(), JobRun.id.desc())
+
+
+def serialize_run(run: JobRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job": run.job,
+        "trigger": run.trigger,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "outcome": run.outcome,
+        "message": run.message,
+        "duration_seconds": run.duration_seconds,
+    }
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+@contextlib.contextmanager
+def job_lock(paths: Paths, name: str) -> Iterator[None]:
+    """Hold job ``name``'s OS lock (``run/job-<name>.lock``); raises :class:`Busy` while a run of it
+    goes on anywhere on this home. The OS frees it when the holder dies."""
+    import fcntl
+
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(paths.run_dir / f"job-{name}.lock", "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise Busy(f"busy: the job {name!r} is already running") from None
+    try:
+        yield
+    finally:
+        fh.close()
+
+
+def job_is_running(paths: Paths, name: str) -> bool:
+    try:
+        with job_lock(paths, name):
+            return False
+    except Busy:
+        return True
+
+
+def record_run(name: str, trigger: str, outcome: str, message: str, *, now: dt.datetime | None = None) -> JobRun:
+    """Record a run that did not execute (``skipped`` or ``missed``), so the history shows it."""
+    moment = as_stored(now)
+    with database.atomic():
+        return JobRun.create(
+            job=name,
+            trigger=trigger,
+            started_at=moment,
+            finished_at=moment,
+            outcome=outcome,
+            message=message,
+            duration_seconds=0.0,
+            pid=os.getpid(),
+        )
+
+
+def run_job(
+    instance: Instance,
+    name: str,
+    *,
+    trigger: str = "manual",
+    now: Callable[[], dt.datetime] = _utcnow,
+    scheduled_for: dt.datetime | None = None,
+) -> JobRun:
+    """Run job ``name`` here and now, record the run, and return it (outcome ``ok`` or ``failed``).
+
+    A failing job never raises: the run is recorded as failed and an alert is
+    raised (mailed to the admins). Raises :class:`NotFound` for an unknown job
+    and :class:`Busy` while a run of the same job goes on (nothing is recorded then).
+    """
+    if name in _REGISTRY and not Job.select().where(Job.name == name).exists():
+        ensure_jobs(current_settings(instance))
+    job = get_job(name)
+    spec = _REGISTRY[name]
+    with job_lock(instance.paths, name):
+        settings = current_settings(instance)
+        with database.atomic():
+            run = JobRun.create(
+                job=name,
+                trigger=trigger,
+                started_at=as_stored(now()),
+                outcome="running",
+                pid=os.getpid(),
+                scheduled_for=as_stored(scheduled_for) if scheduled_for else None,
+            )
+        started = time.monotonic()
+        context = JobContext(instance, settings, now, json.loads(job.options or "{}"))
+        alerted = False
+        try:
+            message = spec.func(context) or ""
+            outcome = "ok"
+        except JobFailed as exc:
+            outcome, message, alerted = "failed", str(exc), exc.alerted
+        except Exception as exc:
+            log.exception("job %s failed", name)
+            outcome, message = "failed", f"{type(exc).__name__}: {exc}"
+        run.outcome = outcome
+        run.message = message[:4000]
+        run.finished_at = as_stored(now())
+        run.duration_seconds = round(time.monotonic() - started, 3)
+        with database.atomic():
+            run.save()
+            if context.options != json.loads(job.options or "{}"):
+                Job.update(options=json.dumps(context.options, sort_keys=True)).where(Job.name == name).execute()
+        log.info("job %s: %s", name, outcome, extra={"job": name, "outcome": outcome})
+        if outcome == "failed" and not alerted:
+            raise_alert(
+                settings,
+                "job_failed",
+                f"Job {name} failed",
+                f"The job {name!r} ({trigger} run) failed: {message}",
+                job=name,
+                key=f"run-failed:{run.id}",
+                now=now(),
+            )
+        return run
+
+
+def mark_interrupted_runs(paths: Paths, now: dt.datetime | None = None) -> int:
+    """Runs still marked ``running`` whose job nobody runs any more (the process died) become
+    ``interrupted``; returns how many."""
+    count = 0
+    for run in JobRun.select().where(JobRun.outcome == "running"):
+        if job_is_running(paths, run.job):
+            continue
+        with database.atomic():
+            count += (
+                JobRun.update(
+                    outcome="interrupted", finished_at=as_stored(now), message="the process running it stopped"
+                )
+                .where((JobRun.id == run.id) & (JobRun.outcome == "running"))
+                .execute()
+            )
+    return count
+
+
+# --- the built-in jobs ---------------------------------------------------------------------
+
+
+def take_backup(instance: Instance, *, kind: str = "manual", now: dt.datetime | None = None) -> dict[str, Any]:
+    """Write and verify a backup now (with its offsite copy when set); returns the listing item.
+
+    A failed verification and an unreachable offsite folder raise alerts; the
+    item tells which (``verified`` false, ``verification.offsite.ok`` false).
+    Raises :class:`Busy` during another backup or restore.
+    """
+    settings = current_settings(instance)
+    if settings.database_url:
+        raise BackupFailed(
+            "this instance uses PostgreSQL (database_url); back it up with pg_dump: "
+            "the appliance's archives hold the embedded SQLite database"
+        )
+    result = create_backup(instance.paths, now=now, kind=kind, offsite_dir=settings.backup_offsite_dir)
+    name = result.item["name"]
+    if not result.verified:
+        raise_alert(
+            settings,
+            "backup_failed",
+            f"Backup {name} failed verification",
+            "The backup was kept aside in backups/failed. Problems: " + "; ".join(result.verification["problems"]),
+            job="backup",
+            key=f"backup-failed:{name}",
+            now=now,
+        )
+    offsite = result.verification.get("offsite")
+    if offsite and not offsite["ok"]:
+        raise_alert(
+            settings,
+            "offsite_failed",
+            f"Offsite copy of {name} failed",
+            f"The backup is safe locally, but could not be copied to {settings.backup_offsite_dir}: {offsite.get('error')}",
+            job="backup",
+            key=f"offsite-failed:{name}",
+            now=now,
+        )
+    return result.item
+
+
+def _backup_job(ctx: JobContext) -> str:
+    item = take_backup(ctx.instance, kind="scheduled", now=ctx.now())
+    if not item["verified"]:
+        raise JobFailed(
+            f"{item['name']} failed verification: " + "; ".join(item["verification"]["problems"][:3]), alerted=True
+        )
+    message = f"{item['name']} written ({item['size']} bytes) and verified"
+    offsite = item["verification"].get("offsite")
+    if offsite:
+        message += "; offsite copy " + ("checked" if offsite["ok"] else f"FAILED: {offsite.get('error')}")
+    return message
+
+
+def _prune_job(ctx: JobContext) -> str:
+    outcome = prune_backups(
+        ctx.instance.paths,
+        ctx.settings.backup_keep_daily,
+        ctx.settings.backup_keep_weekly,
+        offsite_dir=ctx.settings.backup_offsite_dir,
+    )
+    return f"kept {len(outcome['kept'])} backup(s), deleted {len(outcome['deleted'])}"
+
+
+INTEGRITY_EVERY = dt.timedelta(days=7)
+
+
+def _maintenance_job(ctx: JobContext) -> str:
+    if not is_sqlite():
+        database.execute_sql("ANALYZE")
+        return "analyzed (PostgreSQL)"
+    busy, wal_pages, moved = database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    database.execute_sql("PRAGMA optimize")
+    parts = [
+        f"checkpoint moved {moved} of {wal_pages} WAL page(s)" + (" (readers kept part)" if busy else ""),
+        "optimized",
+    ]
+    last = ctx.options.get("last_integrity_check")
+    now = ctx.now()
+    if last is None or now - dt.datetime.fromisoformat(last.replace("Z", "+00:00")) >= INTEGRITY_EVERY:
+        rows = [row[0] for row in database.execute_sql("PRAGMA integrity_check").fetchall()]
+        ctx.options["last_integrity_check"] = iso(now)
+        if rows != ["ok"]:
+            raise JobFailed("integrity_check found problems: " + "; ".join(rows[:5]))
+        parts.append("integrity_check ok")
+    return "; ".join(parts)
+
+
+def archive_audit_events(paths: Paths, retention_days: int, now: dt.datetime) -> tuple[int, Path | None]:
+    """Move audit events older than ``retention_days`` into a CSV file under ``backups/audit-archive``,
+    then delete them; the file is on disk before anything is deleted. Returns ``(count, file)``."""
+    from appliance.audit import AuditEvent
+
+    if retention_days <= 0:
+        return 0, None
+    cutoff = as_stored(now) - dt.timedelta(days=retention_days)
+    with database.atomic():
+        events = list(AuditEvent.select().where(AuditEvent.at < cutoff).order_by(AuditEvent.id))
+        if not events:
+            return 0, None
+        folder = paths.backups_dir / "audit-archive"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"audit-until-{cutoff:%Y%m%dT%H%M%SZ}.csv"
+        counter = 2
+        while target.exists():
+            target = folder / f"audit-until-{cutoff:%Y%m%dT%H%M%SZ}-{counter}.csv"
+            counter += 1
+        tmp = target.with_name(f".{target.name}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "at", "actor_id", "actor", "action", "target", "address", "details"])
+            for e in events:
+                writer.writerow([e.id, iso(e.at), e.actor_id, e.actor, e.action, e.target, e.address or "", e.details])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        fsync_dir(folder)
+        AuditEvent.delete().where(AuditEvent.id.in_([e.id for e in events])).execute()
+    return len(events), target
+
+
+def _cleanup_job(ctx: JobContext) -> str:
+    from appliance.setup_links import SetupLink
+    from appliance.throttle import ThrottleRules, prune_throttle
+    from appliance.tokens import prune_tokens
+
+    now = ctx.now()
+    with database.atomic():
+        tokens = prune_tokens(now)
+        throttle = prune_throttle(ThrottleRules.from_settings(ctx.settings), now)
+        links = (
+            SetupLink.delete()
+            .where((SetupLink.expires_at <= as_stored(now)) | SetupLink.used_at.is_null(False))
+            .execute()
+        )
+    archived, target = archive_audit_events(ctx.instance.paths, ctx.settings.audit_retention_days, now)
+    message = (
+        f"removed {tokens} expired token(s), {throttle} old sign-in record(s), {links} used or expired set-up link(s)"
+    )
+    if archived:
+        message += f"; archived {archived} audit event(s) to {target.name}"
+    # Browser sessions are signed cookies that expire by themselves: nothing is stored to remove.
+    return message
+
+
+register_job(
+    "backup",
+    _backup_job,
+    lambda settings: settings.backup_schedule,
+    "Write and verify a backup of the database and files.",
+)
+register_job("prune_backups", _prune_job, "30 3 * * *", "Delete backups beyond the daily and weekly retention.")
+register_job(
+    "db_maintenance",
+    _maintenance_job,
+    "0 4 * * *",
+    "WAL checkpoint and PRAGMA optimize; integrity_check once a week.",
+)
+register_job(
+    "cleanup",
+    _cleanup_job,
+    "15 4 * * *",
+    "Remove expired tokens, sign-in records and set-up links; archive old audit events to CSV.",
+)

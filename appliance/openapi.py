@@ -1,0 +1,344 @@
+"""The OpenAPI 3.1 document of the records API, generated from the collections' definitions.
+
+Each collection the caller may view gets its own paths (``/api/collections/
+customers/records`` ...) and schemas (``customers.Record``, ``customers.Input``,
+``customers.Patch``), so a client generator or a fuzzer sees the real
+field types, choices, bounds and filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from appliance import __version__
+from appliance.collections import CollectionDef
+from appliance.fields import MAX_LONG_TEXT, MAX_TEXT, Field
+from appliance.record_query import operators_for
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error_responses(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed request or unknown parameter",
+        401: "Not signed in",
+        403: "Not allowed",
+        404: "Unknown (or not visible to the caller)",
+        409: "Conflict (a unique value taken, a record still referred to)",
+        413: "Too large",
+        422: "Invalid field values",
+    }
+    return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "type" in schema:
+        kind = schema["type"]
+        schema["type"] = [kind, "null"] if isinstance(kind, str) else [*kind, "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+        return schema
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def value_schema(spec: Field, *, for_input: bool) -> dict[str, Any]:
+    """The JSON Schema of one field's value (input: what may be sent; else what is answered)."""
+    kind = spec.type
+    schema: dict[str, Any]
+    if kind in ("text", "long_text"):
+        schema = {"type": "string", "maxLength": spec.max if spec.max is not None else MAX_TEXT}
+        if kind == "long_text" and spec.max is None:
+            schema["maxLength"] = MAX_LONG_TEXT
+        if spec.min is not None:
+            schema["minLength"] = max(spec.min, 1)
+        if spec.pattern:
+            schema["pattern"] = f"^(?:{spec.pattern})$"
+    elif kind == "integer":
+        schema = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
+        if spec.min is not None:
+            schema["minimum"] = spec.min
+        if spec.max is not None:
+            schema["maximum"] = spec.max
+    elif kind == "number":
+        schema = {"type": "number"}
+        if spec.min is not None:
+            schema["minimum"] = spec.min
+        if spec.max is not None:
+            schema["maximum"] = spec.max
+    elif kind == "boolean":
+        schema = {"type": "boolean"}
+    elif kind == "date":
+        schema = {"type": "string", "format": "date"}
+    elif kind == "datetime":
+        schema = {"type": "string", "format": "date-time"}
+    elif kind == "email":
+        schema = {"type": "string", "format": "email", "maxLength": 320}
+    elif kind == "url":
+        schema = {"type": "string", "format": "uri", "maxLength": 2048}
+    elif kind == "select":
+        schema = {"type": "string", "enum": list(spec.choices or [])}
+    elif kind == "relation":
+        schema = {"type": "integer", "minimum": 1, "description": f"The id of a record of '{spec.collection}'."}
+    elif kind == "file":
+        if for_input:
+            return {"type": "null", "description": "Send null to remove the file; upload it with multipart."}
+        schema = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "size": {"type": "integer"},
+                "type": {"type": "string"},
+                "url": {"type": "string"},
+            },
+        }
+    elif kind == "json":
+        return {"description": "Any JSON value."}
+    else:  # computed
+        return {"readOnly": True, "description": f"Computed: {spec.formula}"}
+    if spec.label and spec.label != spec.name:
+        schema.setdefault("title", spec.label)
+    return schema if (for_input and spec.required) else _nullable(schema)
+
+
+def _record_schemas(collection: CollectionDef) -> dict[str, Any]:
+    system = {
+        "id": {"type": "integer", "readOnly": True},
+        "created_at": {"type": "string", "format": "date-time", "readOnly": True},
+        "updated_at": {"type": "string", "format": "date-time", "readOnly": True},
+        "created_by": {"type": ["integer", "null"], "readOnly": True},
+        "updated_by": {"type": ["integer", "null"], "readOnly": True},
+    }
+    record = {
+        "type": "object",
+        "properties": {**system, **{f.name: value_schema(f, for_input=False) for f in collection.fields}},
+        "required": [*system, *(f.name for f in collection.fields)],
+    }
+    writable = [f for f in collection.fields if not f.read_only]
+    inputs = {f.name: value_schema(f, for_input=True) for f in writable}
+    create = {
+        "type": "object",
+        "properties": inputs,
+        "additionalProperties": False,
+        "required": [f.name for f in writable if f.required and f.default is None and f.type != "file"],
+    }
+    patch = {"type": "object", "properties": inputs, "additionalProperties": False}
+    multipart_props: dict[str, Any] = {}
+    for f in writable:
+        if f.type == "file":
+            multipart_props[f.name] = {"type": "string", "format": "binary"}
+        else:
+            multipart_props[f.name] = {"type": "string"}
+    multipart = {"type": "object", "properties": multipart_props, "additionalProperties": False}
+    return {"Record": record, "Input": create, "Patch": patch, "Multipart": multipart}
+
+
+_QUERY_TYPES = {"integer": "integer", "relation": "integer", "number": "number", "boolean": "boolean"}
+
+
+def _filter_parameters(collection: CollectionDef) -> list[dict[str, Any]]:
+    params = []
+    for spec in collection.fields:
+        for op in operators_for(spec.type):
+            name = spec.name if op == "eq" else f"{spec.name}__{op}"
+            schema: dict[str, Any] = {"type": "string"}
+            if op == "isnull":
+                schema["enum"] = ["true", "false"]
+            elif op == "in":
+                schema["description"] = "Comma-separated values."
+            elif spec.type == "select" and op in ("eq", "ne"):
+                schema["enum"] = list(spec.choices or [])
+            elif spec.type in _QUERY_TYPES:
+                schema = {"type": _QUERY_TYPES[spec.type]}
+            elif spec.type == "date":
+                schema["format"] = "date"
+            elif spec.type == "datetime":
+                schema["format"] = "date-time"
+            params.append({"name": name, "in": "query", "required": False, "schema": schema})
+    return params
+
+
+def build_document(collections: Iterable[CollectionDef], *, base_url: str = "") -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document for ``collections`` (those the caller may view)."""
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                }
+            },
+        },
+        "Collection": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "label": {"type": "string"},
+                "fields": {"type": "array", "items": {"type": "object"}},
+                "permissions": {"type": "object"},
+                "record_count": {"type": "integer"},
+            },
+        },
+        "HistoryItem": {
+            "type": "object",
+            "required": ["version", "actor", "at", "action", "changes"],
+            "properties": {
+                "version": {"type": "integer"},
+                "actor": {"type": ["string", "null"]},
+                "at": {"type": "string", "format": "date-time"},
+                "action": {"type": "string", "enum": ["create", "update", "delete", "restore"]},
+                "changes": {"type": "object", "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2}},
+            },
+        },
+    }
+    paging = [
+        {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {
+            "name": "page_size",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+        },
+    ]
+
+    def listing(item_ref: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["items", "page", "page_size", "total_items", "total_pages"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": item_ref}},
+                "page": {"type": "integer"},
+                "page_size": {"type": "integer"},
+                "total_items": {"type": "integer"},
+                "total_pages": {"type": "integer"},
+            },
+        }
+
+    def ok(schema: dict[str, Any], status: str = "200", description: str = "OK") -> dict[str, Any]:
+        return {status: {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+    paths: dict[str, Any] = {
+        "/api/collections": {
+            "get": {
+                "operationId": "listCollections",
+                "summary": "The collections the caller may view",
+                "responses": {
+                    **ok(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Collection"}}
+                            },
+                        }
+                    ),
+                    **_error_responses(401),
+                },
+            }
+        }
+    }
+    for collection in collections:
+        name = collection.name
+        prefix = f"#/components/schemas/{name}."
+        for key, schema in _record_schemas(collection).items():
+            schemas[f"{name}.{key}"] = schema
+        id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+        record_ref = {"$ref": prefix + "Record"}
+        body = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": prefix + "Input"}},
+                "multipart/form-data": {"schema": {"$ref": prefix + "Multipart"}},
+            },
+        }
+        patch_body = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": prefix + "Patch"}},
+                "multipart/form-data": {"schema": {"$ref": prefix + "Multipart"}},
+            },
+        }
+        base = f"/api/collections/{name}"
+        paths[base] = {
+            "get": {
+                "operationId": f"{name}.getCollection",
+                "summary": f"The definition of {collection.label}",
+                "responses": {**ok({"$ref": "#/components/schemas/Collection"}), **_error_responses(401, 404)},
+            }
+        }
+        paths[f"{base}/records"] = {
+            "get": {
+                "operationId": f"{name}.list",
+                "summary": f"List {collection.label}",
+                "parameters": [
+                    *paging,
+                    {"name": "ordering", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "search", "in": "query", "required": False, "schema": {"type": "string"}},
+                    *_filter_parameters(collection),
+                ],
+                "responses": {**ok(listing(prefix + "Record")), **_error_responses(400, 401, 403, 404)},
+            },
+            "post": {
+                "operationId": f"{name}.create",
+                "summary": f"Create a record in {collection.label}",
+                "requestBody": body,
+                "responses": {
+                    **ok(record_ref, "201", "Created"),
+                    **_error_responses(400, 401, 403, 404, 409, 413, 422),
+                },
+            },
+        }
+        paths[f"{base}/records/{{id}}"] = {
+            "parameters": [id_param],
+            "get": {
+                "operationId": f"{name}.read",
+                "responses": {**ok(record_ref), **_error_responses(401, 403, 404)},
+            },
+            "patch": {
+                "operationId": f"{name}.update",
+                "requestBody": patch_body,
+                "responses": {**ok(record_ref), **_error_responses(400, 401, 403, 404, 409, 413, 422)},
+            },
+            "delete": {
+                "operationId": f"{name}.delete",
+                "responses": {"204": {"description": "Deleted"}, **_error_responses(401, 403, 404, 409)},
+            },
+        }
+        paths[f"{base}/records/{{id}}/history"] = {
+            "parameters": [id_param],
+            "get": {
+                "operationId": f"{name}.history",
+                "parameters": paging,
+                "responses": {
+                    **ok(listing("#/components/schemas/HistoryItem")),
+                    **_error_responses(400, 401, 403, 404),
+                },
+            },
+        }
+        paths[f"{base}/records/{{id}}/history/{{version}}/restore"] = {
+            "parameters": [
+                id_param,
+                {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+            ],
+            "post": {
+                "operationId": f"{name}.restore",
+                "responses": {**ok(record_ref), **_error_responses(401, 403, 404, 409, 422)},
+            },
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Office Appliance API", "version": __version__},
+        "servers": [{"url": base_url or "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,470 @@
+"""Records of a collection: create, read, change, delete and restore, with permissions and history.
+
+Every write runs in one transaction that also updates the full-text index
+(triggers), the collection's record count, the file references, a record
+version and an audit event; a failure leaves none of them behind. Stored
+files that no record refers to any more are removed after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote as url_quote
+
+import peewee
+
+from appliance.audit import record_event
+from appliance.collections import (
+    CollectionDef,
+    get_collection,
+    get_visible_collection,
+    is_admin,
+    quote,
+    referencing_fields,
+    require_access,
+    write_transaction,
+)
+from appliance.db import database
+from appliance.errors import Conflict, NotFound, PermissionDenied, TooLarge, ValidationFailed
+from appliance.fields import INT64, SYSTEM_FIELDS, FieldError, from_column, now_text, to_column
+from appliance.files import (
+    Upload,
+    UploadTooLarge,
+    blob_path,
+    drop_file_refs,
+    public_file_value,
+    remove_unreferenced,
+    set_file_refs,
+    store_upload,
+)
+from appliance.formulas import evaluate_formula
+from appliance.history import get_version, write_version
+from appliance.validation import validate_record
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def row_to_values(collection: CollectionDef, columns: list[str], row: tuple) -> dict[str, Any]:
+    """A table row as a dict of API-form values (file values still carry their digest)."""
+    out: dict[str, Any] = {}
+    for name, value in zip(columns, row, strict=True):
+        spec = collection.field(name)
+        out[name] = from_column(spec, value) if spec is not None else value
+    return out
+
+
+def fetch_values(collection: CollectionDef, record_id: int) -> dict[str, Any] | None:
+    """The stored record ``record_id`` (no permission check), or ``None``."""
+    if not isinstance(record_id, int) or not 1 <= record_id <= INT64:
+        return None
+    cursor = database.execute_sql(f"SELECT * FROM {quote(collection.table)} WHERE id = ?", (record_id,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return row_to_values(collection, [d[0] for d in cursor.description], row)
+
+
+def file_url(collection: str, record_id: int, field_name: str, filename: str) -> str:
+    return f"/api/files/{collection}/{record_id}/{field_name}/{url_quote(filename, safe='')}"
+
+
+def serialize_record(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as the API answers it: system fields, then each field in order (files as name/size/type/url)."""
+    out = {name: values.get(name) for name in SYSTEM_FIELDS}
+    for spec in collection.fields:
+        value = values.get(spec.name)
+        if spec.type == "file" and value is not None:
+            value = public_file_value(value, file_url(collection.name, values["id"], spec.name, value.get("name", "")))
+        out[spec.name] = value
+    return out
+
+
+def _check_record_scope(scope: str, values: Mapping[str, Any], actor: Any, action: str) -> None:
+    if scope == "own" and values.get("created_by") != getattr(actor, "id", None):
+        raise PermissionDenied(f"You may {action} only the records you created.")
+
+
+def load_record(collection: CollectionDef, record_id: int, actor: Any) -> dict[str, Any]:
+    """The stored values of a record ``actor`` may view; :class:`NotFound` otherwise (also when limited to own)."""
+    scope = require_access(collection, actor, "view")
+    values = fetch_values(collection, record_id)
+    if values is None or (scope == "own" and values.get("created_by") != getattr(actor, "id", None)):
+        raise NotFound(f"No record {record_id} in {collection.name!r}.")
+    return values
+
+
+def get_record(collection_name: str, record_id: int, actor: Any) -> dict[str, Any]:
+    """One record as the API shows it. Raises :class:`NotFound` or :class:`PermissionDenied`."""
+    collection = get_visible_collection(collection_name, actor)
+    return serialize_record(collection, load_record(collection, record_id, actor))
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _compute(collection: CollectionDef, values: dict[str, Any]) -> dict[str, Any]:
+    plain = {f.name: values.get(f.name) for f in collection.fields if f.type not in ("computed", "file")}
+    return {f.name: evaluate_formula(f.formula or "", plain) for f in collection.computed_fields}
+
+
+def _store_uploads(
+    collection: CollectionDef, uploads: Mapping[str, Upload], files_dir: Path | None, limit: int | None
+) -> tuple[dict[str, dict], list[str]]:
+    """Check and store each upload; ``(values by field, digests newly written)``; raises 413/422 naming fields."""
+    values: dict[str, dict] = {}
+    created: list[str] = []
+    errors: dict[str, str] = {}
+    too_large: dict[str, str] = {}
+    for name, upload in uploads.items():
+        spec = collection.field(name)
+        if spec is None or spec.type != "file":
+            errors[name] = "Unknown field." if spec is None else "This field does not take a file."
+            continue
+        if files_dir is None:
+            raise ValueError("files_dir is needed to store uploads")
+        try:
+            value, new = store_upload(files_dir, spec, upload, limit=limit)
+        except UploadTooLarge as exc:
+            too_large[name] = str(exc)
+            continue
+        except FieldError as exc:
+            errors[name] = str(exc)
+            continue
+        values[name] = value
+        if new:
+            created.append(value["sha256"])
+    if too_large or errors:
+        remove_unreferenced(files_dir, created)
+        if too_large:
+            raise TooLarge("The file is too large", fields={**too_large, **errors})
+        raise ValidationFailed(errors)
+    return values, created
+
+
+def _changes(collection: CollectionDef, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list]:
+    out = {}
+    for spec in collection.fields:
+        old, new = before.get(spec.name), after.get(spec.name)
+        if old != new:
+            out[spec.name] = [old, new]
+    return out
+
+
+def _file_refs(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, str | None]:
+    return {
+        f.name: (values.get(f.name) or {}).get("sha256") if values.get(f.name) else None
+        for f in collection.fields
+        if f.type == "file"
+    }
+
+
+def _insert(collection: CollectionDef, values: dict[str, Any]) -> int:
+    columns = [n for n in values if n == "id" or n in SYSTEM_FIELDS or collection.field(n) is not None]
+    params = [to_column(collection.field(n), values[n]) if collection.field(n) else values[n] for n in columns]
+    marks = ", ".join("?" for _ in columns)
+    cursor = database.execute_sql(
+        f"INSERT INTO {quote(collection.table)} ({', '.join(quote(c) for c in columns)}) VALUES ({marks})", params
+    )
+    database.execute_sql("UPDATE collection SET row_count = row_count + 1 WHERE name = ?", (collection.name,))
+    return values.get("id") or cursor.lastrowid
+
+
+def _update(collection: CollectionDef, record_id: int, values: Mapping[str, Any]) -> None:
+    names = list(values)
+    sets = ", ".join(f"{quote(n)} = ?" for n in names)
+    params = [to_column(collection.field(n), values[n]) if collection.field(n) else values[n] for n in names]
+    database.execute_sql(f"UPDATE {quote(collection.table)} SET {sets} WHERE id = ?", [*params, record_id])
+
+
+def _unique_violation(collection: CollectionDef, exc: peewee.IntegrityError) -> Conflict:
+    # A race between the uniqueness check and the insert: the index has the last word.
+    text = str(exc)
+    fields = {
+        f.name: "Another record already has this value." for f in collection.fields if f.unique and f".{f.name}" in text
+    }
+    return Conflict("A unique value is taken", fields=fields or None)
+
+
+def _audit(action: str, collection: CollectionDef, record_id: int, actor: Any, changes: Mapping[str, list]) -> None:
+    details = {
+        "collection": collection.name,
+        "id": record_id,
+        "fields": sorted(changes),
+        "changes": {
+            k: [v if not isinstance(v, dict) or "sha256" not in v else v.get("name") for v in pair]
+            for k, pair in changes.items()
+        },
+    }
+    record_event(action, actor=actor, target=f"{collection.name}/{record_id}", details=details)
+
+
+def create_record(
+    collection_name: str,
+    values: Mapping[str, Any],
+    actor: Any,
+    *,
+    uploads: Mapping[str, Upload] | None = None,
+    files_dir: Path | None = None,
+    form: bool = False,
+    upload_limit: int | None = None,
+) -> dict[str, Any]:
+    """Create a record and return it as the API shows it.
+
+    ``values`` are field values (JSON values, or form strings with ``form``);
+    ``uploads`` the files of file fields, stored under ``files_dir``. Raises
+    :class:`NotFound` (collection unknown to the actor), :class:`PermissionDenied`,
+    :class:`ValidationFailed`, :class:`Conflict` (unique), :class:`TooLarge` (file).
+    """
+    collection = get_visible_collection(collection_name, actor)
+    require_access(collection, actor, "create")
+    uploads = dict(uploads or {})
+    stored, created = _store_uploads(collection, uploads, files_dir, upload_limit) if uploads else ({}, [])
+    try:
+        with write_transaction():
+            cleaned = validate_record(collection, values, actor=actor, form=form, file_fields=stored)
+            cleaned.update(stored)
+            cleaned.update(_compute(collection, cleaned))
+            now = now_text()
+            row = {
+                "created_at": now,
+                "updated_at": now,
+                "created_by": getattr(actor, "id", None),
+                "updated_by": getattr(actor, "id", None),
+                **cleaned,
+            }
+            try:
+                record_id = _insert(collection, row)
+            except peewee.IntegrityError as exc:
+                raise _unique_violation(collection, exc) from None
+            set_file_refs(collection.name, record_id, {k: v["sha256"] for k, v in stored.items()})
+            saved = fetch_values(collection, record_id) or {}
+            changes = _changes(collection, {}, saved)
+            write_version(collection.name, record_id, "create", actor, saved, changes)
+            _audit("record.created", collection, record_id, actor, changes)
+    except BaseException:
+        remove_unreferenced(files_dir, created)
+        raise
+    return serialize_record(collection, saved)
+
+
+def update_record(
+    collection_name: str,
+    record_id: int,
+    values: Mapping[str, Any],
+    actor: Any,
+    *,
+    uploads: Mapping[str, Upload] | None = None,
+    files_dir: Path | None = None,
+    form: bool = False,
+    upload_limit: int | None = None,
+) -> dict[str, Any]:
+    """Change some fields of a record; returns it as the API shows it.
+
+    Needs update permission (on own records only, when so limited) and view
+    permission. Raises as :func:`create_record`. A replaced or cleared file
+    is removed from storage when nothing else refers to it.
+    """
+    collection = get_visible_collection(collection_name, actor)
+    uploads = dict(uploads or {})
+    stored, created = _store_uploads(collection, uploads, files_dir, upload_limit) if uploads else ({}, [])
+    released: list[str] = []
+    try:
+        with write_transaction():
+            before = load_record(collection, record_id, actor)
+            scope = require_access(collection, actor, "update")
+            _check_record_scope(scope, before, actor, "change")
+            cleaned = validate_record(
+                collection,
+                values,
+                actor=actor,
+                existing=before,
+                record_id=record_id,
+                form=form,
+                file_fields=stored,
+            )
+            cleaned.update(stored)
+            released = _apply_update(collection, record_id, before, cleaned, actor, "update")
+            saved = fetch_values(collection, record_id) or {}
+    except BaseException:
+        remove_unreferenced(files_dir, created)
+        raise
+    remove_unreferenced(files_dir, released)
+    return serialize_record(collection, saved)
+
+
+def _apply_update(
+    collection: CollectionDef,
+    record_id: int,
+    before: Mapping[str, Any],
+    cleaned: dict[str, Any],
+    actor: Any,
+    action: str,
+) -> list[str]:
+    merged = {**before, **cleaned}
+    cleaned.update(_compute(collection, merged))
+    merged.update(cleaned)
+    changes = _changes(collection, before, merged)
+    released: list[str] = []
+    if changes or action == "restore":
+        row = {**{k: cleaned[k] for k in changes}, "updated_at": now_text(), "updated_by": getattr(actor, "id", None)}
+        try:
+            _update(collection, record_id, row)
+        except peewee.IntegrityError as exc:
+            raise _unique_violation(collection, exc) from None
+        file_changes = {k: v for k, v in _file_refs(collection, merged).items() if k in changes}
+        released = set_file_refs(collection.name, record_id, file_changes)
+        saved = fetch_values(collection, record_id) or {}
+        write_version(collection.name, record_id, action, actor, saved, changes)
+        _audit("record.restored" if action == "restore" else "record.updated", collection, record_id, actor, changes)
+    return released
+
+
+def delete_record(collection_name: str, record_id: int, actor: Any, *, files_dir: Path | None = None) -> None:
+    """Delete a record (it stays in history; admins can restore it).
+
+    Needs delete permission (own records only, when so limited). Raises
+    :class:`Conflict` while a relation field without ``cascade`` refers to
+    it; with ``cascade`` the referring records are deleted too.
+    """
+    collection = get_visible_collection(collection_name, actor)
+    with write_transaction():
+        before = load_record(collection, record_id, actor)
+        scope = require_access(collection, actor, "delete")
+        _check_record_scope(scope, before, actor, "delete")
+        released = _delete(collection, record_id, before, actor, set())
+    remove_unreferenced(files_dir, released)
+
+
+def _delete(
+    collection: CollectionDef, record_id: int, before: Mapping[str, Any], actor: Any, seen: set[tuple[str, int]]
+) -> list[str]:
+    seen.add((collection.name, record_id))
+    released: list[str] = []
+    blocking = []
+    cascades = []
+    for other, spec in referencing_fields(collection.name):
+        rows = database.execute_sql(
+            f"SELECT id FROM {quote(other.table)} WHERE {quote(spec.name)} = ? LIMIT 1000", (record_id,)
+        ).fetchall()
+        rows = [r[0] for r in rows if (other.name, r[0]) not in seen]
+        if not rows:
+            continue
+        if spec.cascade:
+            cascades.append((other, rows))
+        else:
+            blocking.append(f"{other.name}.{spec.name} (records {', '.join(map(str, rows[:10]))})")
+    if blocking:
+        raise Conflict(f"Record {record_id} is still referred to by {'; '.join(blocking)}.")
+    for other, ids in cascades:
+        for other_id in ids:
+            if (other.name, other_id) in seen:
+                continue
+            values = fetch_values(other, other_id)
+            if values is not None:
+                released += _delete(other, other_id, values, actor, seen)
+    database.execute_sql(f"DELETE FROM {quote(collection.table)} WHERE id = ?", (record_id,))
+    database.execute_sql("UPDATE collection SET row_count = row_count - 1 WHERE name = ?", (collection.name,))
+    released += drop_file_refs(collection.name, record_id)
+    changes = {k: [pair[1], None] for k, pair in _changes(collection, {}, before).items()}
+    write_version(collection.name, record_id, "delete", actor, dict(before), changes)
+    _audit("record.deleted", collection, record_id, actor, changes)
+    return released
+
+
+def restore_version(
+    collection_name: str, record_id: int, version: int, actor: Any, *, files_dir: Path | None = None
+) -> dict[str, Any]:
+    """Bring back version ``version`` of a record as a new version; returns the record.
+
+    A live record needs update permission (own records only, when so
+    limited); a deleted record may be restored by admins only, with its id.
+    Fields added since take their current value (or default), fields removed
+    since are ignored; a file whose content is gone comes back empty.
+    Raises :class:`NotFound`, :class:`PermissionDenied`,
+    :class:`ValidationFailed` or :class:`Conflict` (a unique value taken since).
+    """
+    collection = get_visible_collection(collection_name, actor)
+    released: list[str] = []
+    with write_transaction():
+        snapshot_row = get_version(collection.name, record_id, version)
+        snapshot = json.loads(snapshot_row.data)
+        values: dict[str, Any] = {}
+        files: dict[str, Any] = {}
+        for spec in collection.fields:
+            if spec.read_only or spec.name not in snapshot:
+                continue
+            if spec.type == "file":
+                value = snapshot[spec.name]
+                present = (
+                    isinstance(value, dict) and files_dir is not None and blob_path(files_dir, value["sha256"]).exists()
+                )
+                files[spec.name] = value if present else None
+            else:
+                values[spec.name] = snapshot[spec.name]
+        before = fetch_values(collection, record_id)
+        if before is None:
+            if not is_admin(actor):
+                raise NotFound(f"No record {record_id} in {collection.name!r}.")
+            cleaned = validate_record(collection, values, actor=actor, file_fields=files)
+            cleaned.update(files)
+            cleaned.update(_compute(collection, cleaned))
+            row = {
+                "id": record_id,
+                "created_at": snapshot.get("created_at") or now_text(),
+                "updated_at": now_text(),
+                "created_by": snapshot.get("created_by"),
+                "updated_by": getattr(actor, "id", None),
+                **cleaned,
+            }
+            try:
+                _insert(collection, row)
+            except peewee.IntegrityError as exc:
+                raise _unique_violation(collection, exc) from None
+            set_file_refs(collection.name, record_id, {k: (v or {}).get("sha256") for k, v in files.items() if v})
+            saved = fetch_values(collection, record_id) or {}
+            changes = _changes(collection, {}, saved)
+            write_version(collection.name, record_id, "restore", actor, saved, changes)
+            _audit("record.restored", collection, record_id, actor, changes)
+        else:
+            load_record(collection, record_id, actor)
+            scope = require_access(collection, actor, "update")
+            _check_record_scope(scope, before, actor, "change")
+            cleaned = validate_record(
+                collection, values, actor=actor, existing=before, record_id=record_id, file_fields=files
+            )
+            cleaned.update(files)
+            released = _apply_update(collection, record_id, before, cleaned, actor, "restore")
+            saved = fetch_values(collection, record_id) or {}
+    remove_unreferenced(files_dir, released)
+    return serialize_record(collection, saved)
+
+
+def get_record_file(collection_name: str, record_id: int, field_name: str, filename: str, actor: Any) -> dict:
+    """The stored file value of a record's file field, if ``actor`` may view the record and the name matches.
+
+    Returns ``{"name", "size", "type", "sha256"}``; raises :class:`NotFound` otherwise.
+    """
+    collection = get_visible_collection(collection_name, actor)
+    spec = collection.field(field_name)
+    values = load_record(collection, record_id, actor)
+    value = values.get(field_name) if spec is not None and spec.type == "file" else None
+    if not value or value.get("name") != filename:
+        raise NotFound("No such file.")
+    return value
+
+
+__all__ = [
+    "create_record",
+    "delete_record",
+    "fetch_values",
+    "get_collection",
+    "get_record",
+    "get_record_file",
+    "load_record",
+    "restore_version",
+    "serialize_record",
+    "update_record",
+]

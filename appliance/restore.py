@@ -1,0 +1,237 @@
+"""Restore a backup archive into a home, all or nothing.
+
+The order: refuse while a server runs on the home (and hold the home's
+server lock meanwhile, so none starts); verify the archive, unpacking it into
+``<home>/.restore/new`` (a corrupt or foreign archive, or one from a newer
+schema, is refused and nothing changes); write a safety backup of the current
+state; then swap ``db/`` and ``files/`` in by renames.
+
+Atomicity across the two folders comes from a commit marker: once
+``.restore/new`` is complete and on disk, ``.restore/COMMIT`` is written, and
+from then on the restore only ever goes forward. :func:`recover_interrupted_restore`
+(run by the server at start, by every restore, and by ``appliance backup``
+commands) finishes a committed restore or discards an uncommitted one, so
+a crash at any point leaves either the old state or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.backups import (
+    DB_MEMBER,
+    BackupFailed,
+    create_backup_locked,
+    exclusive_operation,
+    fsync_dir,
+    verify_archive,
+)
+from appliance.errors import BadRequest, Conflict
+from appliance.home import Paths
+
+WORK_DIR = ".restore"
+COMMIT = "COMMIT"
+PARTS = ("db", "files")
+
+
+def _noop(_step: str) -> None:
+    return None
+
+
+# Called with the name of each step as it completes; a test replaces it to kill
+# the process mid-restore. Production code never sets it.
+on_step: Callable[[str], None] = _noop
+
+
+def _step(name: str) -> None:
+    on_step(name)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            with open(Path(folder) / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(Path(folder))
+
+
+def _roll_forward(home: Path, work: Path) -> None:
+    """Move each part's live folder to ``old/`` and the new one in; each step is a rename, so this
+    can be re-run after a crash at any point and ends in the new state."""
+    old, new = work / "old", work / "new"
+    old.mkdir(exist_ok=True)
+    for part in PARTS:
+        live, incoming, previous = home / part, new / part, old / part
+        if not incoming.exists():
+            continue  # moved in already
+        if live.exists() and not previous.exists():
+            os.replace(live, previous)
+            fsync_dir(home)
+            _step(f"moved-old-{part}")
+        os.replace(incoming, live)
+        fsync_dir(home)
+        _step(f"moved-new-{part}")
+    (work / COMMIT).unlink()
+    fsync_dir(work)
+    _step("uncommitted")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def recover_interrupted_restore(paths: Paths) -> str | None:
+    """Finish or undo a restore that a crash interrupted; returns what was done (or ``None``).
+
+    The caller must own the home (hold the server lock or the backup lock):
+    the server calls it at start, a restore before it begins.
+    """
+    work = paths.home / WORK_DIR
+    if not work.exists():
+        return None
+    if (work / COMMIT).exists():
+        _roll_forward(paths.home, work)
+        return "finished an interrupted restore"
+    shutil.rmtree(work, ignore_errors=True)
+    return "discarded an unfinished restore (nothing had changed)"
+
+
+def restore_backup(
+    paths: Paths,
+    archive: Path,
+    *,
+    safety_backup: bool = True,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Replace the home's database and files with those of ``archive``.
+
+    Returns ``{"restored", "safety_backup", "schema_version", "migrations_applied"}``.
+    Raises :class:`Conflict` while a server runs on the home, :class:`Busy`
+    during another backup or restore, :class:`BadRequest` for an archive that
+    fails verification or comes from a newer schema (nothing is changed then).
+    """
+    from appliance.migrate import code_schema_version, known_migrations
+    from appliance.server import HomeLock
+
+    lock = HomeLock(paths.server_lock)
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    if not lock.acquire():
+        raise Conflict("a server is running on this home: stop it first, then restore")
+    try:
+        with exclusive_operation(paths, "restore"):
+            recover_interrupted_restore(paths)
+            work = paths.home / WORK_DIR
+            work.mkdir()
+            new = work / "new"
+            try:
+                verification = verify_archive(archive, work, keep_into=new)
+                if not verification["ok"]:
+                    raise BadRequest(
+                        f"the archive {archive.name} is refused: " + "; ".join(verification["problems"][:3]),
+                        problems=verification["problems"],
+                    )
+                shipped = {m.name for m in known_migrations()}
+                manifest_migrations = set(_manifest_migrations(new))
+                newer = sorted(manifest_migrations - shipped)
+                if verification["schema_version"] > code_schema_version() or newer:
+                    raise BadRequest(
+                        f"the archive {archive.name} comes from a newer version of Office Appliance "
+                        f"(schema {verification['schema_version']}, this version knows {code_schema_version()}); "
+                        "upgrade the software first"
+                    )
+                _step("verified")
+                safety_name = None
+                if safety_backup and paths.database_file.exists():
+                    try:
+                        safety = create_backup_locked(paths, now=now, kind="safety")
+                    except BackupFailed as exc:
+                        raise Conflict(
+                            f"cannot make the safety backup of the current state ({exc.message}); "
+                            "restore with --no-safety-backup to go on without one"
+                        ) from None
+                    safety_name = safety.item["name"]
+                _step("safety-backup")
+                _stage(new, paths)
+                _step("staged")
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+            marker = work / COMMIT
+            marker.write_text(json.dumps({"archive": archive.name}))
+            with open(marker, "rb") as fh:
+                os.fsync(fh.fileno())
+            fsync_dir(work)
+            _step("committed")
+            _roll_forward(paths.home, work)
+            _step("swapped")
+            applied = _migrate(paths)
+            _step("migrated")
+            return {
+                "restored": archive.name,
+                "safety_backup": safety_name,
+                "schema_version": code_schema_version(),
+                "migrations_applied": applied,
+            }
+    finally:
+        lock.release()
+
+
+def _manifest_migrations(new: Path) -> list[str]:
+    from appliance.backups import inspect_database
+
+    return inspect_database(new / DB_MEMBER)["migrations"]
+
+
+def _stage(new: Path, paths: Paths) -> None:
+    """Shape the unpacked archive as ``new/db`` and ``new/files`` and flush it to disk."""
+    unpacked = new / DB_MEMBER
+    target = new / "db" / paths.database_file.name
+    if unpacked != target:
+        target.parent.mkdir(exist_ok=True)
+        os.replace(unpacked, target)
+    (new / "files").mkdir(exist_ok=True)
+    for extra in new.iterdir():
+        if extra.name not in PARTS:
+            if extra.is_dir():
+                shutil.rmtree(extra)
+            else:
+                extra.unlink()
+    _fsync_tree(new)
+
+
+def _migrate(paths: Paths) -> list[str]:
+    """Apply the migrations an older archive lacks, on a connection of its own."""
+    import peewee
+
+    from appliance.db import sqlite_pragmas
+    from appliance.migrate import apply_migrations
+
+    db = peewee.SqliteDatabase(str(paths.database_file), pragmas=sqlite_pragmas(30000))
+    db.connect()
+    try:
+        return apply_migrations(db)
+    finally:
+        db.close()
+
+
+def recover_if_idle(paths: Paths) -> str | None:
+    """:func:`recover_interrupted_restore` when nobody owns the home (no server, no restore running);
+    for commands that work on a home without a server. Returns what was done (or ``None``)."""
+    from appliance.errors import Busy
+    from appliance.server import HomeLock
+
+    if not (paths.home / WORK_DIR).exists():
+        return None
+    lock = HomeLock(paths.server_lock)
+    if not lock.acquire():
+        return None
+    try:
+        with exclusive_operation(paths, "recovery"):
+            return recover_interrupted_restore(paths)
+    except Busy:
+        return None
+    finally:
+        lock.release()

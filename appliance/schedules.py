@@ -1,0 +1,124 @@
+"""Job schedules as text: a five-field cron expression or ``every <n><s|m|h|d>``.
+
+Kept free of any other appliance module so that the settings registry can
+validate a schedule setting without import cycles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_INTERVAL = re.compile(r"^every\s+(\d+)\s*([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A parsed schedule: ``kind`` is ``"cron"`` or ``"interval"``; ``text`` is its normal form."""
+
+    kind: str
+    text: str
+    seconds: int = 0
+
+    def trigger(self, timezone: Any = None, start: dt.datetime | None = None) -> Any:
+        """The APScheduler trigger for this schedule."""
+        if self.kind == "interval":
+            from apscheduler.triggers.interval import IntervalTrigger
+
+            return IntervalTrigger(seconds=self.seconds, timezone=timezone, start_date=start)
+        return _cron_trigger(self.text, timezone)
+
+    def next_after(self, moment: dt.datetime, timezone: Any = None) -> dt.datetime | None:
+        """The first fire time strictly after ``moment`` (aware), for a cron schedule or an interval from ``moment``."""
+        if self.kind == "interval":
+            return moment + dt.timedelta(seconds=self.seconds)
+        trigger = self.trigger(timezone)
+        return trigger.get_next_fire_time(None, moment + dt.timedelta(microseconds=1))
+
+
+def parse_schedule(text: str) -> Schedule:
+    """Parse ``text``; raises ``ValueError`` whose message says what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("a schedule is required: a cron expression such as '0 2 * * *' or 'every 6h'")
+    cleaned = " ".join(text.split()).lower() if text.strip().lower().startswith("every") else " ".join(text.split())
+    match = _INTERVAL.match(cleaned)
+    if match:
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+        if seconds < 10:
+            raise ValueError("an interval must be at least 10 seconds")
+        return Schedule("interval", f"every {match.group(1)}{match.group(2)}", seconds)
+    if cleaned.lower().startswith("every"):
+        raise ValueError(f"{text!r} is not an interval: write 'every' then a number and s, m, h or d (e.g. 'every 6h')")
+    fields = cleaned.split(" ")
+    if len(fields) != 5:
+        raise ValueError(
+            f"{text!r} has {len(fields)} field(s); a cron expression has 5 (minute hour day month weekday)"
+        )
+    try:
+        _cron_trigger(cleaned, dt.UTC)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid cron expression: {exc}") from None
+    return Schedule("cron", cleaned)
+
+
+def schedule_problem(text: str) -> str | None:
+    """The reason ``text`` is not a schedule, or ``None`` when it is one (for settings checks)."""
+    try:
+        parse_schedule(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_day(token: str) -> int:
+    token = token.strip().lower()
+    if token[:3] in _DAY_NAMES and len(token) >= 3:
+        return _DAY_NAMES.index(token[:3])
+    if not token.isdigit() or int(token) > 7:
+        raise ValueError(f"{token!r} is not a weekday (0-7 or sun-sat)")
+    return int(token) % 7
+
+
+def _weekdays(field: str) -> str:
+    """The weekday field of standard cron (0 or 7 = Sunday) as APScheduler's names.
+
+    APScheduler 3 numbers weekdays from Monday = 0, so ``0 2 * * 0`` would
+    run on Mondays if handed over as it is; names mean the same to both.
+    """
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"{part!r} has a bad step")
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            start, _, end = base.partition("-")
+            first, last = _cron_day(start), _cron_day(end)
+            if end.strip() == "7":
+                last = 7
+            if last < first:
+                raise ValueError(f"{base!r} runs backwards")
+        else:
+            first = _cron_day(base)
+            last = 6 if step else first
+        days.update(day % 7 for day in range(first, last + 1, step or 1))
+    return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def _cron_trigger(text: str, timezone: Any) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+
+    minute, hour, day, month, weekday = text.split(" ")
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday), timezone=timezone
+    )

@@ -1,0 +1,143 @@
+"""The one validation of a record's values, used by the API and the pages alike.
+
+:func:`validate_record` checks every submitted value against its field
+(type, required, min/max, pattern, choices, email, url, dates), the relation
+targets (they exist and the actor may view them) and uniqueness, and either
+returns the values in their stored form or raises: :class:`ValidationFailed`
+(422) naming every bad field, or :class:`Conflict` (409) for a unique value
+already taken. Nothing is written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from appliance.collections import CollectionDef, access_scope, get_collection, quote
+from appliance.db import database
+from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from appliance.fields import SYSTEM_FIELDS, FieldError, coerce_value, to_column
+
+REQUIRED = "This field is required."
+
+
+def clean_values(
+    collection: CollectionDef,
+    values: Mapping[str, Any],
+    *,
+    existing: Mapping[str, Any] | None = None,
+    form: bool = False,
+    file_fields: Iterable[str] = (),
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The submitted values in stored form, and the field errors; no database access.
+
+    For a new record (``existing`` is ``None``) missing fields take their
+    default; for a change only the submitted fields are returned. Unknown,
+    system and computed fields are errors. ``file_fields`` names the file
+    fields that get an upload alongside (they count as given for ``required``).
+    """
+    if not isinstance(values, Mapping):
+        raise BadRequest("Send the record as a JSON object of field values.")
+    errors: dict[str, str] = {}
+    cleaned: dict[str, Any] = {}
+    uploading = set(file_fields)
+    for key in values:
+        spec = collection.field(key) if isinstance(key, str) else None
+        if spec is None:
+            errors[str(key)[:60]] = "This field is read-only." if key in SYSTEM_FIELDS else "Unknown field."
+        elif spec.read_only:
+            errors[key] = "This field is computed and read-only."
+    for spec in collection.fields:
+        if spec.read_only or spec.name in errors:
+            continue
+        if spec.type == "file":
+            if spec.name in uploading:
+                continue
+            if spec.name in values:
+                if values[spec.name] not in (None, ""):
+                    errors[spec.name] = "Upload the file as multipart/form-data (or send null to remove it)."
+                    continue
+                cleaned[spec.name] = None
+            present = cleaned.get(spec.name) if spec.name in values else (existing or {}).get(spec.name)
+            if spec.required and present is None:
+                errors[spec.name] = REQUIRED
+            continue
+        if spec.name in values:
+            try:
+                cleaned[spec.name] = coerce_value(spec, values[spec.name], form=form)
+            except FieldError as exc:
+                errors[spec.name] = str(exc)
+                continue
+        elif existing is None:
+            cleaned[spec.name] = spec.default
+        final = cleaned[spec.name] if spec.name in cleaned else (existing or {}).get(spec.name)
+        if spec.required and final is None:
+            errors[spec.name] = REQUIRED
+    return cleaned, errors
+
+
+def relation_errors(collection: CollectionDef, cleaned: Mapping[str, Any], actor: Any) -> dict[str, str]:
+    """Errors for relation values whose target does not exist or that ``actor`` may not view."""
+    errors = {}
+    for spec in collection.fields:
+        target_id = cleaned.get(spec.name)
+        if spec.type != "relation" or target_id is None:
+            continue
+        try:
+            target = collection if spec.collection == collection.name else get_collection(spec.collection or "")
+        except NotFound:
+            errors[spec.name] = "The related collection no longer exists."
+            continue
+        row = database.execute_sql(
+            f"SELECT created_by FROM {quote(target.table)} WHERE id = ?", (target_id,)
+        ).fetchone()
+        scope = access_scope(target, actor, "view")
+        if row is None or scope is None or (scope == "own" and row[0] != getattr(actor, "id", None)):
+            errors[spec.name] = f"There is no record {target_id} in {target.label!r} that you may see."
+    return errors
+
+
+def unique_conflicts(
+    collection: CollectionDef, cleaned: Mapping[str, Any], record_id: int | None = None
+) -> dict[str, str]:
+    """Errors for unique fields whose value another record already has."""
+    errors = {}
+    for spec in collection.fields:
+        value = cleaned.get(spec.name)
+        if not spec.unique or value is None:
+            continue
+        sql = f"SELECT id FROM {quote(collection.table)} WHERE {quote(spec.name)} = ?"
+        params: list[Any] = [to_column(spec, value)]
+        if record_id is not None:
+            sql += " AND id != ?"
+            params.append(record_id)
+        if database.execute_sql(sql + " LIMIT 1", params).fetchone() is not None:
+            errors[spec.name] = "Another record already has this value."
+    return errors
+
+
+def validate_record(
+    collection: CollectionDef,
+    values: Mapping[str, Any],
+    *,
+    actor: Any,
+    existing: Mapping[str, Any] | None = None,
+    record_id: int | None = None,
+    form: bool = False,
+    file_fields: Iterable[str] = (),
+) -> dict[str, Any]:
+    """``values`` checked and converted for a new record (or a change of ``existing``).
+
+    Returns the values to write (stored form, defaults applied for a new
+    record). Raises :class:`ValidationFailed` naming every invalid field, then
+    :class:`Conflict` naming the unique fields whose value is taken. Run it
+    inside the write's transaction so that the checks hold when it writes.
+    """
+    cleaned, errors = clean_values(collection, values, existing=existing, form=form, file_fields=file_fields)
+    errors.update({k: v for k, v in relation_errors(collection, cleaned, actor).items() if k not in errors})
+    if errors:
+        raise ValidationFailed(errors)
+    taken = unique_conflicts(collection, cleaned, record_id)
+    if taken:
+        raise Conflict("A unique value is taken" if len(taken) == 1 else "Unique values are taken", fields=taken)
+    return cleaned

@@ -1,0 +1,269 @@
+"""The dashboard tab: the server's state and figures at a glance, the start/stop buttons and its output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from appliance.home import Paths
+from console.client import human_bytes, human_duration
+from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, STOPPING, UNREACHABLE
+
+STATE_COLOURS = {
+    RUNNING: "#2e7d32",
+    STARTING: "#f9a825",
+    STOPPING: "#f9a825",
+    STOPPED: "#757575",
+    CRASHED: "#c62828",
+    UNREACHABLE: "#ef6c00",
+}
+
+STATE_WORDS = {
+    RUNNING: "Running",
+    STARTING: "Starting…",
+    STOPPING: "Stopping…",
+    STOPPED: "Stopped",
+    CRASHED: "Crashed",
+    UNREACHABLE: "Not answering",
+}
+
+NOT_AVAILABLE = "—"
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def describe_age(value: str | None, now: dt.datetime | None = None) -> str:
+    """``"3 h ago"`` for an ISO time in the past, ``"in 5 min"`` for one in the future, ``—`` for none."""
+    moment = _parse_time(value)
+    if moment is None:
+        return NOT_AVAILABLE
+    now = now or dt.datetime.now(dt.UTC)
+    seconds = (now - moment).total_seconds()
+    if seconds >= 0:
+        return f"{human_duration(seconds)} ago"
+    return f"in {human_duration(-seconds)}"
+
+
+def last_backup_of(status: dict) -> dict | None:
+    """The last backup item the status carries (``last_backup`` or ``backups.last``), if any."""
+    last = status.get("last_backup")
+    if last is None and isinstance(status.get("backups"), dict):
+        last = status["backups"].get("last")
+    return last if isinstance(last, dict) else None
+
+
+def next_job_of(status: dict) -> dict | None:
+    """The next scheduled job the status carries (``next_job`` or ``jobs.next``), if any."""
+    job = status.get("next_job")
+    if job is None and isinstance(status.get("jobs"), dict):
+        job = status["jobs"].get("next")
+    return job if isinstance(job, dict) else None
+
+
+def alerts_from_status(status: dict, now: dt.datetime | None = None) -> list[str]:
+    """Plain-word alerts from a status answer: the server's own, and what the console can tell from it."""
+    now = now or dt.datetime.now(dt.UTC)
+    alerts = [str(a.get("message", a)) if isinstance(a, dict) else str(a) for a in status.get("alerts", []) or []]
+    last = last_backup_of(status)
+    if last is not None:
+        if last.get("verified") is False:
+            alerts.append(f"The last backup ({last.get('name', '?')}) failed its verification.")
+        created = _parse_time(last.get("created_at"))
+        if created is not None and (now - created).total_seconds() > 26 * 3600:
+            alerts.append(f"The last backup is {human_duration((now - created).total_seconds())} old.")
+    disk = status.get("disk") or {}
+    free = disk.get("free_bytes")
+    if free is not None and free < 500 * 1024 * 1024:
+        alerts.append(f"Only {human_bytes(free)} of disk space is left for the appliance's home.")
+    return alerts
+
+
+class DashboardTab(QWidget):
+    """State, URL, figures and alerts; the start/stop/restart buttons emit requests the window acts on."""
+
+    start_requested = Signal()
+    stop_requested = Signal()
+    restart_requested = Signal()
+
+    def __init__(self, paths: Paths, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.paths = paths
+        self.url: str | None = None
+        self.state = STOPPED
+        self.figures: dict[str, QLabel] = {}
+
+        self.state_label = QLabel()
+        self.state_label.setObjectName("state")
+        self.state_label.setStyleSheet("font-size: 18pt; font-weight: bold;")
+        self.start_button = QPushButton("Start")
+        self.stop_button = QPushButton("Stop")
+        self.restart_button = QPushButton("Restart")
+        self.start_button.clicked.connect(self.start_requested)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.restart_button.clicked.connect(self.restart_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.state_label, 1)
+        for button in (self.start_button, self.stop_button, self.restart_button):
+            buttons.addWidget(button)
+
+        self.url_label = QLabel(NOT_AVAILABLE)
+        self.url_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.open_button = QPushButton("Open in browser")
+        self.copy_button = QPushButton("Copy")
+        self.open_button.clicked.connect(self.on_open_clicked)
+        self.copy_button.clicked.connect(self.on_copy_clicked)
+        url_row = QHBoxLayout()
+        url_row.addWidget(QLabel("Address:"))
+        url_row.addWidget(self.url_label, 1)
+        url_row.addWidget(self.open_button)
+        url_row.addWidget(self.copy_button)
+
+        grid_box = QGroupBox("At a glance")
+        grid = QGridLayout(grid_box)
+        rows = [
+            ("port", "Port"),
+            ("workers", "Workers"),
+            ("uptime", "Up for"),
+            ("version", "Version"),
+            ("database", "Database size"),
+            ("disk", "Free disk"),
+            ("users_online", "Users online"),
+            ("last_backup", "Last backup"),
+            ("restore_drill", "Last restore drill"),
+            ("next_job", "Next scheduled job"),
+        ]
+        for index, (key, title) in enumerate(rows):
+            value = QLabel(NOT_AVAILABLE)
+            value.setObjectName(key)
+            self.figures[key] = value
+            grid.addWidget(QLabel(title + ":"), index % 5, (index // 5) * 2)
+            grid.addWidget(value, index % 5, (index // 5) * 2 + 1)
+        self.figures["users_online"].setToolTip("The server does not report who is online yet.")
+        self.figures["restore_drill"].setToolTip("The server does not record restore drills yet.")
+
+        self.alerts_label = QLabel()
+        self.alerts_label.setObjectName("alerts")
+        self.alerts_label.setWordWrap(True)
+        self.alerts_label.setStyleSheet("color: #c62828;")
+
+        self.output_view = QPlainTextEdit()
+        self.output_view.setReadOnly(True)
+        self.output_view.setMaximumBlockCount(2000)
+        self.output_view.setPlaceholderText("The server's output and what the console did appear here.")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addLayout(url_row)
+        layout.addWidget(grid_box)
+        layout.addWidget(self.alerts_label)
+        layout.addWidget(QLabel("Server output and events:"))
+        layout.addWidget(self.output_view, 1)
+        self._alerts: list[str] = []
+        self._event_alerts: list[str] = []
+        self.set_state(STOPPED, None)
+
+    # --- updates from the window -----------------------------------------
+
+    def set_state(self, state: str, info: dict | None) -> None:
+        self.state = state
+        colour = STATE_COLOURS.get(state, "#000")
+        self.state_label.setText(f'<span style="color:{colour}">●</span> {STATE_WORDS.get(state, state)}')
+        self.url = (info or {}).get("url")
+        self.url_label.setText(self.url or NOT_AVAILABLE)
+        self.open_button.setEnabled(bool(self.url))
+        self.copy_button.setEnabled(bool(self.url))
+        self.start_button.setEnabled(state in (STOPPED, CRASHED))
+        self.stop_button.setEnabled(state in (RUNNING, STARTING, UNREACHABLE, CRASHED))
+        self.restart_button.setEnabled(state in (RUNNING, UNREACHABLE, CRASHED))
+        if info:
+            self.figures["port"].setText(str(info.get("port", NOT_AVAILABLE)))
+            self.figures["workers"].setText(str(info.get("workers", NOT_AVAILABLE)))
+            self.figures["version"].setText(str(info.get("version", NOT_AVAILABLE)))
+        if state in (STOPPED, CRASHED):
+            self.figures["uptime"].setText(NOT_AVAILABLE)
+            self.show_offline_figures()
+
+    def show_offline_figures(self) -> None:
+        """What the console can tell without a server: database size and free disk, read from the home."""
+        size = sum(p.stat().st_size for p in self.paths.db_dir.glob("appliance.sqlite3*") if p.is_file())
+        self.figures["database"].setText(human_bytes(size))
+        try:
+            self.figures["disk"].setText(human_bytes(shutil.disk_usage(self.paths.home).free))
+        except OSError:
+            self.figures["disk"].setText(NOT_AVAILABLE)
+
+    def show_status(self, status: dict) -> None:
+        """Fill the figures from a ``/api/system/status`` answer."""
+        self.figures["uptime"].setText(human_duration(status.get("uptime_seconds")))
+        self.figures["version"].setText(str(status.get("version", NOT_AVAILABLE)))
+        self.figures["workers"].setText(str(status.get("workers", NOT_AVAILABLE)))
+        self.figures["database"].setText(human_bytes((status.get("database") or {}).get("size_bytes")))
+        self.figures["disk"].setText(human_bytes((status.get("disk") or {}).get("free_bytes")))
+        online = status.get("users_online")
+        self.figures["users_online"].setText(NOT_AVAILABLE if online is None else str(online))
+        last = last_backup_of(status)
+        if last is None:
+            self.figures["last_backup"].setText("none yet" if "last_backup" in status else NOT_AVAILABLE)
+        else:
+            verified = {True: "verified", False: "NOT verified", None: "not checked"}[last.get("verified")]
+            self.figures["last_backup"].setText(f"{describe_age(last.get('created_at'))}, {verified}")
+        drill = status.get("last_restore_drill")
+        self.figures["restore_drill"].setText(describe_age(drill) if drill else NOT_AVAILABLE)
+        job = next_job_of(status)
+        if job is None:
+            self.figures["next_job"].setText(NOT_AVAILABLE)
+        else:
+            self.figures["next_job"].setText(f"{job.get('name', '?')} {describe_age(job.get('next_run'))}")
+        self._alerts = alerts_from_status(status)
+        self._render_alerts()
+
+    def add_event_alert(self, text: str) -> None:
+        """An alert the console itself raised (a crash, a refused start); kept until the server runs again."""
+        self._event_alerts = [*self._event_alerts[-2:], text]
+        self._render_alerts()
+
+    def clear_event_alerts(self) -> None:
+        self._event_alerts = []
+        self._render_alerts()
+
+    def _render_alerts(self) -> None:
+        alerts = self._event_alerts + self._alerts
+        self.alerts_label.setText("\n".join(f"⚠ {a}" for a in alerts))
+        self.alerts_label.setVisible(bool(alerts))
+
+    def alerts(self) -> list[str]:
+        return self._event_alerts + self._alerts
+
+    def append_output(self, text: str) -> None:
+        self.output_view.appendPlainText(text.rstrip("\n"))
+
+    # --- slots -------------------------------------------------------------
+
+    def on_open_clicked(self) -> None:
+        if self.url:
+            QDesktopServices.openUrl(QUrl(self.url))
+
+    def on_copy_clicked(self) -> None:
+        if self.url:
+            QGuiApplication.clipboard().setText(self.url)

@@ -1,0 +1,272 @@
+"""The settings tab: every declared setting as a form, validated by the registry, written to ``appliance.toml``.
+
+Nothing is written unless every changed value passes; the tab then says
+which of the changes need a server restart and offers it. Opening the bind
+address to the network shows a warning before saving.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from appliance.errors import ApplianceError, SettingsError
+from appliance.home import Paths
+from appliance.settings import Setting, load_settings, parse_value, registry, write_settings
+from console.client import run_in_background
+from console.supervisor import RUNNING, STARTING, UNREACHABLE, Supervisor
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# The sections shown first, in this order; the rest follow as declared.
+FIRST_SECTIONS = ("server", "mail", "backups")
+
+
+def parse_text(setting: Setting, text: str) -> Any:
+    """A value typed into the form, in the setting's type; raises :class:`SettingsError` with a plain reason."""
+    raw: Any = text.strip() if setting.type is not str else text
+    if setting.type is int:
+        try:
+            raw = int(raw, 10)
+        except ValueError:
+            raise SettingsError(f"'{text}' is not a whole number; expected {setting.describe_accepted()}") from None
+    elif setting.type is float:
+        try:
+            raw = float(raw)
+        except ValueError:
+            raise SettingsError(f"'{text}' is not a number; expected {setting.describe_accepted()}") from None
+    return parse_value(setting, raw, "the form")
+
+
+def network_warning(host: str) -> str | None:
+    """The warning for a bind address that serves more than this machine, or ``None``."""
+    if host.strip() in LOOPBACK:
+        return None
+    return (
+        f"Binding to {host.strip() or 'every address'} opens the appliance to the network: anyone who can reach "
+        "this machine can reach its sign-in page. Put it behind HTTPS (a reverse proxy) before doing so."
+    )
+
+
+class SettingsTab(QWidget):
+    """The form; ``restart_requested`` asks the window to restart the server."""
+
+    restart_requested = Signal()
+    saved = Signal(list)
+
+    def __init__(self, paths: Paths, supervisor: Supervisor | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.paths = paths
+        self.supervisor = supervisor
+        self.editors: dict[str, QLineEdit | QCheckBox] = {}
+        self.errors: dict[str, QLabel] = {}
+        self.values: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+
+        form_host = QWidget()
+        outer = QVBoxLayout(form_host)
+        settings = registry()
+        sections: list[str] = [s for s in FIRST_SECTIONS if any(x.section == s for x in settings.values())]
+        sections += [s for s in dict.fromkeys(x.section for x in settings.values()) if s not in sections]
+        for section in sections:
+            box = QGroupBox(section.capitalize())
+            form = QFormLayout(box)
+            for setting in settings.values():
+                if setting.section != section:
+                    continue
+                editor: QLineEdit | QCheckBox
+                if setting.type is bool:
+                    editor = QCheckBox()
+                else:
+                    editor = QLineEdit()
+                    if setting.secret:
+                        editor.setEchoMode(QLineEdit.EchoMode.Password)
+                    editor.setPlaceholderText(setting.describe_accepted())
+                editor.setObjectName(setting.name)
+                tip = setting.help + ("" if setting.restart else " (takes effect without a restart)")
+                editor.setToolTip(tip)
+                error = QLabel()
+                error.setStyleSheet("color: #c62828;")
+                error.setWordWrap(True)
+                error.hide()
+                cell = QVBoxLayout()
+                cell.addWidget(editor)
+                cell.addWidget(error)
+                label = QLabel(setting.name.replace("_", " ") + (" *" if setting.restart else ""))
+                label.setToolTip(tip)
+                form.addRow(label, cell)
+                self.editors[setting.name] = editor
+                self.errors[setting.name] = error
+            if section == "server":
+                self.host_warning = QLabel()
+                self.host_warning.setWordWrap(True)
+                self.host_warning.setStyleSheet("color: #ef6c00;")
+                self.host_warning.hide()
+                form.addRow(self.host_warning)
+            if section == "mail":
+                self.test_mail_button = QPushButton("Send test email…")
+                self.test_mail_button.clicked.connect(self.on_test_mail_clicked)
+                self.test_mail_to = QLineEdit()
+                self.test_mail_to.setPlaceholderText("send the test to this address")
+                row = QHBoxLayout()
+                row.addWidget(self.test_mail_to, 1)
+                row.addWidget(self.test_mail_button)
+                form.addRow(row)
+            outer.addWidget(box)
+        if "host" in self.editors:
+            self.editors["host"].textChanged.connect(self.on_host_changed)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(form_host)
+
+        self.message = QLabel("Settings marked * take effect after a restart.")
+        self.message.setObjectName("settings-message")
+        self.message.setWordWrap(True)
+        self.save_button = QPushButton("Save")
+        self.revert_button = QPushButton("Revert")
+        self.restart_button = QPushButton("Restart the server now")
+        self.restart_button.hide()
+        self.save_button.clicked.connect(self.on_save_clicked)
+        self.revert_button.clicked.connect(self.load)
+        self.restart_button.clicked.connect(self.on_restart_clicked)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.message, 1)
+        buttons.addWidget(self.restart_button)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.save_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(buttons)
+        self.load()
+
+    def load(self) -> None:
+        """Fill the form from the file (and say which values the environment overrides)."""
+        try:
+            settings = load_settings(self.paths.settings_file)
+        except SettingsError as exc:
+            self.message.setText(f"The settings file cannot be read: {exc.message}")
+            return
+        self.values = dict(settings.values)
+        self.sources = dict(settings.sources)
+        for name, editor in self.editors.items():
+            value = self.values.get(name)
+            if isinstance(editor, QCheckBox):
+                editor.setChecked(bool(value))
+            else:
+                editor.setText("" if value is None else str(value))
+            self.errors[name].hide()
+            if self.sources.get(name, "").startswith("environment"):
+                editor.setEnabled(False)
+                editor.setToolTip(f"Set by {self.sources[name]}; change it there.")
+        self.on_host_changed(self.values.get("host", "127.0.0.1"))
+
+    def _read_form(self) -> tuple[dict[str, Any], dict[str, str]]:
+        changes: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        settings = registry()
+        for name, editor in self.editors.items():
+            if not editor.isEnabled():
+                continue
+            setting = settings[name]
+            try:
+                value = editor.isChecked() if isinstance(editor, QCheckBox) else parse_text(setting, editor.text())
+            except SettingsError as exc:
+                problems[name] = exc.message.replace("setting '" + name + "' from the form: ", "")
+                continue
+            if value != self.values.get(name):
+                changes[name] = value
+        return changes, problems
+
+    def save(self) -> list[str] | None:
+        """Validate and write the changed values; returns their names, or ``None`` when something is refused."""
+        for label in self.errors.values():
+            label.hide()
+        changes, problems = self._read_form()
+        if problems:
+            for name, text in problems.items():
+                self.errors[name].setText(text)
+                self.errors[name].show()
+            self.message.setText(f"Nothing was saved: {len(problems)} value(s) need fixing.")
+            return None
+        if not changes:
+            self.message.setText("Nothing changed.")
+            return []
+        try:
+            write_settings(self.paths.settings_file, changes)
+        except SettingsError as exc:
+            name = exc.extra.get("setting")
+            if name in self.errors:
+                self.errors[name].setText(exc.message)
+                self.errors[name].show()
+            self.message.setText(f"Nothing was saved: {exc.message}")
+            return None
+        self.values.update(changes)
+        settings = registry()
+        needs_restart = [n for n in changes if settings[n].restart]
+        running = self.supervisor is not None and self.supervisor.state in (RUNNING, STARTING, UNREACHABLE)
+        text = f"Saved: {', '.join(sorted(changes))}."
+        if needs_restart and running:
+            text += f" A restart is needed for: {', '.join(sorted(needs_restart))}."
+            self.restart_button.show()
+        else:
+            self.restart_button.hide()
+        self.message.setText(text)
+        self.saved.emit(sorted(changes))
+        return sorted(changes)
+
+    # --- slots -------------------------------------------------------------------
+
+    def on_save_clicked(self) -> None:
+        self.save()
+
+    def on_restart_clicked(self) -> None:
+        self.restart_button.hide()
+        self.restart_requested.emit()
+
+    def on_host_changed(self, host: str) -> None:
+        if not hasattr(self, "host_warning"):
+            return
+        warning = network_warning(host)
+        self.host_warning.setText(f"⚠ {warning}" if warning else "")
+        self.host_warning.setVisible(bool(warning))
+
+    def on_test_mail_clicked(self) -> None:
+        """Send a test email with the saved settings, off the GUI thread."""
+        to = self.test_mail_to.text().strip()
+        if not to:
+            self.message.setText("Enter the address the test email should go to.")
+            return
+        self.test_mail_button.setEnabled(False)
+        self.message.setText(f"Sending a test email to {to}…")
+        home = self.paths.home
+
+        def send() -> None:
+            from appliance.home import open_instance
+            from appliance.mail import send_mail
+
+            body = "This is a test email from the Office Appliance console. If you can read it, mail works."
+            send_mail(open_instance(home).settings, [to], "Office Appliance test email", body)
+
+        def done(_result: object) -> None:
+            self.test_mail_button.setEnabled(True)
+            self.message.setText(f"The test email to {to} was sent.")
+
+        def failed(exc: Exception) -> None:
+            self.test_mail_button.setEnabled(True)
+            reason = exc.message if isinstance(exc, ApplianceError) else str(exc)
+            self.message.setText(f"The test email could not be sent: {reason}")
+
+        run_in_background(send, done, failed, owner=self)

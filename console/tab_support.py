@@ -1,0 +1,120 @@
+"""What the Users, Backups and Jobs tabs share: do a thing through the server's API while it runs,
+through the core directly while it is stopped, always off the GUI thread, and say how it went."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QWidget
+
+from appliance.errors import ApplianceError
+from appliance.home import Instance, Paths
+from console.client import ApiError, ServerClient, run_in_background
+from console.offline import offline_database
+from console.supervisor import RUNNING, UNREACHABLE, Supervisor
+
+
+def describe_error(exc: Exception) -> str:
+    """A refused or failed operation in plain words (field errors included)."""
+    if isinstance(exc, ApiError):
+        return str(exc)
+    if isinstance(exc, ApplianceError):
+        if exc.fields:
+            return exc.message + " (" + "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) + ")"
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ServiceTab(QWidget):
+    """A tab whose operations run online (API) or offline (core); ``done(message)`` / ``failed(message)``."""
+
+    done = Signal(str)
+    failed = Signal(str)
+    loaded = Signal(list)
+
+    def __init__(self, paths: Paths, client: ServerClient, supervisor: Supervisor, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.paths = paths
+        self.client = client
+        self.supervisor = supervisor
+        self.busy = 0
+        self.message = QLabel()
+        self.message.setObjectName("message")
+        self.message.setWordWrap(True)
+
+    @property
+    def online(self) -> bool:
+        """Whether operations go through the server (it runs and answers)."""
+        return self.supervisor.state in (RUNNING, UNREACHABLE) and self.client.available
+
+    def perform(
+        self,
+        online: Callable[[ServerClient], Any],
+        offline: Callable[[Instance], Any],
+        on_done: Callable[[Any], str | None],
+        *,
+        use_offline: bool | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run the online or the offline form in the background; ``on_done(result)`` returns the message to show."""
+        go_online = self.online if use_offline is None else not use_offline
+        client, paths = self.client, self.paths
+
+        def work() -> Any:
+            if go_online:
+                return online(client)
+            with offline_database(paths) as instance:
+                return offline(instance)
+
+        def finished(result: Any) -> None:
+            self.busy -= 1
+            text = on_done(result)
+            if text:
+                self.message.setText(text)
+                self.done.emit(text)
+
+        def refused(exc: Exception) -> None:
+            self.busy -= 1
+            text = describe_error(exc)
+            self.message.setText(f"⚠ {text}")
+            if on_error is not None:
+                on_error(text)
+            self.failed.emit(text)
+
+        self.busy += 1
+        run_in_background(work, finished, refused, owner=self)
+
+    def on_server_state_changed(self, state: str) -> None:
+        """Reload when the server comes or goes (the source of truth changes with it)."""
+        if state in (RUNNING, "stopped"):
+            self.refresh()
+
+    def refresh(self) -> None:  # pragma: no cover - every tab overrides it
+        raise NotImplementedError
+
+
+def fill_table(table: QTableWidget, rows: list[list[Any]], keys: list[Any]) -> None:
+    """Replace the table's rows; each row's first cell keeps its key (``Qt.UserRole``)."""
+    from PySide6.QtCore import Qt
+
+    table.setSortingEnabled(False)
+    table.setRowCount(len(rows))
+    for r, (row, key) in enumerate(zip(rows, keys, strict=True)):
+        for c, value in enumerate(row):
+            item = QTableWidgetItem("" if value is None else str(value))
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            if c == 0:
+                item.setData(Qt.ItemDataRole.UserRole, key)
+            table.setItem(r, c, item)
+    table.resizeColumnsToContents()
+
+
+def selected_key(table: QTableWidget) -> Any:
+    from PySide6.QtCore import Qt
+
+    row = table.currentRow()
+    if row < 0 or table.item(row, 0) is None:
+        return None
+    return table.item(row, 0).data(Qt.ItemDataRole.UserRole)

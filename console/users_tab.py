@@ -1,0 +1,249 @@
+"""The users tab: list, add, change role, disable/enable, reset password (a one-time password shown once),
+sign out everywhere — through the API while the server runs, through the core while it is stopped."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from appliance.home import Paths
+from console.client import ServerClient
+from console.supervisor import Supervisor
+from console.tab_support import ServiceTab, fill_table, selected_key
+
+ROLES = ("admin", "editor", "viewer")
+
+
+def one_time_password() -> str:
+    """A random password the user must change at the next sign-in."""
+    return secrets.token_urlsafe(12)
+
+
+class AddUserDialog(QDialog):
+    def __init__(self, roles: list[str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Add a user")
+        self.email = QLineEdit()
+        self.name = QLineEdit()
+        self.role = QComboBox()
+        self.role.addItems(roles)
+        self.role.setCurrentText("viewer")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Email:", self.email)
+        form.addRow("Name:", self.name)
+        form.addRow("Role:", self.role)
+        form.addRow(buttons)
+
+
+class UsersTab(ServiceTab):
+    """``one_time_password_shown(email, password)`` fires when a new password is shown (once)."""
+
+    one_time_password_shown = Signal(str, str)
+
+    def __init__(self, paths: Paths, client: ServerClient, supervisor: Supervisor, parent: QWidget | None = None):
+        super().__init__(paths, client, supervisor, parent)
+        self.users: list[dict[str, Any]] = []
+        self.roles = list(ROLES)
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["Email", "Name", "Role", "Active", "Created", "Id"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        buttons = QHBoxLayout()
+        self.buttons: dict[str, QPushButton] = {}
+        for key, title, slot in (
+            ("refresh", "Refresh", self.refresh),
+            ("add", "Add…", self.on_add_clicked),
+            ("role", "Change role…", self.on_role_clicked),
+            ("active", "Disable / enable", self.on_active_clicked),
+            ("password", "Reset password", self.on_password_clicked),
+            ("sign_out", "Sign out everywhere", self.on_sign_out_clicked),
+        ):
+            button = QPushButton(title)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+            self.buttons[key] = button
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.message)
+        self._otp_box: QMessageBox | None = None
+
+    # --- operations (each online or offline) ----------------------------------------
+
+    def refresh(self) -> None:
+        def online(client: ServerClient) -> tuple[list[dict], list[str]]:
+            users = client.call("GET", "/api/users?page_size=500")["items"]
+            roles = [r["name"] for r in client.call("GET", "/api/roles")]
+            return users, roles
+
+        def offline(_instance: Any) -> tuple[list[dict], list[str]]:
+            from appliance.roles import list_roles
+            from appliance.users import list_users, serialize_user
+
+            return [serialize_user(u) for u in list_users()], [r.name for r in list_roles()]
+
+        self.perform(online, offline, self._show)
+
+    def _show(self, result: tuple[list[dict], list[str]]) -> str | None:
+        self.users, roles = result
+        self.roles = roles or list(ROLES)
+        rows = [
+            [u["email"], u["name"], u["role"], "yes" if u["active"] else "disabled", u.get("created_at"), u["id"]]
+            for u in self.users
+        ]
+        fill_table(self.table, rows, [u["id"] for u in self.users])
+        self.loaded.emit(self.users)
+        return None
+
+    def add_user(self, email: str, name: str, role: str) -> None:
+        """Create the user with a one-time password (shown once, to be changed at first sign-in)."""
+        password = one_time_password()
+
+        def online(client: ServerClient) -> dict:
+            body = {"email": email, "name": name, "role": role, "password": password, "must_change_password": True}
+            return client.call("POST", "/api/users", body)
+
+        def offline(_instance: Any) -> dict:
+            from appliance.users import create_user, serialize_user
+
+            return serialize_user(create_user(email, name, role, password, must_change_password=True))
+
+        def done(user: dict) -> str:
+            self._show_password(user["email"], password)
+            self.refresh()
+            return f"Added {user['email']} ({user['role']})."
+
+        self.perform(online, offline, done)
+
+    def _patch(self, user_id: int, changes: dict[str, Any], message: str) -> None:
+        def online(client: ServerClient) -> dict:
+            return client.call("PATCH", f"/api/users/{user_id}", changes)
+
+        def offline(_instance: Any) -> dict:
+            from appliance.users import serialize_user, set_password, update_user
+
+            fields = {k: v for k, v in changes.items() if k not in ("password", "must_change_password")}
+            user = update_user(user_id, fields) if fields else None
+            if "password" in changes:
+                user = set_password(user_id, changes["password"], must_change=True)
+            return serialize_user(user)
+
+        def done(user: dict) -> str:
+            self.refresh()
+            return message.format(email=user["email"], role=user["role"])
+
+        self.perform(online, offline, done)
+
+    def set_role(self, user_id: int, role: str) -> None:
+        self._patch(user_id, {"role": role}, "{email} is now {role}.")
+
+    def set_active(self, user_id: int, active: bool) -> None:
+        self._patch(user_id, {"active": active}, "{email} can sign in again." if active else "{email} is disabled.")
+
+    def reset_password(self, user_id: int) -> None:
+        password = one_time_password()
+
+        def online(client: ServerClient) -> dict:
+            body = {"password": password, "must_change_password": True}
+            return client.call("PATCH", f"/api/users/{user_id}", body)
+
+        def offline(_instance: Any) -> dict:
+            from appliance.users import serialize_user, set_password
+
+            return serialize_user(set_password(user_id, password, must_change=True))
+
+        def done(user: dict) -> str:
+            self._show_password(user["email"], password)
+            return f"{user['email']} has a new one-time password; their sessions were ended."
+
+        self.perform(online, offline, done)
+
+    def sign_out_everywhere(self, user_id: int) -> None:
+        # The API offers this only for the caller (/api/me/sign-out-everywhere), so the console asks
+        # the core directly, online or not: the server reads session versions from the database.
+        def offline(_instance: Any) -> dict:
+            from appliance.users import serialize_user, sign_out_everywhere
+
+            return serialize_user(sign_out_everywhere(user_id))
+
+        self.perform(lambda _c: None, offline, lambda u: f"{u['email']} was signed out everywhere.", use_offline=True)
+
+    def _show_password(self, email: str, password: str) -> None:
+        """Show the password once, in a box that is not kept: it is never written anywhere."""
+        self.one_time_password_shown.emit(email, password)
+        box = QMessageBox(self)
+        box.setWindowTitle("One-time password")
+        box.setText(
+            f"The one-time password of {email} is:\n\n{password}\n\n"
+            "Give it to them now: it is shown only this once, and they must choose their own at the first sign-in."
+        )
+        box.setStandardButtons(QMessageBox.StandardButton.Ok)
+        box.setModal(False)
+        box.finished.connect(box.deleteLater)
+        box.show()
+        self._otp_box = box
+
+    # --- buttons --------------------------------------------------------------------
+
+    def _current(self) -> dict | None:
+        key = selected_key(self.table)
+        user = next((u for u in self.users if u["id"] == key), None)
+        if user is None:
+            self.message.setText("Select a user first.")
+        return user
+
+    def on_add_clicked(self) -> None:
+        dialog = AddUserDialog(self.roles, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.add_user(dialog.email.text(), dialog.name.text(), dialog.role.currentText())
+
+    def on_role_clicked(self) -> None:
+        user = self._current()
+        if user is None:
+            return
+        index = self.roles.index(user["role"]) if user["role"] in self.roles else 0
+        role, ok = QInputDialog.getItem(self, "Change role", f"Role of {user['email']}:", self.roles, index, False)
+        if ok and role != user["role"]:
+            self.set_role(user["id"], role)
+
+    def on_active_clicked(self) -> None:
+        user = self._current()
+        if user is not None:
+            self.set_active(user["id"], not user["active"])
+
+    def on_password_clicked(self) -> None:
+        user = self._current()
+        if user is None:
+            return
+        answer = QMessageBox.question(
+            self, "Reset password", f"Give {user['email']} a new one-time password and end their sessions?"
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.reset_password(user["id"])
+
+    def on_sign_out_clicked(self) -> None:
+        user = self._current()
+        if user is not None:
+            self.sign_out_everywhere(user["id"])

@@ -1,0 +1,255 @@
+"""The console's main window: the tabs, the supervisor, the status poller and the tray, wired together."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from appliance.home import Paths
+from console.backups_tab import BackupsTab
+from console.client import ServerClient, StatusPoller
+from console.dashboard import DashboardTab, alerts_from_status
+from console.jobs_tab import JobsTab
+from console.logs_view import LogsTab
+from console.settings_tab import SettingsTab
+from console.supervisor import CRASHED, RUNNING, STOPPED, Supervisor
+from console.traffic import TrafficTab
+from console.tray import Tray
+from console.users_tab import UsersTab
+
+# The status poller's failures in a row before a running server is called unreachable.
+UNREACHABLE_AFTER = 2
+
+KEEP = "keep"
+STOP = "stop"
+CANCEL = "cancel"
+
+
+class MainWindow(QMainWindow):
+    """One window per home. ``supervisor_args``/``supervisor_env`` go to the server child (tests use them)."""
+
+    status_received = Signal(object)
+
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        supervisor: Supervisor | None = None,
+        status_interval_ms: int = 2000,
+        standalone: bool = False,
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self.paths = paths
+        self.setWindowTitle(f"Office Appliance — {paths.home}")
+        self.resize(1100, 760)
+        self.supervisor = supervisor or Supervisor(paths, parent=self)
+        self.supervisor.setParent(self)
+        self.client = ServerClient(paths)
+        self.poller = StatusPoller(self.client, status_interval_ms, self)
+        self.tray = Tray(self)
+        self.quitting = False
+        # Standalone (run_console): closing for good quits the application; tests keep their QApplication.
+        self.standalone = standalone
+        self._failures = 0
+        self._seen_alerts: set[str] = set()
+        self.last_status: dict | None = None
+
+        self.dashboard = DashboardTab(paths)
+        self.traffic = TrafficTab()
+        self.logs = LogsTab(paths)
+        self.users = UsersTab(paths, self.client, self.supervisor)
+        self.backups = BackupsTab(paths, self.client, self.supervisor)
+        self.jobs = JobsTab(paths, self.client, self.supervisor)
+        self.settings = SettingsTab(paths, self.supervisor)
+        self.tabs = QTabWidget()
+        for widget, title in (
+            (self.dashboard, "Dashboard"),
+            (self.traffic, "Traffic"),
+            (self.logs, "Logs"),
+            (self.users, "Users"),
+            (self.backups, "Backups"),
+            (self.jobs, "Jobs"),
+            (self.settings, "Settings"),
+        ):
+            self.tabs.addTab(widget, title)
+        self.setCentralWidget(self.tabs)
+        self.statusBar().showMessage("Looking for the server…")
+
+        sup = self.supervisor
+        sup.state_changed.connect(self.on_state_changed)
+        sup.info_changed.connect(self.on_info_changed)
+        sup.output.connect(self.dashboard.append_output)
+        sup.event.connect(self.on_supervisor_event)
+        self.poller.status.connect(self.on_status)
+        self.poller.failed.connect(self.on_status_failed)
+        self.dashboard.start_requested.connect(self.on_start_requested)
+        self.dashboard.stop_requested.connect(self.on_stop_requested)
+        self.dashboard.restart_requested.connect(self.on_restart_requested)
+        self.tray.start_requested.connect(self.on_start_requested)
+        self.tray.stop_requested.connect(self.on_stop_requested)
+        self.tray.open_browser_requested.connect(self.dashboard.on_open_clicked)
+        self.tray.open_console_requested.connect(self.bring_to_front)
+        self.tray.quit_requested.connect(self.on_quit_requested)
+        self.settings.restart_requested.connect(self.on_restart_requested)
+        self.tray.show()
+
+    # --- life ----------------------------------------------------------------
+
+    def start_watching(self, *, start_server: bool = True) -> None:
+        """Attach to the home's running server, or start one (``start_server``), then watch it."""
+        self.supervisor.poll_once()
+        if start_server and self.supervisor.state == STOPPED:
+            self.supervisor.start()
+        self.supervisor.watch()
+        self.poller.start()
+
+    def bring_to_front(self) -> None:
+        self.show()
+        self.setWindowState(self.windowState() & ~self.windowState().WindowMinimized)
+        self.raise_()
+        self.activateWindow()
+
+    # --- supervisor ------------------------------------------------------------
+
+    def on_state_changed(self, state: str) -> None:
+        self.dashboard.set_state(state, self.supervisor.info)
+        self.tray.set_state(state)
+        self.statusBar().showMessage(f"Server: {state}")
+        if state == RUNNING:
+            self._failures = 0
+            self.poller.poll()
+        if state in (STOPPED, CRASHED):
+            self.traffic.reset()
+        for tab in (self.users, self.backups, self.jobs):
+            tab.on_server_state_changed(state)
+
+    def on_info_changed(self, info: dict | None) -> None:
+        self.client.refresh(info)
+        self.dashboard.set_state(self.supervisor.state, info)
+
+    def on_supervisor_event(self, text: str) -> None:
+        self.dashboard.append_output(f"[console] {text}")
+        self.statusBar().showMessage(text.splitlines()[0], 15_000)
+        if self.supervisor.state == CRASHED or "would not start" in text or "stopped unexpectedly" in text:
+            self.dashboard.add_event_alert(text)
+            self.tray.notify("Office Appliance server", text.splitlines()[0])
+
+    # --- status ----------------------------------------------------------------
+
+    def on_status(self, status: dict) -> None:
+        self._failures = 0
+        self.last_status = status
+        self.supervisor.mark_reachable(True)
+        self.dashboard.show_status(status)
+        self.traffic.add_status(status)
+        for alert in alerts_from_status(status):
+            if alert not in self._seen_alerts:
+                self._seen_alerts.add(alert)
+                self.tray.notify("Office Appliance", alert)
+        self.status_received.emit(status)
+
+    def on_status_failed(self, reason: str) -> None:
+        self._failures += 1
+        if self._failures >= UNREACHABLE_AFTER:
+            self.supervisor.mark_reachable(False)
+            self.statusBar().showMessage(f"The server does not answer: {reason}", 10_000)
+
+    # --- commands --------------------------------------------------------------
+
+    def on_start_requested(self) -> None:
+        self.dashboard.clear_event_alerts()
+        self.supervisor.start()
+
+    def on_restart_requested(self) -> None:
+        self.dashboard.clear_event_alerts()
+        self.supervisor.restart()
+
+    def on_stop_requested(self) -> None:
+        self.supervisor.stop()
+
+    def on_quit_requested(self) -> None:
+        """Quit from the tray: stop a server this console started, leave an attached one running."""
+        self.quitting = True
+        if self.supervisor.owns_child:
+            self._stop_then_quit()
+        else:
+            self._quit_now()
+
+    def _stop_then_quit(self) -> None:
+        def done(state: str) -> None:
+            if state in (STOPPED, CRASHED):
+                self._quit_now()
+
+        self.supervisor.auto_restart = False
+        self.supervisor.state_changed.connect(done)
+        self.supervisor.stop()
+        self.hide()
+
+    def _quit_now(self) -> None:
+        self.quitting = True
+        self.poller.stop()
+        self.supervisor.shutdown_watch()
+        self.tray.hide()
+        self.close()
+        self._quit_application()
+
+    def ask_close(self) -> str:
+        """Ask what closing the window means: KEEP the server running, STOP it, or CANCEL."""
+        box = QMessageBox(self)
+        box.setWindowTitle("Close the console")
+        owned = self.supervisor.owns_child
+        if owned:
+            box.setText(
+                "The server keeps serving the office only while this console runs it.\n"
+                "Keep it running in the background (in the tray), or stop it?"
+            )
+            keep = box.addButton("Keep running in the background", QMessageBox.ButtonRole.AcceptRole)
+        else:
+            box.setText("The server runs on its own (for example as a service). Leave it running, or stop it?")
+            keep = box.addButton("Leave it running", QMessageBox.ButtonRole.AcceptRole)
+        stop = box.addButton("Stop the server", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is keep:
+            return KEEP
+        if clicked is stop:
+            return STOP
+        return CANCEL
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.quitting or (self.supervisor.state in (STOPPED, CRASHED) and not self.supervisor.owns_child):
+            self.quitting = True
+            self.poller.stop()
+            self.supervisor.shutdown_watch()
+            self.tray.hide()
+            event.accept()
+            self._quit_application()
+            return
+        choice = self.ask_close()
+        if choice == CANCEL:
+            event.ignore()
+            return
+        if choice == STOP:
+            event.ignore()
+            self.quitting = True
+            self._stop_then_quit()
+            return
+        if self.supervisor.owns_child:
+            # The child lives as long as this process: hide to the tray instead of quitting.
+            event.ignore()
+            self.hide()
+            self.tray.notify("Office Appliance", "The server keeps running; the console is in the tray.", False)
+            return
+        self.quitting = True
+        self.poller.stop()
+        self.supervisor.shutdown_watch()
+        self.tray.hide()
+        event.accept()
+        self._quit_application()
+
+    def _quit_application(self) -> None:
+        if self.standalone:
+            QApplication.instance().quit()

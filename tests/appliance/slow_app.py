@@ -1,0 +1,21 @@
+"""A WSGI app factory for server tests: the real app plus an endpoint that takes its time."""
+
+from __future__ import annotations
+
+import time
+
+from flask import jsonify, request
+
+from webapp import create_app as create_real_app
+
+
+def create_app(instance, runtime=None):
+    app = create_real_app(instance, runtime)
+
+    @app.get("/_test/slow")
+    def slow():
+        seconds = float(request.args.get("seconds", "2"))
+        time.sleep(seconds)
+        return jsonify(slept=seconds)
+
+    return app

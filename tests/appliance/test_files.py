@@ -1,0 +1,84 @@
+"""Uploaded files: names made harmless, types judged by content, storage by digest and reference counting."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from appliance.errors import TooLarge, ValidationFailed
+from appliance.files import Upload, safe_filename, sniff_type, type_accepted
+from appliance.records import create_record, delete_record, update_record
+from tests.appliance.data_helpers import make_users
+
+PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "safe"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        ("..", "file"),
+        ("", "file"),
+        ("a\x00b\nc.pdf", "abc.pdf"),
+        ('we"ird<>.pdf', "weird.pdf"),
+    ],
+)
+def test_a_client_file_name_is_reduced_to_a_harmless_base_name(given, safe):
+    assert safe_filename(given) == safe
+
+
+def test_types_are_judged_by_content_not_by_name():
+    assert sniff_type(PDF) == "application/pdf"
+    assert sniff_type(b"plain words") == "text/plain"
+    assert sniff_type(b"\x00\x01\x02binary") == "application/octet-stream"
+    assert type_accepted("image/png", ["image/*"]) and not type_accepted("application/pdf", ["image/*"])
+    assert type_accepted("text/plain", ["text/csv"])
+
+
+@pytest.fixture
+def admin(instance):
+    from appliance.collections import create_collection
+
+    people = make_users()
+    create_collection(
+        {
+            "name": "docs",
+            "label": "Docs",
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "scan", "type": "file", "max_size": 100, "accept": ["application/pdf"]},
+            ],
+        },
+        people["admin"],
+    )
+    return people["admin"]
+
+
+def stored(instance) -> list[bytes]:
+    return sorted(p.read_bytes() for p in instance.paths.files_dir.rglob("*") if p.is_file())
+
+
+def test_identical_content_is_stored_once_and_removed_when_the_last_reference_goes(instance, admin):
+    files = instance.paths.files_dir
+    one = create_record("docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF))}, files_dir=files)
+    two = create_record("docs", {}, admin, uploads={"scan": Upload("b.pdf", io.BytesIO(PDF))}, files_dir=files)
+    assert stored(instance) == [PDF]
+    delete_record("docs", one["id"], admin, files_dir=files)
+    assert stored(instance) == [PDF]
+    update_record("docs", two["id"], {"scan": None}, admin, files_dir=files)
+    assert stored(instance) == []
+
+
+def test_a_refused_upload_leaves_nothing_stored(instance, admin):
+    files = instance.paths.files_dir
+    with pytest.raises(TooLarge):
+        create_record("docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF * 10))}, files_dir=files)
+    with pytest.raises(ValidationFailed):
+        create_record(
+            "docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(b"GIF89a" + b"\0" * 20))}, files_dir=files
+        )
+    with pytest.raises(ValidationFailed):
+        create_record("docs", {"title": 5}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF))}, files_dir=files)
+    assert stored(instance) == []

@@ -1,0 +1,312 @@
+"""The scheduler: persisted definitions, changes without restart, catch-up, no overlap, failures, alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from appliance import jobs
+from appliance.alerts import Alert
+from appliance.db import database
+from appliance.errors import Busy
+from appliance.jobs import (
+    Job,
+    JobRun,
+    ensure_jobs,
+    job_lock,
+    register_job,
+    request_run,
+    run_job,
+    unregister_job,
+    update_job,
+)
+from appliance.scheduler import JobScheduler
+from appliance.settings import write_settings
+from tests.conftest import start_server
+from tests.fakes import FakeClock
+from tests.mailbox import mailbox  # noqa: F401 - the fixture
+
+
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with database.connection_context():
+            if predicate():
+                return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def test_jobs() -> Iterator[dict]:
+    """Two extra jobs for the tests: ``counter`` (counts its runs) and ``explode`` (always fails)."""
+    calls = {"counter": 0, "explode": 0}
+
+    def counter(ctx):
+        calls["counter"] += 1
+        return f"counted {calls['counter']}"
+
+    def explode(ctx):
+        calls["explode"] += 1
+        raise RuntimeError("the disk is on fire")
+
+    register_job("counter", counter, "0 3 1 1 *", "counts")
+    register_job("explode", explode, "0 3 1 1 *", "fails")
+    yield calls
+    unregister_job("counter")
+    unregister_job("explode")
+
+
+@pytest.fixture
+def scheduler(instance, test_jobs) -> Iterator[JobScheduler]:
+    sched = JobScheduler(instance, sync_seconds=0.2)
+    yield sched
+    sched.stop()
+
+
+def runs(name: str, **where) -> list[JobRun]:
+    query = JobRun.select().where(JobRun.job == name).order_by(JobRun.id)
+    for key, value in where.items():
+        query = query.where(getattr(JobRun, key) == value)
+    return list(query)
+
+
+def test_job_definitions_persist_with_their_defaults(instance):
+    with database.connection_context():
+        ensure_jobs(instance.settings)
+        names = {job.name: job for job in Job.select()}
+    assert {"backup", "prune_backups", "db_maintenance", "cleanup"} <= set(names)
+    assert names["backup"].schedule == "0 2 * * *"
+    assert names["backup"].enabled
+
+
+def test_a_run_missed_while_the_server_was_off_runs_once_at_start_and_alerts(instance, scheduler, test_jobs):
+    with database.connection_context():
+        ensure_jobs(instance.settings)
+        # Planned three days ago: three runs were missed, one catch-up run is due.
+        Job.update(next_run_at=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=3)).where(
+            Job.name == "counter"
+        ).execute()
+    scheduler.start()
+    assert wait_until(lambda: len(runs("counter", outcome="ok")) == 1)
+    time.sleep(0.5)  # give a wrong second catch-up the chance to show
+    with database.connection_context():
+        assert [r.trigger for r in runs("counter") if r.outcome == "ok"] == ["catch-up"]
+        assert Alert.select().where((Alert.kind == "job_missed") & (Alert.job == "counter")).count() == 1
+        assert Job.get_by_id("counter").next_run_at > dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    scheduler.stop()
+    again = JobScheduler(instance, sync_seconds=0.2)
+    again.start()
+    try:
+        time.sleep(0.5)
+    finally:
+        again.stop()
+    with database.connection_context():
+        assert len(runs("counter", outcome="ok")) == 1, "a restart does not run it again"
+    assert test_jobs["counter"] == 1
+
+
+def test_changing_a_schedule_takes_effect_without_a_restart(instance, scheduler):
+    scheduler.start()
+    with database.connection_context():
+        update_job("counter", {"schedule": "every 45m"})
+    assert wait_until(
+        lambda: getattr(scheduler._aps.get_job("counter").trigger, "interval", None) == dt.timedelta(minutes=45)
+    )
+    with database.connection_context():
+        next_run = Job.get_by_id("counter").next_run_at
+    assert (
+        dt.timedelta(minutes=44) < next_run - dt.datetime.now(dt.UTC).replace(tzinfo=None) <= dt.timedelta(minutes=45)
+    )
+    with database.connection_context():
+        update_job("counter", {"enabled": False})
+    assert wait_until(lambda: scheduler._aps.get_job("counter") is None)
+    with database.connection_context():
+        assert Job.get_by_id("counter").next_run_at is None
+
+
+def test_a_bad_cron_expression_is_refused_with_the_reason_and_changes_nothing(instance):
+    from appliance.errors import ValidationFailed
+
+    with database.connection_context():
+        ensure_jobs(instance.settings)
+        with pytest.raises(ValidationFailed) as caught:
+            update_job("backup", {"schedule": "0 25 * * *"})
+        assert "25" in caught.value.fields["schedule"]
+        assert Job.get_by_id("backup").schedule == "0 2 * * *"
+        assert Job.get_by_id("backup").version == 1
+
+
+def test_run_now_requests_are_picked_up_by_the_scheduler(instance, scheduler, test_jobs):
+    scheduler.start()
+    with database.connection_context():
+        request_run("counter")
+    assert wait_until(lambda: len(runs("counter", outcome="ok")) == 1)
+    with database.connection_context():
+        assert runs("counter")[0].trigger == "manual"
+        assert Job.get_by_id("counter").run_requested_at is None
+
+
+def test_a_failing_job_is_recorded_alerts_the_admins_by_mail_and_does_not_stall_the_scheduler(
+    instance,
+    personas,
+    scheduler,
+    test_jobs,
+    mailbox,  # noqa: F811
+):
+    write_settings(instance.home / "appliance.toml", mailbox.settings())
+    scheduler.start()
+    with database.connection_context():
+        request_run("explode")
+    assert wait_until(lambda: len(runs("explode", outcome="failed")) == 1)
+    with database.connection_context():
+        request_run("counter")
+    assert wait_until(lambda: len(runs("counter", outcome="ok")) == 1), "the scheduler goes on after a failure"
+    with database.connection_context():
+        failed = runs("explode")[0]
+        assert "the disk is on fire" in failed.message
+        assert failed.finished_at is not None and failed.duration_seconds is not None
+    [message] = mailbox.wait_for(1)
+    assert message["Subject"] == "[Office Appliance] Job explode failed"
+    assert message["To"] == "alice@example.com"
+    assert "the disk is on fire" in message.get_payload()
+
+
+def test_a_job_never_overlaps_itself(instance, test_jobs):
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow(ctx):
+        started.set()
+        release.wait(10)
+        return "slow done"
+
+    register_job("slow", slow, "0 3 1 1 *", "slow")
+    try:
+        with database.connection_context():
+            ensure_jobs(instance.settings)
+        first: list = []
+
+        def run_first():
+            with database.connection_context():
+                first.append(run_job(instance, "slow"))
+
+        thread = threading.Thread(target=run_first)
+        thread.start()
+        assert started.wait(10)
+        with database.connection_context(), pytest.raises(Busy, match="already running"):
+            run_job(instance, "slow")
+        release.set()
+        thread.join(10)
+        assert first[0].outcome == "ok"
+        with database.connection_context():
+            assert len(runs("slow")) == 1
+    finally:
+        release.set()
+        unregister_job("slow")
+
+
+def test_a_scheduled_run_while_another_process_runs_the_job_is_skipped_and_recorded(instance, scheduler):
+    with job_lock(instance.paths, "counter"):
+        scheduler.start()
+        with database.connection_context():
+            request_run("counter")
+        assert wait_until(lambda: len(runs("counter", outcome="skipped")) == 1)
+    with database.connection_context():
+        assert runs("counter", outcome="ok") == []
+
+
+def test_a_planned_run_that_did_not_happen_alerts_once(instance, test_jobs):
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    sched = JobScheduler(instance, now=clock.now, sync_seconds=0.2)
+    sched.start()
+    try:
+        with database.connection_context():
+            planned = Job.get_by_id("counter").next_run_at
+            # Time jumps past the planned run without the run happening (the process was frozen).
+            clock.current = planned.replace(tzinfo=dt.UTC) + dt.timedelta(minutes=10)
+            Job.update(next_run_at=planned).where(Job.name == "counter").execute()
+            sched.poll_once()
+            sched.poll_once()
+            alerts = list(Alert.select().where((Alert.kind == "job_missed") & (Alert.job == "counter")))
+        assert len(alerts) == 1
+    finally:
+        sched.stop()
+
+
+def test_a_stuck_run_alerts_once(instance, test_jobs):
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    sched = JobScheduler(instance, now=clock.now, sync_seconds=60)
+    sched.start()
+    try:
+        with job_lock(instance.paths, "counter"), database.connection_context():
+            JobRun.create(
+                job="counter", trigger="schedule", started_at=clock.now().replace(tzinfo=None), outcome="running"
+            )
+            clock.advance(hours=3)
+            sched.poll_once()
+            sched.poll_once()
+            assert Alert.select().where(Alert.kind == "job_stuck").count() == 1
+    finally:
+        sched.stop()
+
+
+def test_the_server_runs_the_scheduler_in_its_parent_process(home, test_jobs):
+    server = start_server(home, workers=1)
+    try:
+        from appliance.db import open_database
+        from appliance.home import open_instance
+
+        open_database(open_instance(home))
+        with database.connection_context():
+            request_run("cleanup")
+        assert wait_until(lambda: len(runs("cleanup", outcome="ok")) == 1)
+        with database.connection_context():
+            assert runs("cleanup")[0].pid == server.process.pid
+            assert Job.get_by_id("backup").next_run_at is not None
+    finally:
+        server.stop()
+        database.initialize(None)
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_interrupted(instance):
+    with database.connection_context():
+        ensure_jobs(instance.settings)
+        JobRun.create(job="backup", trigger="schedule", started_at=dt.datetime(2026, 1, 1), outcome="running")
+        assert jobs.mark_interrupted_runs(instance.paths) == 1
+        assert runs("backup")[0].outcome == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "weekday", "hour"),
+    [("0 3 * * 0", "Sun", 3), ("0 3 * * 7", "Sun", 3), ("0 3 * * 1-5", "Tue", 3), ("30 1 * * sat", "Sat", 1)],
+)
+def test_cron_weekdays_mean_what_they_mean_in_cron_with_sunday_as_0(schedule, weekday, hour):
+    from appliance.schedules import parse_schedule
+
+    monday_noon = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
+    planned = parse_schedule(schedule).next_after(monday_noon, dt.UTC)
+    assert (planned.strftime("%a"), planned.hour) == (weekday, hour)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "reason"),
+    [
+        ("0 2 * *", "has 4 field(s)"),
+        ("61 2 * * *", "higher than the maximum"),
+        ("0 3 * * 8", "is not a weekday"),
+        ("every 5s", "at least 10 seconds"),
+        ("every day", "is not an interval"),
+        ("", "a schedule is required"),
+    ],
+)
+def test_a_bad_schedule_is_refused_with_its_reason(schedule, reason):
+    from appliance.schedules import parse_schedule
+
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        parse_schedule(schedule)

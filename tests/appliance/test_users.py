@@ -1,0 +1,165 @@
+"""Users and roles: validation, case-insensitive emails, the last-admin rule, audit events."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance import users
+from appliance.audit import AuditEvent
+from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from appliance.roles import BUILTIN_ROLES, create_role, delete_role, list_roles, role_exists
+from appliance.users import User
+
+
+def add(email="ann@example.com", role="editor", password="a-long-enough-password", name="Ann"):
+    return users.create_user(email, name, role, password, actor="test")
+
+
+def test_emails_are_stored_lower_case_and_compare_case_insensitively(instance):
+    user = add("Ann.Smith@Example.COM")
+    assert user.email == "ann.smith@example.com"
+    assert users.find_user_by_email("  ANN.smith@example.com ").id == user.id
+    with pytest.raises(Conflict) as caught:
+        add("ANN.SMITH@example.com")
+    assert caught.value.fields == {"email": "This email is taken."}
+
+
+def test_a_new_user_names_every_bad_field_at_once_and_nothing_is_written(instance):
+    with pytest.raises(ValidationFailed) as caught:
+        users.create_user("not-an-email", "", "wizard", "short", actor="test")
+    assert set(caught.value.fields) == {"email", "name", "role", "password"}
+    assert caught.value.fields["password"] == "Use at least 10 characters."
+    assert User.select().count() == 0
+    assert AuditEvent.select().count() == 0
+
+
+def test_the_password_may_not_be_the_email(instance):
+    with pytest.raises(ValidationFailed) as caught:
+        add("longer.name@example.com", password="Longer.Name@example.com")
+    assert caught.value.fields == {"password": "Do not use your email address as your password."}
+
+
+def test_a_created_user_is_audited_and_serialized_without_its_hash(instance):
+    user = add()
+    body = users.serialize_user(user)
+    assert set(body) >= {"id", "email", "name", "role", "active", "created_at"}
+    assert "password_hash" not in body and "argon2" not in str(body)
+    assert body["created_at"].endswith("Z")
+    event = AuditEvent.get(AuditEvent.action == "user.created")
+    assert (event.actor, event.target) == ("test", "ann@example.com")
+
+
+def test_built_in_roles_exist_and_admins_can_add_custom_ones(instance):
+    assert [r.name for r in list_roles()][:3] == list(BUILTIN_ROLES)
+    create_role("accountant", "Accountant", actor="test")
+    assert role_exists("accountant")
+    assert add(role="accountant").role == "accountant"
+    with pytest.raises(Conflict):
+        create_role("accountant", "Again", actor="test")
+    with pytest.raises(ValidationFailed) as caught:
+        create_role("Bad Name", "", actor="test")
+    assert set(caught.value.fields) == {"name", "label"}
+
+
+def test_a_role_in_use_or_built_in_cannot_be_removed(instance):
+    create_role("temp", "Temp", actor="test")
+    user = add(role="temp")
+    with pytest.raises(Conflict):
+        delete_role("temp", actor="test")
+    with pytest.raises(Conflict):
+        delete_role("viewer", actor="test")
+    users.update_user(user.id, {"role": "viewer"}, actor="test")
+    delete_role("temp", actor="test")
+    assert not role_exists("temp")
+
+
+@pytest.mark.parametrize(
+    "change, verb",
+    [
+        (lambda uid: users.disable_user(uid, actor="test"), "disabled"),
+        (lambda uid: users.update_user(uid, {"role": "viewer"}, actor="test"), "demoted"),
+        (lambda uid: users.delete_user(uid, actor="test"), "deleted"),
+    ],
+)
+def test_the_last_active_admin_can_be_neither_disabled_demoted_nor_deleted(instance, change, verb):
+    admin = add("boss@example.com", role="admin")
+    before = AuditEvent.select().count()
+    with pytest.raises(Conflict) as caught:
+        change(admin.id)
+    assert verb in caught.value.message
+    again = users.get_user(admin.id)
+    assert (again.role, again.active) == ("admin", True)
+    assert AuditEvent.select().count() == before
+
+
+def test_an_admin_can_be_demoted_while_another_admin_is_active(instance):
+    first = add("one@example.com", role="admin")
+    second = add("two@example.com", role="admin")
+    users.update_user(first.id, {"role": "editor"}, actor="test")
+    with pytest.raises(Conflict):
+        users.disable_user(second.id, actor="test")
+    # A disabled admin does not count as the one that is left.
+    users.update_user(first.id, {"role": "admin"}, actor="test")
+    users.disable_user(first.id, actor="test")
+    with pytest.raises(Conflict):
+        users.delete_user(second.id, actor="test")
+
+
+def test_role_changes_disabling_and_password_changes_move_the_session_version_on(instance):
+    user = add()
+    version = user.session_version
+    users.update_user(user.id, {"role": "viewer"}, actor="test")
+    users.disable_user(user.id, actor="test")
+    users.enable_user(user.id, actor="test")
+    users.set_password(user.id, "another-long-password", actor="test")
+    users.sign_out_everywhere(user.id)
+    assert users.get_user(user.id).session_version == version + 5
+    users.update_user(user.id, {"name": "Ann B."}, actor="test")
+    assert users.get_user(user.id).session_version == version + 5
+
+
+def test_an_update_with_an_unknown_field_or_bad_value_changes_nothing(instance):
+    user = add()
+    with pytest.raises(BadRequest):
+        users.update_user(user.id, {"name": "New", "password_hash": "x"}, actor="test")
+    with pytest.raises(ValidationFailed) as caught:
+        users.update_user(user.id, {"name": "New", "active": "yes"}, actor="test")
+    assert caught.value.fields == {"active": "Use true or false."}
+    assert users.get_user(user.id).name == "Ann"
+
+
+def test_changing_the_email_to_a_taken_one_is_a_conflict(instance):
+    add("a@example.com")
+    b = add("b@example.com")
+    with pytest.raises(Conflict):
+        users.update_user(b.id, {"email": "A@example.com"}, actor="test")
+
+
+def test_change_password_checks_the_current_one_and_the_policy(instance):
+    user = add()
+    with pytest.raises(ValidationFailed) as caught:
+        users.change_password(user.id, "wrong-current-password", "a-new-long-password")
+    assert "current_password" in caught.value.fields
+    with pytest.raises(ValidationFailed) as caught:
+        users.change_password(user.id, "a-long-enough-password", "qwertyuiop")
+    assert caught.value.fields == {"new_password": "This password is too common; choose one that is harder to guess."}
+    users.change_password(user.id, "a-long-enough-password", "a-new-long-password")
+
+
+def test_deleting_a_user_keeps_their_audit_events_with_the_email(instance):
+    admin = add("boss@example.com", role="admin")
+    user = add()
+    users.update_user(user.id, {"name": "Ann B."}, actor=user)
+    users.delete_user(user.id, actor=admin)
+    with pytest.raises(NotFound):
+        users.get_user(user.id)
+    event = AuditEvent.get(AuditEvent.action == "user.updated")
+    assert (event.actor_id, event.actor) == (None, "ann@example.com")
+    assert AuditEvent.get(AuditEvent.action == "user.deleted").actor == "boss@example.com"
+
+
+def test_list_users_searches_email_and_name(instance):
+    add("ann@example.com", name="Ann")
+    add("bob@example.com", name="Robert Smith")
+    assert [u.email for u in users.list_users(search="SMITH")] == ["bob@example.com"]
+    assert [u.email for u in users.list_users(search="example")] == ["ann@example.com", "bob@example.com"]

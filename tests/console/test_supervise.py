@@ -1,0 +1,124 @@
+"""Starting, watching, stopping, restarting and attaching to a real server from the console."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+
+import psutil
+
+from appliance.home import Paths, open_instance
+from appliance.server import read_server_info
+from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, Supervisor
+from tests.conftest import start_server
+from tests.console.conftest import wait_state
+
+
+def test_the_console_starts_a_server_and_shows_its_status(qtbot, window, console_home):
+    with qtbot.waitSignal(window.status_received, timeout=30_000) as blocker:
+        window.start_watching()
+    status = blocker.args[0]
+    assert window.supervisor.state == RUNNING
+    assert window.supervisor.owns_child
+    info = json.loads((console_home / "run" / "server.json").read_text())
+    assert info["pid"] == window.supervisor.child_pid
+    assert window.dashboard.url_label.text() == info["url"]
+    assert window.dashboard.figures["version"].text() == status["version"]
+    assert window.dashboard.figures["port"].text() == str(info["port"])
+    assert window.dashboard.figures["uptime"].text() != "—"
+    assert "Running" in window.dashboard.state_label.text()
+    assert not window.dashboard.start_button.isEnabled()
+
+
+def test_the_stop_button_stops_the_server_and_frees_the_home(qtbot, window, console_home):
+    window.start_watching()
+    wait_state(qtbot, window.supervisor, RUNNING)
+    with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == STOPPED, timeout=20_000):
+        window.dashboard.stop_button.click()
+    assert read_server_info(open_instance(console_home)) is None
+    assert not (console_home / "run" / "server.json").exists()
+    assert window.dashboard.start_button.isEnabled()
+    assert window.dashboard.url_label.text() == "—"
+
+
+def test_a_killed_server_is_restarted_and_the_console_says_so(qtbot, window, console_home):
+    window.start_watching()
+    wait_state(qtbot, window.supervisor, RUNNING)
+    first = window.supervisor.child_pid
+    workers = [p.pid for p in psutil.Process(first).children()]
+    assert workers
+    window.supervisor.poll_once()  # remembers the workers
+    with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == CRASHED, timeout=10_000):
+        os.kill(first, signal.SIGKILL)
+    assert "Restarting it in 1 s" in window.dashboard.output_view.toPlainText()
+    assert any("crashed" in text or "exited" in text for text in window.dashboard.alerts())
+    assert window.tray.notifications
+    wait_state(qtbot, window.supervisor, RUNNING, timeout=30_000)
+    assert window.supervisor.child_pid != first
+    # The dead parent's workers were stopped: the new server could bind the same port.
+    qtbot.waitUntil(
+        lambda: (
+            not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in workers)
+        ),
+        timeout=10_000,
+    )
+    info = json.loads((console_home / "run" / "server.json").read_text())
+    assert info["pid"] == window.supervisor.child_pid
+
+
+def test_the_console_attaches_to_a_server_that_already_runs(qtbot, make_window, console_home):
+    server = start_server(console_home, workers=1)
+    try:
+        window = make_window(console_home)
+        with qtbot.waitSignal(window.status_received, timeout=20_000):
+            window.start_watching()
+        assert window.supervisor.attached
+        assert not window.supervisor.owns_child
+        assert window.supervisor.state == RUNNING
+        assert window.dashboard.url_label.text() == server.url
+        assert "Attached" in window.dashboard.output_view.toPlainText()
+        # Stopping an attached server asks it to stop (SIGTERM) and notices when it has.
+        with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == STOPPED, timeout=20_000):
+            window.supervisor.stop()
+        assert server.process.wait(timeout=10) == 0
+    finally:
+        server.stop()
+
+
+def test_a_server_that_fails_at_start_is_retried_with_growing_back_off(qtbot, console_home):
+    now = [1000.0]
+    supervisor = Supervisor(Paths(console_home), extra_args=("--port", "70000"), clock=lambda: now[0])
+    events = []
+    supervisor.event.connect(events.append)
+    with qtbot.waitSignal(supervisor.state_changed, check_params_cb=lambda s: s == CRASHED, timeout=20_000):
+        supervisor.start()
+    assert supervisor.restart_at == 1001.0
+    assert "would not start" in events[-1] and "70000" in events[-1]
+    assert supervisor.poll_once() == CRASHED  # not due yet: nothing happens
+    now[0] = 1001.0
+    with qtbot.waitSignal(supervisor.state_changed, check_params_cb=lambda s: s == CRASHED, timeout=20_000):
+        assert supervisor.poll_once() == STARTING
+    assert supervisor.restart_at == 1003.0  # 2 s after the second failure
+    supervisor.stop()
+    assert supervisor.state == STOPPED
+    assert supervisor.restart_at is None
+
+
+def test_a_port_in_use_names_its_holder_and_is_not_retried(qtbot, window, console_home):
+    port = open_instance(console_home).settings.port
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    try:
+        with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == CRASHED, timeout=20_000):
+            window.start_watching()
+        text = window.dashboard.output_view.toPlainText()
+        assert f"port {port}" in text and "already in use" in text
+        assert f"pid {os.getpid()}" in text
+        assert window.supervisor.restart_at is None
+        assert window.dashboard.alerts()
+    finally:
+        holder.close()

@@ -1,0 +1,179 @@
+"""``/admin/users``: admins list, add, change, disable and enable, reset and delete users; add roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from appliance import roles, tokens, users
+from appliance.errors import Conflict, PermissionDenied, ValidationFailed
+from appliance.pagination import paginate, parse_paging
+from webapp.auth import client_address
+from webapp.layout import form_errors
+
+bp = Blueprint("admin_users", __name__, url_prefix="/admin")
+
+_FORM_ERRORS = (ValidationFailed, Conflict)
+
+
+@bp.before_request
+@login_required
+def _admins_only():
+    if not current_user.is_admin:
+        raise PermissionDenied("Only admins may manage users.")
+
+
+def _actor() -> dict[str, Any]:
+    return {"actor": current_user.user, "address": client_address()}
+
+
+def _role_options() -> list[tuple[str, str]]:
+    return [(role.name, role.label) for role in roles.list_roles()]
+
+
+def _active_filter(raw: str | None) -> bool | None:
+    return {"active": True, "disabled": False}.get(raw or "")
+
+
+def _list_page(status: int = 200, **context: Any):
+    args = request.args
+    page, page_size = parse_paging(args)
+    query = users.list_users(
+        search=args.get("search"), role=args.get("role") or None, active=_active_filter(args.get("state"))
+    )
+    listing = paginate(query, page, page_size, lambda user: user)
+    defaults = {
+        "listing": listing,
+        "filters": {"search": args.get("search", ""), "role": args.get("role", ""), "state": args.get("state", "")},
+        "role_options": _role_options(),
+        "roles": roles.list_roles(),
+        "add_values": {"role": "editor", "must_change": "yes"},
+        "add_errors": {},
+        "role_values": {},
+        "role_errors": {},
+    }
+    defaults.update(context)
+    return render_template("admin/users.html", **defaults), status
+
+
+@bp.get("/users")
+def list_users():
+    return _list_page()
+
+
+@bp.post("/users")
+def add_user():
+    form = request.form
+    values = {
+        "email": form.get("email", ""),
+        "name": form.get("name", ""),
+        "role": form.get("role", ""),
+        "must_change": form.get("must_change", ""),
+    }
+    try:
+        user = users.create_user(
+            values["email"],
+            values["name"],
+            values["role"],
+            form.get("password", ""),
+            must_change_password=bool(values["must_change"]),
+            **_actor(),
+        )
+    except _FORM_ERRORS as exc:
+        return _list_page(exc.status, add_values=values, add_errors=form_errors(exc))
+    flash(f"Added {user.email}.", "success")
+    return redirect(url_for("admin_users.show_user", user_id=user.id))
+
+
+@bp.post("/roles")
+def add_role():
+    values = {"name": request.form.get("name", ""), "label": request.form.get("label", "")}
+    try:
+        role = roles.create_role(values["name"], values["label"], **_actor())
+    except _FORM_ERRORS as exc:
+        return _list_page(exc.status, role_values=values, role_errors=form_errors(exc))
+    flash(f"Added the role {role.name}.", "success")
+    return redirect(url_for("admin_users.list_users"))
+
+
+def _user_page(user_id: int, status: int = 200, **context: Any):
+    user = users.get_user(user_id)
+    defaults = {
+        "user": user,
+        "tokens": list(tokens.list_tokens(user.id)),
+        "role_options": _role_options(),
+        "edit_values": {"email": user.email, "name": user.name, "role": user.role},
+        "edit_errors": {},
+        "password_errors": {},
+        "state_errors": {},
+        "delete_errors": {},
+    }
+    defaults.update(context)
+    return render_template("admin/user.html", **defaults), status
+
+
+@bp.get("/users/<int:user_id>")
+def show_user(user_id: int):
+    return _user_page(user_id)
+
+
+@bp.post("/users/<int:user_id>")
+def edit_user(user_id: int):
+    values = {key: request.form.get(key, "") for key in ("email", "name", "role")}
+    try:
+        users.update_user(user_id, values, **_actor())
+    except _FORM_ERRORS as exc:
+        return _user_page(user_id, exc.status, edit_values=values, edit_errors=form_errors(exc))
+    flash("Saved.", "success")
+    return redirect(url_for("admin_users.show_user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/disable")
+def disable_user(user_id: int):
+    try:
+        user = users.disable_user(user_id, **_actor())
+    except _FORM_ERRORS as exc:
+        return _user_page(user_id, exc.status, state_errors=form_errors(exc))
+    flash(f"{user.email} is disabled; their sessions have ended.", "success")
+    return redirect(url_for("admin_users.show_user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/enable")
+def enable_user(user_id: int):
+    user = users.enable_user(user_id, **_actor())
+    flash(f"{user.email} may sign in again.", "success")
+    return redirect(url_for("admin_users.show_user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/password")
+def reset_password(user_id: int):
+    try:
+        user = users.set_password(user_id, request.form.get("password", ""), must_change=True, **_actor())
+    except _FORM_ERRORS as exc:
+        return _user_page(user_id, exc.status, password_errors=form_errors(exc))
+    flash(f"Password of {user.email} reset; they must choose a new one at their next sign-in.", "success")
+    return redirect(url_for("admin_users.show_user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/delete")
+def delete_user(user_id: int):
+    try:
+        if request.form.get("confirm") != "yes":
+            raise ValidationFailed({"confirm": "Tick the box to confirm."})
+        user = users.get_user(user_id)
+        users.delete_user(user_id, **_actor())
+    except _FORM_ERRORS as exc:
+        return _user_page(user_id, exc.status, delete_errors=form_errors(exc))
+    flash(f"Deleted {user.email}.", "success")
+    if user.id == current_user.id:
+        return redirect(url_for("auth_pages.login"))
+    return redirect(url_for("admin_users.list_users"))
+
+
+@bp.post("/users/<int:user_id>/tokens/<int:token_id>/revoke")
+def revoke_token(user_id: int, token_id: int):
+    tokens.revoke_token(token_id, **_actor())
+    flash("The token is revoked.", "success")
+    return redirect(url_for("admin_users.show_user", user_id=user_id))

@@ -1,0 +1,78 @@
+"""Backups in the JSON API: ``GET``/``POST /api/backups``, ``GET /api/backups/{name}/download``;
+and the ``last_backup``, ``jobs``, ``next_job`` and ``alerts`` sections of ``/api/system/status``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify, request, send_file
+
+from appliance.alerts import list_alerts, serialize_alert
+from appliance.backups import find_backup, last_backup, list_backups
+from appliance.jobs import ensure_jobs, job_items, take_backup
+from appliance.pagination import parse_paging
+from webapp import current_instance
+from webapp.auth import require_admin, require_write
+
+bp = Blueprint("api_backups", __name__, url_prefix="/api")
+
+
+def paginate_items(items: list[Any], page: int, page_size: int) -> dict[str, Any]:
+    """The listing shape of API.md over a list already in memory (backups live in a folder, not a table)."""
+    start = (page - 1) * page_size
+    return {
+        "items": items[start : start + page_size],
+        "page": page,
+        "page_size": page_size,
+        "total_items": len(items),
+        "total_pages": math.ceil(len(items) / page_size),
+    }
+
+
+@bp.get("/backups")
+def list_all():
+    """Every archive, newest first, with its verification result (failed ones included)."""
+    require_admin()
+    page, page_size = parse_paging(request.args)
+    return jsonify(paginate_items(list_backups(current_instance().paths), page, page_size))
+
+
+@bp.post("/backups")
+def create():
+    """Write a backup now; answers 201 once it is written and verified (``verified`` says how that went)."""
+    require_admin()
+    require_write()
+    return jsonify(take_backup(current_instance(), kind="manual")), 201
+
+
+@bp.get("/backups/<name>/download")
+def download(name: str):
+    require_admin()
+    path = find_backup(current_instance().paths, name)
+    return send_file(path, mimetype="application/zip", as_attachment=True, download_name=path.name, max_age=0)
+
+
+def status_section() -> dict[str, Any]:
+    """What ``/api/system/status`` adds for backups and jobs: the newest backup, every job with its
+    last and next run, the next job due, and the alerts nobody acknowledged."""
+    newest = last_backup(current_instance().paths)
+    ensure_jobs(current_instance().settings)  # the scheduler makes the rows; without a server, this does
+    jobs = job_items()
+    due = sorted((j for j in jobs if j["next_run"]), key=lambda j: j["next_run"])
+    return {
+        "last_backup": (
+            {key: newest[key] for key in ("name", "created_at", "size", "verified", "status")} if newest else None
+        ),
+        "jobs": [
+            {key: job[key] for key in ("name", "schedule", "enabled", "next_run", "last_outcome", "running")}
+            | {"last_run": job["last_run"]["started_at"] if job["last_run"] else None}
+            for job in jobs
+        ],
+        "next_job": {"name": due[0]["name"], "next_run": due[0]["next_run"]} if due else None,
+        "alerts": [serialize_alert(alert) for alert in list_alerts(limit=20, open_only=True)],
+    }
+
+
+def init_app(app: Flask) -> None:
+    app.extensions.setdefault("appliance.status_sections", []).append(status_section)

@@ -1,0 +1,72 @@
+"""Scheduled jobs in the JSON API: ``GET /api/jobs``, ``PATCH /api/jobs/{name}``,
+``POST /api/jobs/{name}/run``, ``GET /api/jobs/{name}/runs``.
+
+The API runs in a worker and the scheduler in the server's parent process:
+a change or a run-now request is written to the database, and the scheduler
+picks it up within ``scheduler_sync_seconds``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from appliance import jobs
+from appliance.errors import BadRequest
+from appliance.pagination import paginate, parse_paging
+from webapp import current_instance
+from webapp.api_backups import paginate_items
+from webapp.auth import client_address, require_admin, require_write
+
+bp = Blueprint("api_jobs", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _rows_exist() -> None:
+    # The scheduler creates the job rows at start; an API without a server running makes them too.
+    jobs.ensure_jobs(current_instance().settings)
+
+
+def _job_item(name: str) -> dict:
+    job = jobs.get_job(name)
+    return jobs.serialize_job(job, jobs.last_runs([name]).get(name))
+
+
+@bp.get("/jobs")
+def list_all():
+    require_admin()
+    page, page_size = parse_paging(request.args)
+    return jsonify(paginate_items(jobs.job_items(), page, page_size))
+
+
+@bp.get("/jobs/<name>")
+def show(name: str):
+    require_admin()
+    return jsonify(_job_item(name))
+
+
+@bp.patch("/jobs/<name>")
+def change(name: str):
+    """Change ``schedule`` (cron or ``every 6h``), ``enabled`` or ``options``; 422 names a bad field and why."""
+    principal = require_admin()
+    require_write()
+    data = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(data, dict):
+        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
+    jobs.update_job(name, data, actor=principal.actor, address=client_address())
+    return jsonify(_job_item(name))
+
+
+@bp.post("/jobs/<name>/run")
+def run_now(name: str):
+    """Ask the scheduler to run the job now: 202, the run shows in ``/runs`` within seconds."""
+    principal = require_admin()
+    require_write()
+    jobs.request_run(name, actor=principal.actor, address=client_address())
+    return jsonify(_job_item(name)), 202
+
+
+@bp.get("/jobs/<name>/runs")
+def runs(name: str):
+    require_admin()
+    page, page_size = parse_paging(request.args)
+    return jsonify(paginate(jobs.list_runs(name), page, page_size, jobs.serialize_run))

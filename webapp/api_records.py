@@ -1,0 +1,127 @@
+"""The records API: list, create, read, change, delete, history and restore (API.md, Listing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from appliance.collections import SYSTEM, get_visible_collection
+from appliance.errors import BadRequest, TooLarge
+from appliance.files import Upload
+from appliance.history import list_history
+from appliance.record_query import list_records
+from appliance.records import create_record, delete_record, get_record, restore_version, update_record
+from webapp import current_instance
+from webapp.auth import Principal, current_principal, require_write
+
+bp = Blueprint("api_records", __name__)
+
+MB = 1024 * 1024
+
+
+def actor_of(principal: Principal) -> Any:
+    """What the services take as the actor: the user, or the system actor for the control token."""
+    return principal.user if principal.user is not None else SYSTEM
+
+
+def upload_limit() -> int:
+    return current_instance().settings.max_upload_mb * MB
+
+
+def read_body() -> tuple[dict[str, Any], dict[str, Upload], bool]:
+    """``(values, uploads, from_form)`` of a JSON or multipart body.
+
+    Refuses a body whose declared length is over ``max_upload_mb`` with 413
+    before reading it, and caps the reading of a body without a length.
+    """
+    limit = upload_limit()
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"The request body is larger than {limit // MB} MB.")
+    request.max_content_length = limit
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        values: dict[str, Any] = {k: request.form.get(k) for k in request.form}
+        uploads = {
+            name: Upload(filename=storage.filename or "file", stream=storage.stream)
+            for name, storage in request.files.items()
+        }
+        return values, uploads, True
+    if mimetype != "application/json":
+        raise BadRequest("Send JSON (application/json), or multipart/form-data when the record carries files.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object of field values.")
+    return body, {}, False
+
+
+@bp.get("/api/collections/<name>/records")
+def list_(name: str):
+    principal = current_principal()
+    return jsonify(list_records(name, actor_of(principal), request.args.to_dict()))
+
+
+@bp.post("/api/collections/<name>/records")
+def create(name: str):
+    principal = require_write()
+    get_visible_collection(name, actor_of(principal))  # 404 before reading a body for an unknown collection
+    values, uploads, form = read_body()
+    record = create_record(
+        name,
+        values,
+        actor_of(principal),
+        uploads=uploads,
+        files_dir=current_instance().paths.files_dir,
+        form=form,
+        upload_limit=upload_limit(),
+    )
+    response = jsonify(record)
+    response.status_code = 201
+    response.headers["Location"] = f"/api/collections/{name}/records/{record['id']}"
+    return response
+
+
+@bp.get("/api/collections/<name>/records/<int:record_id>")
+def read(name: str, record_id: int):
+    return jsonify(get_record(name, record_id, actor_of(current_principal())))
+
+
+@bp.patch("/api/collections/<name>/records/<int:record_id>")
+def change(name: str, record_id: int):
+    principal = require_write()
+    get_visible_collection(name, actor_of(principal))
+    values, uploads, form = read_body()
+    record = update_record(
+        name,
+        record_id,
+        values,
+        actor_of(principal),
+        uploads=uploads,
+        files_dir=current_instance().paths.files_dir,
+        form=form,
+        upload_limit=upload_limit(),
+    )
+    return jsonify(record)
+
+
+@bp.delete("/api/collections/<name>/records/<int:record_id>")
+def remove(name: str, record_id: int):
+    principal = require_write()
+    delete_record(name, record_id, actor_of(principal), files_dir=current_instance().paths.files_dir)
+    return Response(status=204)
+
+
+@bp.get("/api/collections/<name>/records/<int:record_id>/history")
+def history(name: str, record_id: int):
+    actor = actor_of(current_principal())
+    collection = get_visible_collection(name, actor)
+    return jsonify(list_history(collection, record_id, actor, request.args.to_dict()))
+
+
+@bp.post("/api/collections/<name>/records/<int:record_id>/history/<int:version>/restore")
+def restore(name: str, record_id: int, version: int):
+    principal = require_write()
+    record = restore_version(
+        name, record_id, version, actor_of(principal), files_dir=current_instance().paths.files_dir
+    )
+    return jsonify(record)

@@ -1,0 +1,191 @@
+"""Accounts in the JSON API: ``/api/auth/token``, ``/api/me``, ``/api/users``, ``/api/roles``, ``/api/tokens``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from appliance import passwords, roles, tokens, users
+from appliance.errors import BadRequest, PermissionDenied
+from appliance.pagination import paginate, parse_paging
+from appliance.sign_in import sign_in
+from webapp import current_instance
+from webapp.auth import client_address, current_principal, require_admin, require_write, throttle_rules
+
+bp = Blueprint("api_users", __name__, url_prefix="/api")
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object; :class:`BadRequest` for anything else."""
+    if not request.is_json:
+        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("The body is not a JSON object.")
+    return data
+
+
+def _only(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}; accepted: {', '.join(allowed)}.")
+
+
+def _created(body: dict[str, Any]) -> tuple[Response, int]:
+    return jsonify(body), 201
+
+
+def _bool_arg(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"'{name}' must be true or false.", parameter=name)
+
+
+@bp.post("/auth/token")
+def issue_token():
+    """Sign in with email and password; answer a new API token (201). Throttled like the sign-in page."""
+    data = json_body()
+    _only(data, ("email", "password", "name", "scope", "expires_days"))
+    # The token's fields are checked first, so a bad one refuses before anyone is signed in.
+    name, scope, expires_days = tokens.check_token_inputs(
+        data.get("name", "API token"),
+        data.get("scope", "write"),
+        data.get("expires_days", current_instance().settings.token_default_days),
+    )
+    user = sign_in(data.get("email"), data.get("password"), address=client_address(), rules=throttle_rules(), via="api")
+    if user.must_change_password:
+        raise PermissionDenied("Your password was reset; choose a new one at /account before you make tokens.")
+    token, secret = tokens.create_token(
+        user.id, name, scope=scope, expires_days=expires_days, actor=user, address=client_address()
+    )
+    return _created({"token": secret, **tokens.serialize_token(token)})
+
+
+@bp.get("/me")
+def me():
+    principal = current_principal()
+    if principal.user is None:
+        body: dict[str, Any] = {"id": None, "email": None, "name": "control token", "role": "admin"}
+    else:
+        body = users.serialize_user(principal.user)
+    body["auth"] = {"via": principal.via, "scope": principal.scope}
+    return jsonify(body)
+
+
+@bp.post("/me/sign-out-everywhere")
+def sign_out_everywhere():
+    principal = require_write()
+    if principal.user is None:
+        raise BadRequest("The control token has no sessions.")
+    users.sign_out_everywhere(principal.user.id, actor=principal.actor, address=client_address())
+    return Response(status=204)
+
+
+@bp.get("/users")
+def list_users():
+    require_admin()
+    page, page_size = parse_paging(request.args)
+    role = request.args.get("role") or None
+    query = users.list_users(search=request.args.get("search"), role=role, active=_bool_arg("active"))
+    return jsonify(paginate(query, page, page_size, users.serialize_user))
+
+
+@bp.post("/users")
+def create_user():
+    principal = require_admin()
+    data = json_body()
+    _only(data, ("email", "name", "role", "password", "must_change_password"))
+    must_change = data.get("must_change_password", False)
+    if not isinstance(must_change, bool):
+        raise BadRequest("'must_change_password' must be true or false.")
+    user = users.create_user(
+        data.get("email"),
+        data.get("name"),
+        data.get("role"),
+        data.get("password"),
+        actor=principal.actor,
+        address=client_address(),
+        must_change_password=must_change,
+    )
+    return _created(users.serialize_user(user))
+
+
+@bp.get("/users/<int:user_id>")
+def get_user(user_id: int):
+    require_admin()
+    return jsonify(users.serialize_user(users.get_user(user_id)))
+
+
+@bp.patch("/users/<int:user_id>")
+def update_user(user_id: int):
+    """Change ``email``, ``name``, ``role``, ``active``; ``password`` resets it (with ``must_change_password``)."""
+    principal = require_admin()
+    data = json_body()
+    _only(data, (*users.EDITABLE_FIELDS, "password", "must_change_password"))
+    changes = {key: value for key, value in data.items() if key in users.EDITABLE_FIELDS}
+    who = {"actor": principal.actor, "address": client_address()}
+    if "password" in data:
+        must_change = data.get("must_change_password", True)
+        if not isinstance(must_change, bool):
+            raise BadRequest("'must_change_password' must be true or false.")
+        # The password is checked before anything is written, so a refused one changes nothing.
+        email = changes.get("email") if isinstance(changes.get("email"), str) else users.get_user(user_id).email
+        passwords.check_password_policy(data["password"], email)
+    elif "must_change_password" in data:
+        raise BadRequest("'must_change_password' goes with a new 'password'.")
+    user = users.update_user(user_id, changes, **who) if changes else users.get_user(user_id)
+    if "password" in data:
+        user = users.set_password(user_id, data["password"], must_change=must_change, **who)
+    return jsonify(users.serialize_user(user))
+
+
+@bp.delete("/users/<int:user_id>")
+def delete_user(user_id: int):
+    principal = require_admin()
+    users.delete_user(user_id, actor=principal.actor, address=client_address())
+    return Response(status=204)
+
+
+@bp.get("/roles")
+def list_roles():
+    current_principal()
+    return jsonify([roles.serialize_role(role) for role in roles.list_roles()])
+
+
+@bp.post("/roles")
+def create_role():
+    principal = require_admin()
+    data = json_body()
+    _only(data, ("name", "label"))
+    role = roles.create_role(data.get("name"), data.get("label"), actor=principal.actor, address=client_address())
+    return _created(roles.serialize_role(role))
+
+
+@bp.get("/tokens")
+def list_tokens():
+    """The caller's tokens; an admin may ask for anyone's with ``?user=ID``."""
+    principal = current_principal()
+    page, page_size = parse_paging(request.args)
+    wanted = request.args.get("user")
+    if wanted:
+        if not principal.is_admin:
+            raise PermissionDenied("Only admins may list other users' tokens.")
+        user_id: Any = users.get_user(wanted).id
+    elif principal.user is not None:
+        user_id = principal.user.id
+    else:
+        user_id = None  # the control token sees every token
+    return jsonify(paginate(tokens.list_tokens(user_id), page, page_size, tokens.serialize_token))
+
+
+@bp.delete("/tokens/<int:token_id>")
+def revoke_token(token_id: int):
+    principal = require_write()
+    tokens.revoke_token(token_id, actor=principal.actor, address=client_address())
+    return Response(status=204)

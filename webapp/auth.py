@@ -1,0 +1,260 @@
+"""Who is asking: browser sessions (flask-login), API tokens and the control token.
+
+A browser session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure
+when the request came over HTTPS through the trusted proxy). It holds the
+user's id and the user's *session version* at sign-in; a session whose
+version is no longer the user's is refused, which is how "sign out
+everywhere", a password change, a role change and disabling end every
+session at once, in every worker. It also holds when it was made and last
+seen, for the idle and absolute time-outs.
+
+API views call :func:`current_principal`; pages use ``login_required``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from flask import Flask, current_app, flash, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+
+from appliance import passwords
+from appliance.errors import NotAuthenticated, PermissionDenied
+from appliance.throttle import ThrottleRules
+from appliance.tokens import ApiToken, authenticate_token
+from appliance.users import User
+from webapp import bearer_token, control_token_matches, current_instance
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Rewriting the cookie on every request would be a Set-Cookie per request; a minute is fine-grained enough.
+_SEEN_EVERY_SECONDS = 60
+# Pages a user who must choose a new password may still open.
+_OPEN_WHILE_MUST_CHANGE = {
+    "auth_pages.account",
+    "auth_pages.change_password",
+    "auth_pages.logout",
+    "static",
+    "bootstrap.static",
+}
+
+
+class SessionUser(UserMixin):
+    """What flask-login keeps as ``current_user``: the user, and an id that carries the session version."""
+
+    def __init__(self, user: User):
+        self.user = user
+
+    def get_id(self) -> str:
+        return f"{self.user.id}:{self.user.session_version}"
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.user.active)
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["user"], name)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of an API request: a user through a session or a token, or the console's control token."""
+
+    user: User | None
+    via: Literal["session", "token", "control"]
+    scope: Literal["read", "write"]
+    token: ApiToken | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.via == "control" or (self.user is not None and self.user.is_admin)
+
+    @property
+    def role(self) -> str | None:
+        return "admin" if self.via == "control" else (self.user.role if self.user else None)
+
+    @property
+    def actor(self) -> User | str:
+        """What audit events name as the actor."""
+        return self.user if self.user is not None else "control"
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session, marked Secure exactly when the request came over HTTPS.
+
+    Waitress sets the scheme from X-Forwarded-Proto only when it comes from the
+    trusted proxy (appliance/worker.py), so ``request.is_secure`` can be believed.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request and request.is_secure) or super().get_cookie_secure(app)
+
+
+def client_address() -> str | None:
+    """The client's address (the trusted proxy's X-Forwarded-For is already applied by Waitress)."""
+    return request.remote_addr
+
+
+def _load_user(user_id: str) -> SessionUser | None:
+    key, _, version = user_id.partition(":")
+    try:
+        user = User.get_or_none(User.id == int(key))
+    except ValueError:
+        return None
+    if user is None or not user.active or str(user.session_version) != version:
+        return None
+    return SessionUser(user)
+
+
+def sign_in_session(user: User) -> None:
+    """Start a browser session for ``user`` (a fresh cookie: nothing from before sign-in is kept)."""
+    session.clear()
+    session.permanent = True
+    now = int(time.time())
+    session["signed_in_at"] = now
+    session["seen_at"] = now
+    login_user(SessionUser(user), remember=False)
+
+
+def renew_session(user: User) -> None:
+    """Keep this browser signed in after its own change ended every session of ``user`` (a password change)."""
+    signed_in_at = session.get("signed_in_at", int(time.time()))
+    login_user(SessionUser(user), remember=False)
+    session["signed_in_at"] = signed_in_at
+
+
+def end_session() -> None:
+    logout_user()
+    session.clear()
+
+
+def _enforce_session_timeouts() -> None:
+    if "_user_id" not in session:
+        return
+    settings = current_instance().settings
+    now = int(time.time())
+    signed_in_at = session.get("signed_in_at", 0)
+    seen_at = session.get("seen_at", 0)
+    if (
+        now - seen_at > settings.session_idle_minutes * 60
+        or now - signed_in_at > settings.session_absolute_hours * 3600
+    ):
+        end_session()
+        g.session_expired = True
+        return
+    if now - seen_at >= _SEEN_EVERY_SECONDS:
+        session["seen_at"] = now
+
+
+def _enforce_password_change():
+    """A user whose password was reset must choose a new one before anything else."""
+    if request.path.startswith("/api/") or not current_user.is_authenticated:
+        return None
+    if current_user.must_change_password and request.endpoint not in _OPEN_WHILE_MUST_CHANGE:
+        flash("Choose a new password before you go on.", "warning")
+        return redirect(url_for("auth_pages.account"))
+    return None
+
+
+def _refuse_read_tokens_on_writes() -> None:
+    """A read token can change nothing, whatever the endpoint (this issue's and every later one's)."""
+    if request.method in SAFE_METHODS or not request.path.startswith("/api/") or bearer_token() is None:
+        return
+    if request.path == "/api/auth/token":
+        return
+    if current_principal().scope != "write":
+        raise PermissionDenied("This API token is read-only; it cannot change anything.")
+
+
+def current_principal() -> Principal:
+    """The caller of this request; raises :class:`NotAuthenticated` when there is none.
+
+    A bearer token wins over a session cookie. A session user who must change
+    their password is refused (:class:`PermissionDenied`) until they do.
+    """
+    if "principal" in g:
+        return g.principal
+    token = bearer_token()
+    if token is not None:
+        if control_token_matches(token):
+            principal = Principal(None, "control", "write")
+        else:
+            api_token = authenticate_token(token)
+            if api_token is None:
+                raise NotAuthenticated("This API token is unknown, expired or revoked.")
+            principal = Principal(api_token.user, "token", api_token.scope, api_token)
+    elif current_user.is_authenticated:
+        if current_user.must_change_password:
+            raise PermissionDenied("Choose a new password at /account before you go on.")
+        principal = Principal(current_user.user, "session", "write")
+    else:
+        raise NotAuthenticated("Sign in, or send an API token as 'Authorization: Bearer <token>'.")
+    g.principal = principal
+    return principal
+
+
+def require_admin() -> Principal:
+    """The caller, who must be an admin (or the control token); raises PermissionDenied otherwise."""
+    principal = current_principal()
+    if not principal.is_admin:
+        raise PermissionDenied("Only admins may do this.")
+    return principal
+
+
+def require_write() -> Principal:
+    """The caller, who must be allowed to change things (no read-only token)."""
+    principal = current_principal()
+    if principal.scope != "write":
+        raise PermissionDenied("This API token is read-only; it cannot change anything.")
+    return principal
+
+
+def _admin_may_read_system() -> bool:
+    """Whether the caller is an admin (session or token). webapp/system.py answers the rest:
+    401 without credentials, 403 for any other token (an unknown one included)."""
+    try:
+        return current_principal().is_admin
+    except (NotAuthenticated, PermissionDenied):
+        return False
+
+
+def throttle_rules() -> ThrottleRules:
+    return current_app.extensions["appliance.throttle_rules"]
+
+
+def init_app(app: Flask) -> None:
+    settings = app.extensions["appliance.instance"].settings
+    passwords.configure_from_settings(settings)
+    app.extensions["appliance.throttle_rules"] = ThrottleRules.from_settings(settings)
+    app.session_interface = _SessionInterface()
+    app.config.update(
+        SESSION_COOKIE_NAME="appliance_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=settings.session_idle_minutes),
+        REMEMBER_COOKIE_HTTPONLY=True,
+    )
+    manager = LoginManager(app)
+    manager.session_protection = None  # our own time-outs and session versions do this job
+    manager.login_view = "auth_pages.login"
+    manager.login_message = "Sign in to see this page."
+    manager.login_message_category = "info"
+    manager.user_loader(_load_user)
+
+    @manager.unauthorized_handler
+    def _unauthorized():
+        if request.path.startswith("/api/"):
+            raise NotAuthenticated("Sign in, or send an API token as 'Authorization: Bearer <token>'.")
+        if g.get("session_expired"):
+            flash("Your session has ended; sign in again.", "info")
+        else:
+            flash(manager.login_message, manager.login_message_category)
+        return redirect(url_for("auth_pages.login", next=request.full_path.rstrip("?")))
+
+    app.before_request(_enforce_session_timeouts)
+    app.before_request(_refuse_read_tokens_on_writes)
+    app.before_request(_enforce_password_change)
+    app.extensions.setdefault("appliance.system_auth", []).append(_admin_may_read_system)

@@ -1,0 +1,52 @@
+"""The page layout: Bootstrap served by the app itself (no CDN), the navigation, form helpers.
+
+Other areas add their pages to the navigation with :func:`add_nav_link`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from flask_bootstrap import Bootstrap5
+from flask_login import current_user
+
+from appliance.errors import ApplianceError
+
+
+@dataclass(frozen=True)
+class NavLink:
+    label: str
+    path: str
+    admin_only: bool = False
+
+
+def add_nav_link(app: Flask, label: str, path: str, *, admin_only: bool = False) -> None:
+    """Show a link in the top navigation (to admins only when ``admin_only``)."""
+    app.extensions.setdefault("appliance.nav", []).append(NavLink(label, path, admin_only))
+
+
+def _nav_links() -> list[NavLink]:
+    if not current_user.is_authenticated:
+        return []
+    links = current_app.extensions.get("appliance.nav", [])
+    return [link for link in links if current_user.is_admin or not link.admin_only]
+
+
+def form_errors(exc: ApplianceError) -> dict[str, str]:
+    """Messages to show beside the fields of a form: field errors, else one for the whole form (``_form``)."""
+    return dict(exc.fields) if exc.fields else {"_form": exc.message}
+
+
+def init_app(app: Flask) -> None:
+    app.config.update(
+        BOOTSTRAP_SERVE_LOCAL=True,
+        BOOTSTRAP_BOOTSWATCH_THEME=None,
+    )
+    Bootstrap5(app)
+    add_nav_link(app, "Home", "/")
+    add_nav_link(app, "Users", "/admin/users", admin_only=True)
+
+    @app.context_processor
+    def _layout_context() -> dict:
+        return {"nav_links": _nav_links()}

@@ -1,0 +1,170 @@
+"""Sign-in pages: ``/login``, ``/logout``, ``/setup/<token>`` and ``/account``.
+
+Server-rendered and usable without JavaScript. A refused form comes back
+with its errors beside the fields and what was typed (never a password).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from appliance import setup_links, tokens, users
+from appliance.errors import Conflict, NotAuthenticated, PermissionDenied, Throttled, ValidationFailed
+from appliance.sign_in import sign_in
+from webapp import current_instance
+from webapp.auth import client_address, end_session, renew_session, sign_in_session, throttle_rules
+from webapp.layout import form_errors
+
+bp = Blueprint("auth_pages", __name__)
+
+_FORM_ERRORS = (ValidationFailed, Conflict, PermissionDenied)
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after sign-in: a path on this site only (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("home.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    next_path = request.values.get("next", "")
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(_safe_next(next_path))
+        return render_template("auth/login.html", values={}, errors={}, next=next_path)
+    email = request.form.get("email", "")
+    try:
+        user = sign_in(
+            email, request.form.get("password", ""), address=client_address(), rules=throttle_rules(), via="page"
+        )
+    except (NotAuthenticated, Throttled, ValidationFailed) as exc:
+        response = render_template("auth/login.html", values={"email": email}, errors=form_errors(exc), next=next_path)
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else {}
+        return response, exc.status, headers
+    sign_in_session(user)
+    if user.must_change_password:
+        flash("Your password was reset: choose a new one to go on.", "warning")
+        return redirect(url_for("auth_pages.account"))
+    return redirect(_safe_next(next_path))
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth_pages.login"))
+        return render_template("auth/logout.html")
+    end_session()
+    flash("You have signed out.", "info")
+    return redirect(url_for("auth_pages.login"))
+
+
+@bp.route("/setup/<token>", methods=["GET", "POST"])
+def setup(token: str):
+    setup_links.check_setup_link(token)  # a dead link is a 404 page
+    if request.method == "GET":
+        return render_template("auth/setup.html", values={}, errors={})
+    values = {"email": request.form.get("email", ""), "name": request.form.get("name", "")}
+    password = request.form.get("password", "")
+    try:
+        if password != request.form.get("password_confirm", ""):
+            raise ValidationFailed({"password_confirm": "The two passwords differ."})
+        user = setup_links.complete_setup(token, values["email"], values["name"], password, address=client_address())
+    except _FORM_ERRORS as exc:
+        return render_template("auth/setup.html", values=values, errors=form_errors(exc)), exc.status
+    sign_in_session(user)
+    flash("Welcome! Your admin account is ready.", "success")
+    return redirect(url_for("home.index"))
+
+
+def _account_page(status: int = 200, **context: Any):
+    user = users.get_user(current_user.id)
+    defaults = {
+        "user": user,
+        "tokens": list(tokens.list_tokens(user.id)),
+        "password_errors": {},
+        "token_errors": {},
+        "token_values": {"scope": "read", "expires_days": current_instance().settings.token_default_days},
+        "new_token": None,
+        "new_token_secret": None,
+    }
+    defaults.update(context)
+    return render_template("auth/account.html", **defaults), status
+
+
+@bp.get("/account")
+@login_required
+def account():
+    return _account_page()
+
+
+@bp.post("/account/password")
+@login_required
+def change_password():
+    new_password = request.form.get("new_password", "")
+    try:
+        if new_password != request.form.get("new_password_confirm", ""):
+            raise ValidationFailed({"new_password_confirm": "The two passwords differ."})
+        user = users.change_password(
+            current_user.id, request.form.get("current_password", ""), new_password, address=client_address()
+        )
+    except _FORM_ERRORS as exc:
+        return _account_page(exc.status, password_errors=form_errors(exc))
+    renew_session(user)
+    flash("Your password has changed; every other session of yours has ended.", "success")
+    return redirect(url_for("auth_pages.account"))
+
+
+def _whole_number_or_raw(value: str) -> Any:
+    try:
+        return int(value.strip())
+    except ValueError:
+        return value
+
+
+@bp.post("/account/tokens")
+@login_required
+def create_token():
+    values = {
+        "name": request.form.get("name", ""),
+        "scope": request.form.get("scope", ""),
+        "expires_days": request.form.get("expires_days", ""),
+    }
+    try:
+        token, secret = tokens.create_token(
+            current_user.id,
+            values["name"],
+            scope=values["scope"],
+            expires_days=_whole_number_or_raw(values["expires_days"]),
+            actor=current_user.user,
+            address=client_address(),
+        )
+    except _FORM_ERRORS as exc:
+        return _account_page(exc.status, token_errors=form_errors(exc), token_values=values)
+    # Shown in this answer only: the secret is neither stored nor put in a flash message.
+    return _account_page(201, new_token=token, new_token_secret=secret)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int):
+    tokens.revoke_token(token_id, actor=current_user.user, address=client_address())
+    flash("The token is revoked.", "success")
+    return redirect(url_for("auth_pages.account"))
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():
+    users.sign_out_everywhere(current_user.id, actor=current_user.user, address=client_address())
+    end_session()
+    flash("You have signed out everywhere.", "info")
+    return redirect(url_for("auth_pages.login"))

@@ -1,0 +1,81 @@
+"""CSRF protection and the security headers of every response.
+
+Flask-WTF's ``CSRFProtect`` checks every form (``csrf_token`` field) and
+every cookie-authenticated unsafe API request (``X-CSRFToken`` header).
+Requests that carry a bearer token need none: a browser never adds one by
+itself, so another site cannot forge it. ``POST /api/auth/token`` needs none
+either: it takes JSON only, which another site cannot send without the
+browser asking first (CORS), and it signs nobody in by cookie.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, request, session
+from flask_wtf.csrf import CSRFProtect
+
+from webapp import bearer_token
+
+csrf = CSRFProtect()
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",  # Bootstrap draws some controls with data: SVGs
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def _needs_csrf_check() -> bool:
+    """Flask-WTF's own default check, plus: requests with a bearer token need none."""
+    if not current_app.config.get("WTF_CSRF_ENABLED", True) or request.method not in UNSAFE_METHODS:
+        return False
+    if request.endpoint is None:
+        return False  # no such route or method: the routing error answers
+    if request.path.startswith("/api/"):
+        if bearer_token() is not None or request.path == "/api/auth/token":
+            return False
+        # Without a signed-in session the view answers 401; a CSRF 400 would hide that.
+        return "_user_id" in session
+    return True
+
+
+def _protect() -> None:
+    if _needs_csrf_check():
+        csrf.protect()
+
+
+def _add_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith(("/static/", "/bootstrap/")):
+        # Pages and answers are per user: no shared cache may keep them.
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.config.update(
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked in _protect, which knows about bearer tokens
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which has its own time-outs
+        WTF_CSRF_SSL_STRICT=True,
+    )
+    csrf.init_app(app)
+    app.before_request(_protect)
+    app.after_request(_add_headers)
