@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from appliance import __version__
+from appliance.clock import iso
 from appliance.errors import ApplianceError, BadRequest, Busy, NotFound
 from appliance.home import Paths
 
@@ -137,10 +138,6 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _parse_iso(text: str) -> dt.datetime:
@@ -384,7 +381,7 @@ def create_backup_locked(
                     "app_version": __version__,
                     "schema_version": facts["schema_version"],
                     "migrations": facts["migrations"],
-                    "created_at": _iso(created),
+                    "created_at": iso(created),
                     "kind": kind,
                     "database": DB_MEMBER,
                     "members": members,
@@ -482,7 +479,7 @@ def verify_archive(archive: Path, scratch_parent: Path, *, keep_into: Path | Non
 def _result(problems, manifest, integrity, checked, started) -> dict[str, Any]:
     return {
         "ok": not problems,
-        "checked_at": _iso(dt.datetime.now(dt.UTC)),
+        "checked_at": iso(dt.datetime.now(dt.UTC)),
         "duration_seconds": round(time.monotonic() - started, 3),
         "problems": problems,
         "integrity_check": integrity,
@@ -613,7 +610,7 @@ def describe_backup(archive: Path) -> dict[str, Any]:
     manifest = _manifest_of(archive)
     created_at = manifest.get("created_at")
     if not created_at:
-        created_at = _iso(dt.datetime.fromtimestamp(archive.stat().st_mtime, dt.UTC))
+        created_at = iso(dt.datetime.fromtimestamp(archive.stat().st_mtime, dt.UTC))
     failed = archive.parent.name == FAILED_DIR
     verified = bool(verification and verification.get("ok")) and not failed
     if verified:
@@ -756,7 +753,7 @@ def copy_offsite(archive: Path, offsite_dir: Path) -> dict[str, Any]:
             partial.unlink()
             raise OSError("the copy does not match the archive (checksum differs)")
         os.replace(partial, offsite_dir / archive.name)
-        result.update(ok=True, sha256=expected[0], checked_at=_iso(dt.datetime.now(dt.UTC)))
+        result.update(ok=True, sha256=expected[0], checked_at=iso(dt.datetime.now(dt.UTC)))
     except OSError as exc:
         result["error"] = str(exc)
     return result

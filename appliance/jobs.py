@@ -308,19 +308,16 @@ def _aware(moment: dt.datetime) -> dt.datetime:
 def job_lock(paths: Paths, name: str) -> Iterator[None]:
     """Hold job ``name``'s OS lock (``run/job-<name>.lock``); raises :class:`Busy` while a run of it
     goes on anywhere on this home. The OS frees it when the holder dies."""
-    import fcntl
+    from appliance.server import HomeLock  # the same kind of lock that keeps one server per home
 
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(paths.run_dir / f"job-{name}.lock", "a+")
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise Busy(f"busy: the job {name!r} is already running") from None
+    lock = HomeLock(paths.run_dir / f"job-{name}.lock")
+    if not lock.acquire():
+        raise Busy(f"busy: the job {name!r} is already running")
     try:
         yield
     finally:
-        fh.close()
+        lock.release()
 
 
 def job_is_running(paths: Paths, name: str) -> bool:
@@ -518,34 +515,41 @@ def _maintenance_job(ctx: JobContext) -> str:
 
 def archive_audit_events(paths: Paths, retention_days: int, now: dt.datetime) -> tuple[int, Path | None]:
     """Move audit events older than ``retention_days`` into a CSV file under ``backups/audit-archive``,
-    then delete them; the file is on disk before anything is deleted. Returns ``(count, file)``."""
+    then delete them. Returns ``(count, file)``.
+
+    The file is written and flushed to disk before anything is deleted, and only the events it holds
+    are deleted; a crash in between archives them again next time (in a second file), never loses one.
+    """
     from appliance.audit import AuditEvent
 
     if retention_days <= 0:
         return 0, None
     cutoff = as_stored(now) - dt.timedelta(days=retention_days)
+    events = list(AuditEvent.select().where(AuditEvent.at < cutoff).order_by(AuditEvent.id))
+    if not events:
+        return 0, None
+    folder = paths.backups_dir / "audit-archive"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"audit-until-{cutoff:%Y%m%dT%H%M%SZ}"
+    target = folder / f"{stem}.csv"
+    counter = 2
+    while target.exists():
+        target = folder / f"{stem}-{counter}.csv"
+        counter += 1
+    tmp = target.with_name(f".{target.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "at", "actor_id", "actor", "action", "target", "address", "details"])
+        for e in events:
+            writer.writerow([e.id, iso(e.at), e.actor_id, e.actor, e.action, e.target, e.address or "", e.details])
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    fsync_dir(folder)
+    ids = [e.id for e in events]
     with database.atomic():
-        events = list(AuditEvent.select().where(AuditEvent.at < cutoff).order_by(AuditEvent.id))
-        if not events:
-            return 0, None
-        folder = paths.backups_dir / "audit-archive"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"audit-until-{cutoff:%Y%m%dT%H%M%SZ}.csv"
-        counter = 2
-        while target.exists():
-            target = folder / f"audit-until-{cutoff:%Y%m%dT%H%M%SZ}-{counter}.csv"
-            counter += 1
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["id", "at", "actor_id", "actor", "action", "target", "address", "details"])
-            for e in events:
-                writer.writerow([e.id, iso(e.at), e.actor_id, e.actor, e.action, e.target, e.address or "", e.details])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        fsync_dir(folder)
-        AuditEvent.delete().where(AuditEvent.id.in_([e.id for e in events])).execute()
+        for start in range(0, len(ids), 500):
+            AuditEvent.delete().where(AuditEvent.id.in_(ids[start : start + 500])).execute()
     return len(events), target
 
 

@@ -93,6 +93,10 @@ class JobScheduler:
         }
         if self.timezone is not None:
             options["timezone"] = self.timezone
+        # APScheduler logs every run at INFO, the sync step included (every few seconds): keep its warnings only;
+        # our own runs are logged and recorded by appliance.jobs.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
         self._aps = BackgroundScheduler(**options)
         self._aps.add_listener(self._on_not_run, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._aps.start()
@@ -165,7 +169,8 @@ class JobScheduler:
         event = f"{job.name}: disabled"
         if job.enabled:
             try:
-                trigger = parse_schedule(job.schedule).trigger(self._aps.timezone)
+                # An interval counts from when the schedule was set, so that restarts do not push it back.
+                trigger = parse_schedule(job.schedule).trigger(self._aps.timezone, start=_aware(job.updated_at))
             except ValueError as exc:
                 self._versions[job.name] = job.version
                 return f"{job.name}: not scheduled, bad schedule ({exc})"
@@ -248,7 +253,18 @@ class JobScheduler:
                 try:
                     run_job(self.instance, name, trigger=trigger, now=self.now, scheduled_for=scheduled_for)
                 except Busy:
-                    record_run(name, trigger, "skipped", "an earlier run of this job is still going", now=self.now())
+                    now = self.now()
+                    record_run(name, trigger, "skipped", "an earlier run of this job is still going", now=now)
+                    if trigger != "manual":
+                        raise_alert(
+                            current_settings(self.instance),
+                            "job_missed",
+                            f"Job {name} did not run at {iso(as_stored(now))}",
+                            f"The planned run of {name!r} did not happen: an earlier run is still going.",
+                            job=name,
+                            key=f"skipped:{name}:{iso(as_stored(now))}",
+                            now=now,
+                        )
         except Exception:
             log.exception("job %s could not be run", name)
 

@@ -7,9 +7,10 @@ and by the launcher the installer makes.
 from __future__ import annotations
 
 import hashlib
+import signal
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from appliance.home import Paths
@@ -126,6 +127,13 @@ def run_console(home: Path) -> int:
         start_server = wizard.start_server
     window = MainWindow(paths, standalone=True)
     single.activated.connect(window.bring_to_front)
+    # Ctrl+C in the terminal or SIGTERM from the session: stop the server this console started, then quit.
+    # Python runs signal handlers only between bytecodes, so a timer lets it look in now and then.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: window.on_quit_requested())
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(300)
     window.show()
     window.start_watching(start_server=start_server)
     try:

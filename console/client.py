@@ -7,6 +7,7 @@ pool and delivers the result or the error back on the GUI thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -122,9 +123,15 @@ class _Task(QRunnable):
         try:
             result = self.fn()
         except Exception as exc:  # delivered to the GUI thread, shown to the person
-            self.signals.failed.emit(exc)
+            self._deliver(self.signals.failed, exc)
             return
-        self.signals.done.emit(result)
+        self._deliver(self.signals.done, result)
+
+    @staticmethod
+    def _deliver(signal: Any, value: Any) -> None:
+        # The application may be shutting down (its objects deleted) when a late answer arrives.
+        with contextlib.suppress(RuntimeError):
+            signal.emit(value)
 
 
 _LIVE: set[_Signals] = set()

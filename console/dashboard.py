@@ -81,10 +81,17 @@ def next_job_of(status: dict) -> dict | None:
     return job if isinstance(job, dict) else None
 
 
+def _alert_text(alert: object) -> str:
+    if isinstance(alert, dict):
+        subject, message = alert.get("subject"), alert.get("message")
+        return f"{subject}: {message}" if subject and message else str(subject or message or alert)
+    return str(alert)
+
+
 def alerts_from_status(status: dict, now: dt.datetime | None = None) -> list[str]:
     """Plain-word alerts from a status answer: the server's own, and what the console can tell from it."""
     now = now or dt.datetime.now(dt.UTC)
-    alerts = [str(a.get("message", a)) if isinstance(a, dict) else str(a) for a in status.get("alerts", []) or []]
+    alerts = [_alert_text(a) for a in status.get("alerts", []) or []]
     last = last_backup_of(status)
     if last is not None:
         if last.get("verified") is False:
@@ -96,6 +103,21 @@ def alerts_from_status(status: dict, now: dt.datetime | None = None) -> list[str
     free = disk.get("free_bytes")
     if free is not None and free < 500 * 1024 * 1024:
         alerts.append(f"Only {human_bytes(free)} of disk space is left for the appliance's home.")
+    return alerts
+
+
+def missed_run_alerts(jobs: list[dict], now: dt.datetime | None = None) -> list[str]:
+    """While the server is off: every enabled job whose planned run has passed, in plain words."""
+    now = now or dt.datetime.now(dt.UTC)
+    alerts = []
+    for job in jobs:
+        due = _parse_time(job.get("next_run")) if job.get("enabled") else None
+        if due is None or (now - due).total_seconds() < 60:
+            continue
+        local = due.astimezone()
+        when = local.strftime("%H:%M") if local.date() == now.astimezone().date() else local.strftime("%a %d %b %H:%M")
+        what = "The nightly backup" if job.get("name") == "backup" else f"The '{job.get('name')}' job"
+        alerts.append(f"{what} did not run: the server was off at {when}.")
     return alerts
 
 
@@ -181,6 +203,7 @@ class DashboardTab(QWidget):
         layout.addWidget(self.output_view, 1)
         self._alerts: list[str] = []
         self._event_alerts: list[str] = []
+        self._offline_alerts: list[str] = []
         self.set_state(STOPPED, None)
 
     # --- updates from the window -----------------------------------------
@@ -236,7 +259,26 @@ class DashboardTab(QWidget):
         else:
             self.figures["next_job"].setText(f"{job.get('name', '?')} {describe_age(job.get('next_run'))}")
         self._alerts = alerts_from_status(status)
+        self._offline_alerts = []
         self._render_alerts()
+
+    def show_offline_state(self, last_backup: dict | None, jobs: list[dict] | None) -> list[str]:
+        """While the server is stopped: the last backup and next job read from the home, and missed runs.
+
+        Returns the missed-run alerts now shown.
+        """
+        if last_backup is not None:
+            verified = {True: "verified", False: "NOT verified"}.get(last_backup.get("verified"), "not checked")
+            self.figures["last_backup"].setText(f"{describe_age(last_backup.get('created_at'))}, {verified}")
+        if jobs is not None:
+            due = sorted((j for j in jobs if j.get("enabled") and j.get("next_run")), key=lambda j: j["next_run"])
+            self.figures["next_job"].setText(
+                f"{due[0]['name']} {describe_age(due[0]['next_run'])} (when the server runs)" if due else NOT_AVAILABLE
+            )
+            self._offline_alerts = missed_run_alerts(jobs)
+            self._alerts = []
+            self._render_alerts()
+        return list(self._offline_alerts)
 
     def add_event_alert(self, text: str) -> None:
         """An alert the console itself raised (a crash, a refused start); kept until the server runs again."""
@@ -248,12 +290,12 @@ class DashboardTab(QWidget):
         self._render_alerts()
 
     def _render_alerts(self) -> None:
-        alerts = self._event_alerts + self._alerts
+        alerts = self._event_alerts + self._offline_alerts + self._alerts
         self.alerts_label.setText("\n".join(f"⚠ {a}" for a in alerts))
         self.alerts_label.setVisible(bool(alerts))
 
     def alerts(self) -> list[str]:
-        return self._event_alerts + self._alerts
+        return self._event_alerts + self._offline_alerts + self._alerts
 
     def append_output(self, text: str) -> None:
         self.output_view.appendPlainText(text.rstrip("\n"))

@@ -59,7 +59,10 @@ def parse_line(log: str, raw: str) -> LogLine:
         text = " ".join(str(entry.get(k, "")) for k in ("method", "path", "status") if k in entry) or raw
     else:
         text = str(entry.get("msg", raw))
-        extras = {k: v for k, v in entry.items() if k not in ("ts", "level", "logger", "msg", "exc")}
+        hidden = ("ts", "level", "logger", "msg", "exc")
+        if log == "access":  # the message already says method, path and status
+            hidden += ("method", "path", "status", "user_agent", "bytes")
+        extras = {k: v for k, v in entry.items() if k not in hidden}
         if extras:
             text += "  " + " ".join(f"{k}={v}" for k, v in extras.items())
         if entry.get("exc"):

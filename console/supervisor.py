@@ -256,7 +256,9 @@ class Supervisor(QObject):
                 self.start()
 
         self.state_changed.connect(again)
-        self.stop()
+        if not self.stop():
+            self.state_changed.disconnect(again)
+            self.start()
 
     def _kill_if_still_running(self) -> None:
         if self._stop_requested and self.owns_child:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QTabWidget, QWidget
 
@@ -93,6 +93,14 @@ class MainWindow(QMainWindow):
         self.tray.open_console_requested.connect(self.bring_to_front)
         self.tray.quit_requested.connect(self.on_quit_requested)
         self.settings.restart_requested.connect(self.on_restart_requested)
+        self.jobs.loaded.connect(self.on_jobs_loaded)
+        self.backups.loaded.connect(self.on_backups_loaded)
+        self._offline_jobs: list[dict] | None = None
+        self._offline_backup: dict | None = None
+        # While the server is off, the home is read again now and then (missed runs, new archives).
+        self.offline_timer = QTimer(self)
+        self.offline_timer.setInterval(60_000)
+        self.offline_timer.timeout.connect(self.on_offline_timer)
         self.tray.show()
 
     # --- life ----------------------------------------------------------------
@@ -102,6 +110,8 @@ class MainWindow(QMainWindow):
         self.supervisor.poll_once()
         if start_server and self.supervisor.state == STOPPED:
             self.supervisor.start()
+        if self.supervisor.state == STOPPED:
+            self.on_state_changed(STOPPED)  # no change to signal: show the offline view now
         self.supervisor.watch()
         self.poller.start()
 
@@ -122,8 +132,34 @@ class MainWindow(QMainWindow):
             self.poller.poll()
         if state in (STOPPED, CRASHED):
             self.traffic.reset()
+            self.offline_timer.start()
+        else:
+            self.offline_timer.stop()
         for tab in (self.users, self.backups, self.jobs):
             tab.on_server_state_changed(state)
+
+    def on_offline_timer(self) -> None:
+        self.jobs.refresh()
+        self.backups.refresh()
+
+    def _server_off(self) -> bool:
+        return self.supervisor.state in (STOPPED, CRASHED)
+
+    def on_jobs_loaded(self, jobs: list) -> None:
+        if self._server_off():
+            self._offline_jobs = jobs
+            self._show_offline()
+
+    def on_backups_loaded(self, items: list) -> None:
+        if self._server_off():
+            self._offline_backup = items[0] if items else None
+            self._show_offline()
+
+    def _show_offline(self) -> None:
+        for alert in self.dashboard.show_offline_state(self._offline_backup, self._offline_jobs):
+            if alert not in self._seen_alerts:
+                self._seen_alerts.add(alert)
+                self.tray.notify("Office Appliance", alert)
 
     def on_info_changed(self, info: dict | None) -> None:
         self.client.refresh(info)

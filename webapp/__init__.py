@@ -65,6 +65,20 @@ def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flas
     app.register_blueprint(api_files.bp)
     app.register_blueprint(api_audit.bp)
 
+    # Staff record pages: lists, record forms, a record with its history.
+    from webapp import pages_records
+
+    app.register_blueprint(pages_records.bp)
+
+    # CSV import/export and the admin pages for collections, the audit log and settings.
+    from webapp import admin_audit, admin_collections, admin_settings, api_csv, pages_csv
+
+    app.register_blueprint(api_csv.bp)
+    app.register_blueprint(pages_csv.bp)
+    admin_collections.init_app(app)
+    admin_audit.init_app(app)
+    admin_settings.init_app(app)
+
     # Backups and scheduled jobs: API, admin pages, status sections.
     from webapp import admin_ops, api_backups, api_jobs
 

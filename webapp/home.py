@@ -1,9 +1,12 @@
-"""The start page ``/``: for now a greeting and the ways on; the data area lists collections here."""
+"""The start page ``/``: the collections the user may view, with their record counts, and the ways on."""
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
-from flask_login import login_required
+from flask_login import current_user, login_required
+
+from appliance.collections import access_scope, list_collections
+from appliance.record_query import list_records
 
 bp = Blueprint("home", __name__)
 
@@ -11,4 +14,19 @@ bp = Blueprint("home", __name__)
 @bp.get("/")
 @login_required
 def index():
-    return render_template("home.html")
+    actor = current_user.user
+    collections = []
+    for collection in list_collections(actor):
+        count = collection.row_count
+        if access_scope(collection, actor, "view") == "own":
+            # Limited to the records one created: count those, not the whole table.
+            count = list_records(collection, actor, {"page_size": "1"})["total_items"]
+        collections.append(
+            {
+                "name": collection.name,
+                "label": collection.label,
+                "count": count,
+                "may_create": access_scope(collection, actor, "create") is not None,
+            }
+        )
+    return render_template("home.html", collections=collections)

@@ -25,6 +25,7 @@ from appliance.backups import (
 )
 from appliance.errors import Busy
 from appliance.home import Paths
+from appliance.restore import restore_backup
 from tests.fakes import FakeClock
 
 
@@ -128,13 +129,12 @@ def test_a_backup_taken_while_another_thread_writes_holds_exactly_the_rows_commi
     assert errors == []
     assert result.verified
     assert written_during > 0, "the writer was blocked for the whole backup"
-    with zipfile.ZipFile(result.path) as zf:
-        zf.extract(DB_MEMBER, home.parent / "out")
-    restored = {k for k in keys_in(home.parent / "out" / DB_MEMBER) if k.startswith("w")}
+    restore_backup(Paths(home), result.path, safety_backup=False)
+    restored = {k for k in keys_in(home / "db" / "appliance.sqlite3") if k.startswith("w")}
     before = set(committed[: at_snapshot[0]])
     # One write may be in flight when the snapshot is pinned: committed, but not yet noted by the writer.
     assert before <= restored <= set(committed[: at_snapshot[0] + 1])
-    con = sqlite3.connect(home.parent / "out" / DB_MEMBER)
+    con = sqlite3.connect(home / "db" / "appliance.sqlite3")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
 

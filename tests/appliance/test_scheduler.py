@@ -310,3 +310,16 @@ def test_a_bad_schedule_is_refused_with_its_reason(schedule, reason):
 
     with pytest.raises(ValueError, match=re.escape(reason)):
         parse_schedule(schedule)
+
+
+def test_an_interval_schedule_keeps_its_rhythm_across_restarts(instance, scheduler):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    set_at = now - dt.timedelta(hours=10, minutes=20)
+    with database.connection_context():
+        ensure_jobs(instance.settings)
+        Job.update(schedule="every 1h", updated_at=set_at, next_run_at=None).where(Job.name == "counter").execute()
+    scheduler.start()
+    with database.connection_context():
+        planned = Job.get_by_id("counter").next_run_at
+    assert (planned - set_at) % dt.timedelta(hours=1) == dt.timedelta(0)
+    assert dt.timedelta(0) < planned - now <= dt.timedelta(hours=1)

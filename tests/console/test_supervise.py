@@ -11,7 +11,8 @@ import psutil
 
 from appliance.home import Paths, open_instance
 from appliance.server import read_server_info
-from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, Supervisor
+from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, UNREACHABLE, Supervisor
+from console.window import KEEP
 from tests.conftest import start_server
 from tests.console.conftest import wait_state
 
@@ -122,3 +123,29 @@ def test_a_port_in_use_names_its_holder_and_is_not_retried(qtbot, window, consol
         assert window.dashboard.alerts()
     finally:
         holder.close()
+
+
+def test_a_running_server_that_does_not_answer_is_shown_as_unreachable(qtbot, window):
+    with qtbot.waitSignal(window.status_received, timeout=30_000):
+        window.start_watching()
+    real_url = window.client.base_url
+    window.client.base_url = "http://127.0.0.1:9/"  # nothing listens there: the status requests fail
+    with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == UNREACHABLE, timeout=10_000):
+        pass
+    assert "Not answering" in window.dashboard.state_label.text()
+    window.client.base_url = real_url
+    with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == RUNNING, timeout=10_000):
+        pass
+
+
+def test_closing_the_window_can_keep_the_server_running_in_the_background(qtbot, window, console_home):
+    with qtbot.waitSignal(window.status_received, timeout=30_000):
+        window.start_watching()
+    window.show()
+    window.ask_close = lambda: KEEP
+    window.close()
+    assert not window.isVisible()
+    assert window.supervisor.owns_child and window.supervisor.state == RUNNING
+    assert read_server_info(open_instance(console_home))["pid"] == window.supervisor.child_pid
+    window.bring_to_front()  # what the tray's "Open console" and a second launch do
+    assert window.isVisible()

@@ -16,6 +16,7 @@ from console.settings_tab import SettingsTab
 from console.traffic import Sample, TrafficTab, interval_between
 from console.wizard import FirstRunWizard
 from tests.console.conftest import free_port
+from tests.mailbox import mailbox  # noqa: F401 - fixture
 
 
 def _line(level: str, msg: str, ts: str = "2026-01-05T12:00:00.000Z") -> str:
@@ -189,3 +190,26 @@ def test_the_first_run_wizard_sets_up_a_new_home(qtbot, tmp_path: Path):
     assert "ada@example.com" in wizard.done_page.summary.text()
     assert wizard.start_server
     assert not needs_first_run(paths)
+
+
+def test_send_test_email_reaches_a_real_smtp_server(qtbot, console_home: Path, mailbox):  # noqa: F811
+    from appliance.settings import write_settings
+
+    paths = Paths(console_home)
+    write_settings(paths.settings_file, mailbox.settings())
+    tab = SettingsTab(paths)
+    qtbot.addWidget(tab)
+    tab.test_mail_to.setText("admin@example.com")
+    tab.test_mail_button.click()
+    qtbot.waitUntil(lambda: "was sent" in tab.message.text(), timeout=10_000)
+    assert mailbox.messages and "admin@example.com" in mailbox.messages[0]["To"]
+
+
+def test_send_test_email_says_why_it_failed(qtbot, console_home: Path):
+    tab = SettingsTab(Paths(console_home))
+    qtbot.addWidget(tab)
+    tab.test_mail_to.setText("admin@example.com")
+    tab.test_mail_button.click()
+    qtbot.waitUntil(lambda: "could not be sent" in tab.message.text(), timeout=10_000)
+    assert "SMTP is not set up" in tab.message.text()
+    assert tab.test_mail_button.isEnabled()

@@ -147,3 +147,23 @@ def test_the_jobs_page_changes_a_schedule_and_shows_a_bad_one_with_its_reason(pe
     editor, _ = browser_sign_in(live_server.url, personas.editor.email, personas.editor.password)
     assert editor.get(live_server.url + "admin/jobs", timeout=10, allow_redirects=False).status_code == 403
     assert requests.get(live_server.url + "admin/jobs", timeout=10, allow_redirects=False).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"enabled": "yes"}, 422, "enabled"),
+        ({"options": [1, 2]}, 422, "options"),
+        ({"schedule": 5}, 422, "schedule"),
+        ("not an object", 400, None),
+    ],
+)
+def test_bad_job_changes_are_refused_clearly_and_change_nothing(client, headers, body, status, field):
+    before = client.get("/api/jobs/cleanup", headers=headers[ADMIN]).get_json()
+    answer = client.patch("/api/jobs/cleanup", json=body, headers=headers[ADMIN])
+    assert answer.status_code == status
+    error = answer.get_json()["error"]
+    assert error["message"]
+    if field:
+        assert field in error["fields"]
+    assert client.get("/api/jobs/cleanup", headers=headers[ADMIN]).get_json() == before

@@ -1,0 +1,11 @@
+"""(being written)"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("admin_settings", __name__)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

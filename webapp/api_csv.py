@@ -1,0 +1,51 @@
+"""CSV over the API: ``GET /api/collections/{name}/export.csv`` and ``POST /api/collections/{name}/import``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from appliance.collections import get_visible_collection
+from appliance.csv_io import export_csv, import_csv
+from appliance.errors import BadRequest, TooLarge
+from webapp.api_records import MB, actor_of, upload_limit
+from webapp.auth import current_principal, require_write
+
+bp = Blueprint("api_csv", __name__)
+
+
+def csv_response(name: str, pieces) -> Response:
+    """A streamed CSV download named after the collection."""
+    response = Response(stream_with_context(pieces), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+def uploaded_csv() -> tuple[str, bytes]:
+    """``(filename, bytes)`` of the multipart ``file`` field; 413 over ``max_upload_mb``, 400 when missing."""
+    limit = upload_limit()
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"The file is larger than {limit // MB} MB.")
+    request.max_content_length = limit
+    if request.mimetype != "multipart/form-data":
+        raise BadRequest("Send the CSV file as multipart/form-data in a field called 'file'.")
+    storage = request.files.get("file")
+    if storage is None:
+        raise BadRequest("Send the CSV file in a field called 'file'.", fields={"file": "Choose a CSV file."})
+    return storage.filename or "file.csv", storage.read()
+
+
+@bp.get("/api/collections/<name>/export.csv")
+def export(name: str):
+    actor = actor_of(current_principal())
+    return csv_response(name, export_csv(name, actor, request.args.to_dict()))
+
+
+@bp.post("/api/collections/<name>/import")
+def import_(name: str):
+    principal = require_write()
+    get_visible_collection(name, actor_of(principal))  # 404 before reading a body for an unknown collection
+    _filename, data = uploaded_csv()
+    created = import_csv(name, data, actor_of(principal))
+    response = jsonify({"created": created})
+    response.status_code = 201
+    return response
