@@ -13,6 +13,7 @@ It serves any WSGI application: the caller names a factory as
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import errno
@@ -42,6 +43,8 @@ from appliance.migrate import apply_migrations, pending_migrations, unknown_migr
 
 log = logging.getLogger("appliance.server")
 
+# POSIX workers inherit the listening socket's descriptor. Elsewhere (Windows) the
+# socket is handed over with socket.share(), and one worker is started.
 CAN_SHARE_SOCKET = os.name == "posix"
 
 
@@ -198,7 +201,7 @@ class Supervisor:
             "--home",
             str(self.instance.home),
             "--fd",
-            str(self.sock.fileno()),
+            str(self.sock.fileno() if CAN_SHARE_SOCKET else -1),
             "--slot",
             str(slot),
             "--workers",
@@ -212,12 +215,18 @@ class Supervisor:
         ]
 
     def start_worker(self, slot: WorkerSlot) -> None:
-        slot.process = subprocess.Popen(
-            self._command(slot.slot),
-            pass_fds=(self.sock.fileno(),),
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-        )
+        if CAN_SHARE_SOCKET:
+            slot.process = subprocess.Popen(
+                self._command(slot.slot),
+                pass_fds=(self.sock.fileno(),),
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+        else:  # pragma: no cover - Windows: no fd inheritance; hand the socket over with socket.share()
+            slot.process = subprocess.Popen(self._command(slot.slot), stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+            shared = self.sock.share(slot.process.pid)  # type: ignore[attr-defined]
+            slot.process.stdin.write(base64.b64encode(shared) + b"\n")
+            slot.process.stdin.close()
         slot.started = self.clock()
         if self.logs is not None:
             slot.relay = threading.Thread(

@@ -8,6 +8,7 @@ setting), then exits 0.
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import logging
 import os
@@ -94,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     runtime = ServerRuntime(slot=args.slot, workers=args.workers, started_at=args.started_at, control_token=token)
     app = load_factory(args.factory)(instance, runtime)
 
-    sock = socket.socket(fileno=args.fd)
+    if args.fd >= 0:
+        sock = socket.socket(fileno=args.fd)
+    else:  # pragma: no cover - Windows: the parent sends socket.share() bytes on stdin
+        sock = socket.fromshare(base64.b64decode(sys.stdin.buffer.readline()))  # type: ignore[attr-defined]
     settings = instance.settings
     options = {
         "threads": settings.threads,

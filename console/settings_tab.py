@@ -116,7 +116,8 @@ class SettingsTab(QWidget):
                 self.host_warning.hide()
                 form.addRow(self.host_warning)
             if section == "mail":
-                self.test_mail_button = QPushButton("Send test email…")
+                self.test_mail_button = QPushButton("Send test email")
+                self.test_mail_button.setToolTip("Sends with the saved settings: save your changes first.")
                 self.test_mail_button.clicked.connect(self.on_test_mail_clicked)
                 self.test_mail_to = QLineEdit()
                 self.test_mail_to.setPlaceholderText("send the test to this address")

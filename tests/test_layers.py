@@ -10,7 +10,18 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 FORBIDDEN = {
-    "appliance": {"flask", "flask_login", "flask_wtf", "flask_bootstrap", "werkzeug", "jinja2", "PySide6", "shiboken6", "webapp", "console"},
+    "appliance": {
+        "flask",
+        "flask_login",
+        "flask_wtf",
+        "flask_bootstrap",
+        "werkzeug",
+        "jinja2",
+        "PySide6",
+        "shiboken6",
+        "webapp",
+        "console",
+    },
     "webapp": {"console", "PySide6", "shiboken6"},
     "console": {"webapp", "flask", "werkzeug"},
 }
@@ -25,9 +36,14 @@ def imported_modules(path: Path) -> set[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__"):
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                names.add(node.args[0].value.split(".")[0])
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names.add(node.args[0].value.split(".")[0])
     return names
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, render_template, request
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from appliance.errors import ApplianceError
 
@@ -31,18 +33,35 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics")
 
 
+def _error_page(status: int, error: dict) -> str:
+    title = HTTP_STATUS_CODES.get(status, "Error")
+    try:
+        return render_template("error.html", status=status, title=title, error=error)
+    except Exception:
+        # The full layout needs the signed-in user (the database); when that is
+        # what failed, a plain page still tells the person what happened.
+        log.exception("the error page could not be rendered with the layout")
+        return (
+            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{status} {escape(title)}</title></head>"
+            f"<body><h1>{status} {escape(title)}</h1><p>{escape(error.get('message', ''))}</p></body></html>"
+        )
+
+
 def error_response(status: int, body: dict) -> Response:
     """Render the error body as JSON (API) or as the error page."""
     if wants_json():
         response = jsonify(body)
     else:
-        response = Response(render_template("error.html", status=status, error=body["error"]), mimetype="text/html")
+        response = Response(_error_page(status, body["error"]), mimetype="text/html")
     response.status_code = status
     return response
 
 
 def _appliance_error(exc: ApplianceError) -> Response:
-    return error_response(exc.status, exc.to_dict())
+    response = error_response(exc.status, exc.to_dict())
+    if exc.status == 429 and "retry_after" in exc.extra:
+        response.headers["Retry-After"] = str(int(exc.extra["retry_after"]))
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response:

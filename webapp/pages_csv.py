@@ -1,11 +1,129 @@
-"""(being written)"""
+"""CSV for staff in the browser: ``/c/<name>/export.csv`` (the list page's filters) and the import pages.
+
+Importing is three steps, each a plain form: upload the file (``/c/<name>/import``),
+check the preview and choose which field each column fills, then run it. The run
+goes on in a background thread of this worker; its progress is in a job file that
+every worker can read, and the job page refreshes itself (a ``<meta>`` refresh,
+no script) until the import is done or has failed with every bad row listed.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+import logging
+import threading
+from pathlib import Path
+from typing import Any
 
-bp = Blueprint("pages_csv", __name__)
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from appliance.collections import get_visible_collection, require_access
+from appliance.csv_io import (
+    export_csv,
+    get_import_job,
+    importable_fields,
+    run_import_job,
+    save_import_upload,
+    start_import_job,
+)
+from appliance.db import database
+from appliance.errors import BadRequest, Conflict, TooLarge, ValidationFailed
+from webapp import current_instance
+from webapp.api_csv import csv_response, uploaded_csv
+from webapp.layout import form_errors
+
+bp = Blueprint("csv_pages", __name__)
+log = logging.getLogger("webapp.csv")
+
+ERRORS_SHOWN = 500
 
 
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
+def _jobs_dir() -> Path:
+    return current_instance().paths.run_dir / "imports"
+
+
+def _actor() -> Any:
+    return current_user.user
+
+
+@bp.get("/c/<name>/export.csv")
+@login_required
+def export(name: str):
+    return csv_response(name, export_csv(name, _actor(), request.args.to_dict()))
+
+
+def _upload_page(name: str, status: int = 200, errors: dict | None = None, failed: dict | None = None):
+    collection = get_visible_collection(name, _actor())
+    require_access(collection, _actor(), "create")
+    return render_template(
+        "admin/import.html", collection=collection, errors=errors or {}, failed=failed, shown=ERRORS_SHOWN
+    ), status
+
+
+@bp.get("/c/<name>/import")
+@login_required
+def upload_form(name: str):
+    return _upload_page(name)
+
+
+@bp.post("/c/<name>/import")
+@login_required
+def upload(name: str):
+    _upload_page(name)  # the permission checks, before reading the file
+    try:
+        filename, data = uploaded_csv()
+        job = save_import_upload(_jobs_dir(), name, filename, data, _actor())
+    except (BadRequest, TooLarge) as exc:
+        return _upload_page(name, exc.status, errors={"file": exc.message})
+    return redirect(url_for("csv_pages.job_page", name=name, job_id=job["id"]))
+
+
+@bp.get("/c/<name>/import/<job_id>")
+@login_required
+def job_page(name: str, job_id: str):
+    collection = get_visible_collection(name, _actor())
+    job = get_import_job(_jobs_dir(), job_id, _actor())
+    return render_template(
+        "admin/import_job.html",
+        collection=collection,
+        job=job,
+        fields=[(f, collection.field(f).label or f) for f in importable_fields(collection)],
+        errors={},
+        shown=ERRORS_SHOWN,
+    )
+
+
+def _run_in_background(jobs_dir: Path, job_id: str, actor: Any) -> None:
+    def work() -> None:
+        try:
+            with database.connection_context():
+                run_import_job(jobs_dir, job_id, actor)
+        except Exception:
+            log.exception("import %s stopped", job_id)
+
+    threading.Thread(target=work, name=f"import-{job_id}", daemon=True).start()
+
+
+@bp.post("/c/<name>/import/<job_id>/run")
+@login_required
+def run(name: str, job_id: str):
+    collection = get_visible_collection(name, _actor())
+    job = get_import_job(_jobs_dir(), job_id, _actor())
+    header = job["preview"]["header"]
+    mapping = {column: request.form.get(f"map-{position}", "") for position, column in enumerate(header)}
+    try:
+        start_import_job(_jobs_dir(), job_id, mapping, _actor())
+    except (ValidationFailed, Conflict) as exc:
+        job["mapping"] = mapping
+        page = render_template(
+            "admin/import_job.html",
+            collection=collection,
+            job=job,
+            fields=[(f, collection.field(f).label or f) for f in importable_fields(collection)],
+            errors=form_errors(exc),
+            shown=ERRORS_SHOWN,
+        )
+        return page, exc.status
+    _run_in_background(_jobs_dir(), job_id, _actor())
+    flash("The import has started; this page follows it.", "info")
+    return redirect(url_for("csv_pages.job_page", name=name, job_id=job_id))

@@ -35,7 +35,7 @@ bp = Blueprint("records_pages", __name__)
 
 _FORM_ERRORS = (ValidationFailed, Conflict, TooLarge)
 # Columns a list shows at most (the title first); the record page shows everything.
-MAX_COLUMNS = 6
+MAX_COLUMNS = 7
 # A relation becomes a select of the related records when there are at most this many.
 MAX_RELATION_CHOICES = 200
 _HIDDEN_IN_LISTS = frozenset({"long_text", "json"})

@@ -15,6 +15,8 @@ def create_app(instance, runtime=None):
     @app.get("/_test/slow")
     def slow():
         seconds = float(request.args.get("seconds", "2"))
+        # Tell the test the request is in flight, so it signals at the right moment.
+        (instance.home / "slow-request-started").touch()
         time.sleep(seconds)
         return jsonify(slept=seconds)
 

@@ -267,3 +267,17 @@ def test_an_unreachable_offsite_folder_does_not_fail_the_local_backup(home, tmp_
     assert result.verification["offsite"]["ok"] is False
     assert "does not exist" in result.verification["offsite"]["error"]
     assert result.path.exists()
+
+
+def test_pruning_removes_the_offsite_copies_of_the_archives_it_deletes(home, tmp_path):
+    offsite = tmp_path / "nas"
+    offsite.mkdir()
+    paths = Paths(home)
+    clock = FakeClock()
+    names = []
+    for _ in range(3):
+        names.append(create_backup(paths, now=clock.now(), offsite_dir=str(offsite)).item["name"])
+        clock.advance(days=1)
+    outcome = prune_backups(paths, keep_daily=1, keep_weekly=0, offsite_dir=str(offsite))
+    assert outcome["deleted"] == sorted(names[:2])
+    assert sorted(p.name for p in offsite.iterdir()) == [names[2]]

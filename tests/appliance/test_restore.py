@@ -217,3 +217,13 @@ def test_a_server_started_after_a_restore_was_killed_serves_the_restored_state(a
         server.stop()
     assert state(home) == NEW
     assert not (home / ".restore").exists()
+
+
+def test_restore_during_a_backup_is_refused_as_busy(archived_home):
+    from appliance.backups import exclusive_operation
+    from appliance.errors import Busy
+
+    home, archive = archived_home
+    with exclusive_operation(Paths(home), "scheduled backup"), pytest.raises(Busy, match="scheduled backup"):
+        restore_backup(Paths(home), archive)
+    assert state(home) == OLD

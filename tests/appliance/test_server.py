@@ -67,7 +67,7 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_0_within_10_seconds
 
         thread = threading.Thread(target=slow_request)
         thread.start()
-        time.sleep(0.5)  # let the request reach a worker before the signal
+        wait_for(lambda: (home / "slow-request-started").exists())
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

@@ -39,7 +39,7 @@ def test_export_answers_a_csv_download_of_the_filtered_records(data):
     assert answer.headers["Content-Type"].startswith("text/csv")
     assert answer.headers["Content-Disposition"] == 'attachment; filename="items.csv"'
     rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8"))))
-    assert [(r["title"], r["quantity"], r["total"]) for r in rows] == [("c", "9", "18.0"), ("b", "5", "10.0")]
+    assert [(r["title"], r["quantity"], r["total"]) for r in rows] == [("c", "9", "18"), ("b", "5", "10")]
     bad = data.call("viewer", "GET", EXPORT, params={"colour": "red"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"
 
@@ -75,23 +75,26 @@ def test_import_refuses_what_is_not_a_usable_file(data):
     assert data.call("editor", "GET", R).json()["total_items"] == 0
 
 
-@pytest.mark.parametrize(
-    ("who", "method", "path", "status"),
-    [
-        (None, "GET", EXPORT, 401),
-        (None, "POST", IMPORT, 401),
-        ("viewer", "GET", EXPORT, 200),
-        ("viewer", "POST", IMPORT, 403),
-        ("editor_read", "POST", IMPORT, 403),
-        ("editor", "POST", IMPORT, 201),
-        ("viewer", "GET", "/api/collections/hidden/export.csv", 404),
-        ("viewer", "POST", "/api/collections/hidden/import", 404),
-        ("admin", "GET", "/api/collections/hidden/export.csv", 200),
-    ],
-)
-def test_the_access_table_of_the_csv_api(data, who, method, path, status):
-    kwargs = upload("title\nx\n") if method == "POST" else {}
-    assert data.call(who, method, path, **kwargs).status_code == status
+ACCESS = [
+    (None, "GET", EXPORT, 401),
+    (None, "POST", IMPORT, 401),
+    ("viewer", "GET", EXPORT, 200),
+    ("viewer", "POST", IMPORT, 403),
+    ("editor_read", "POST", IMPORT, 403),
+    ("editor", "POST", IMPORT, 201),
+    ("viewer", "GET", "/api/collections/hidden/export.csv", 404),
+    ("viewer", "POST", "/api/collections/hidden/import", 404),
+    ("admin", "GET", "/api/collections/hidden/export.csv", 200),
+]
+
+
+def test_the_access_table_of_the_csv_api(data):
+    # One server for the whole table: starting one per row would cost seconds each.
+    answers = []
+    for number, (who, method, path, _status) in enumerate(ACCESS):
+        kwargs = upload(f"title\nrow {number}\n") if method == "POST" else {}
+        answers.append((who, method, path, data.call(who, method, path, **kwargs).status_code))
+    assert answers == [(who, method, path, status) for who, method, path, status in ACCESS]
 
 
 def test_a_signed_in_browser_imports_with_its_csrf_token_and_not_without(data):

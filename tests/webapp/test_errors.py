@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Blueprint
 
-from appliance.errors import Conflict, NotFound, ValidationFailed
+from appliance.errors import Conflict, NotFound, Throttled, ValidationFailed
 
 
 @pytest.fixture
@@ -23,6 +23,10 @@ def failing_app(app):
     @bp.get("/_test/missing")
     def missing_page():
         raise NotFound("No such record.")
+
+    @bp.get("/api/_test/throttled")
+    def throttled():
+        raise Throttled("Too many attempts; try again in 1 minute.", retry_after=42)
 
     @bp.get("/api/_test/crash")
     def crash():
@@ -77,3 +81,20 @@ def test_outside_the_api_an_error_is_a_page(failing_app):
     assert response.status_code == 404
     assert response.mimetype == "text/html"
     assert "No such record." in response.get_data(as_text=True)
+
+
+def test_a_throttled_answer_says_when_to_retry_in_the_header_and_the_body(failing_app):
+    response = failing_app.test_client().get("/api/_test/throttled")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "42"
+    assert response.get_json()["error"] == {
+        "code": "throttled",
+        "message": "Too many attempts; try again in 1 minute.",
+        "retry_after": 42,
+    }
+
+
+def test_the_error_page_uses_the_layout(failing_app):
+    page = failing_app.test_client().get("/_test/missing").get_data(as_text=True)
+    assert "404 · Not Found" in page
+    assert "navbar" in page
