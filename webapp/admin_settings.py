@@ -1,11 +1,80 @@
-"""(being written)"""
+"""``/admin/settings``: the settings that take effect without a restart, checked, written to appliance.toml.
+
+Each worker picks up a changed file on its next request (see
+:mod:`appliance.runtime_settings`); settings that need a restart are listed
+read-only with where their value comes from.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from typing import Any
 
-bp = Blueprint("admin_settings", __name__)
+from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from appliance.errors import PermissionDenied, ValidationFailed
+from appliance.runtime_settings import change_runtime_settings, editable_settings, refresh_runtime_settings
+from appliance.settings import load_settings, registry
+from webapp import current_instance
+from webapp.auth import client_address
+from webapp.layout import add_nav_link, form_errors
+
+bp = Blueprint("admin_settings", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+@login_required
+def _admins_only():
+    if not current_user.is_admin:
+        raise PermissionDenied("Only admins may change settings.")
+
+
+def _page(status: int = 200, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None):
+    current = load_settings(current_instance().paths.settings_file)
+    shown = {s.name: ("" if s.secret else current.values[s.name]) for s in editable_settings()}
+    shown.update(values or {})
+    fixed = [s for s in registry().values() if s.restart]
+    return render_template(
+        "admin/settings.html",
+        editable=editable_settings(),
+        values=shown,
+        current=current,
+        fixed=fixed,
+        errors=errors or {},
+    ), status
+
+
+@bp.get("/settings")
+def settings_page():
+    return _page()
+
+
+@bp.post("/settings")
+def change_settings():
+    submitted = {}
+    sources = load_settings(current_instance().paths.settings_file).sources
+    for setting in editable_settings():
+        if sources.get(setting.name, "").startswith("environment"):
+            continue  # shown read-only: the environment wins over the file
+        if setting.type is bool:
+            submitted[setting.name] = "true" if request.form.get(setting.name) else "false"
+        elif setting.name in request.form:
+            submitted[setting.name] = request.form[setting.name]
+    try:
+        changed = change_runtime_settings(
+            current_instance(), submitted, actor=current_user.user, address=client_address()
+        )
+    except ValidationFailed as exc:
+        return _page(exc.status, values=submitted, errors=form_errors(exc))
+    flash(f"Saved: {', '.join(changed)}." if changed else "Nothing changed.", "success")
+    return redirect(url_for("admin_settings.settings_page"))
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    add_nav_link(app, "Settings", "/admin/settings", admin_only=True)
+    instance = app.extensions["appliance.instance"]
+
+    @app.before_request
+    def _take_changed_settings() -> None:
+        refresh_runtime_settings(instance)

@@ -1,0 +1,129 @@
+"""CSV import of 50,000 rows: how long it takes, and how long another writer waits meanwhile.
+
+Run: ``.venv/bin/python bench/bench_csv_import.py [--rows 50000] [--batch 500]``
+
+In a temporary home it imports a generated file twice into an empty
+collection: once as the appliance does (batches of ``--batch`` rows, each a
+short transaction) and, as the baseline, in one single transaction (the
+whole file as one batch). During each import a separate process saves a
+record through the records service every 20 ms and times each save; the
+figures are the import's duration and that writer's longest wait and
+failures (a save that waited out the busy timeout fails). Nothing here is a
+test; it prints figures and the ratio of the two longest waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+FIELDS = [
+    {"name": "title", "type": "text", "required": True, "unique": True},
+    {"name": "quantity", "type": "integer", "min": 0},
+    {"name": "price", "type": "number"},
+    {"name": "status", "type": "select", "choices": ["open", "paid"], "filterable": True},
+    {"name": "notes", "type": "long_text"},
+]
+
+
+def make_home(root: Path) -> Path:
+    from appliance.collections import SYSTEM, create_collection
+    from appliance.db import open_database
+    from appliance.home import init_home, open_instance
+    from appliance.migrate import apply_migrations
+
+    home = root / "home"
+    init_home(home)
+    db = open_database(open_instance(home))
+    with db.connection_context():
+        apply_migrations(db)
+        for name in ("items", "other"):
+            create_collection({"name": name, "label": name, "fields": FIELDS, "permissions": {}}, SYSTEM)
+    return home
+
+
+def make_csv(rows: int, prefix: str) -> bytes:
+    lines = ["title;quantity;price;status;notes"]
+    for n in range(rows):
+        note = f'"line one of {n}\nline two"' if n % 10 == 0 else f"note {n}"
+        lines.append(f"{prefix}{n};{n % 100};{n / 7:.2f};{'open' if n % 3 else 'paid'};{note}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def writer(home: str, stop, results) -> None:
+    """Save a record every 20 ms until told to stop; report (count, longest wait, failures)."""
+    from appliance.collections import SYSTEM
+    from appliance.db import database, open_database
+    from appliance.home import open_instance
+    from appliance.records import create_record
+
+    open_database(open_instance(Path(home)))
+    longest, failures, count = 0.0, 0, 0
+    with database.connection_context():
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                create_record("other", {"title": f"w{count}-{time.time_ns()}"}, SYSTEM)
+            except Exception:
+                failures += 1
+            longest = max(longest, time.monotonic() - started)
+            count += 1
+            time.sleep(0.02)
+    results.put((count, longest, failures))
+
+
+def timed_import(home: Path, data: bytes, batch: int) -> tuple[float, int, float, int]:
+    from appliance.collections import SYSTEM
+    from appliance.csv_io import import_csv
+
+    stop = multiprocessing.Event()
+    results = multiprocessing.Queue()
+    process = multiprocessing.Process(target=writer, args=(str(home), stop, results))
+    process.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    created = import_csv("items", data, SYSTEM, batch_size=batch)
+    elapsed = time.monotonic() - started
+    time.sleep(0.2)
+    stop.set()
+    count, longest, failures = results.get(timeout=60)
+    process.join(timeout=30)
+    assert created > 0
+    return elapsed, count, longest, failures
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args(argv)
+    from appliance.db import database, open_database
+    from appliance.home import open_instance
+
+    with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
+        home = make_home(Path(tmp))
+        open_database(open_instance(home))
+        with database.connection_context():
+            batched = timed_import(home, make_csv(args.rows, "b"), args.batch)
+            single = timed_import(home, make_csv(args.rows, "s"), args.rows)
+    for label, (elapsed, count, longest, failures) in (
+        (f"batches of {args.batch}", batched),
+        ("one transaction (baseline)", single),
+    ):
+        print(
+            f"{label}: {args.rows} rows in {elapsed:.1f} s ({args.rows / elapsed:,.0f} rows/s); "
+            f"concurrent writer: {count} saves, longest wait {longest * 1000:.0f} ms, {failures} failed"
+        )
+    print(f"longest writer wait, batched vs one transaction: {batched[2] / max(single[2], 1e-6):.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

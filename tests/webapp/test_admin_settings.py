@@ -1,0 +1,89 @@
+"""``/admin/settings``: admins change the settings that need no restart; the running app sees them at once."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from appliance.audit import list_events
+from tests.conftest import csrf_token_in
+
+
+@pytest.fixture
+def sign_in(app, personas):
+    def signed_in(who: str):
+        person = personas[who]
+        client = app.test_client()
+        token = csrf_token_in(client.get("/login").get_data(as_text=True))
+        answer = client.post("/login", data={"email": person.email, "password": person.password, "csrf_token": token})
+        assert answer.status_code == 302, f"{who} could not sign in"
+        return client
+
+    return signed_in
+
+
+def save(client, **values):
+    token = csrf_token_in(client.get("/admin/settings").get_data(as_text=True))
+    return client.post("/admin/settings", data={**values, "csrf_token": token})
+
+
+@pytest.mark.parametrize("who", ["editor", "viewer"])
+def test_only_admins_may_open_the_settings(sign_in, who):
+    assert sign_in(who).get("/admin/settings").status_code == 403
+
+
+def test_the_page_offers_only_settings_that_need_no_restart(sign_in):
+    page = sign_in("admin").get("/admin/settings").get_data(as_text=True)
+    assert 'name="backup_keep_daily"' in page and 'name="smtp_host"' in page
+    assert 'name="port"' not in page and "<code>port</code>" in page  # listed read-only
+    assert 'name="smtp_password" type="password"' in page
+
+
+@pytest.fixture
+def root_level():
+    import logging
+
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
+
+
+def test_a_valid_change_is_written_audited_and_seen_by_the_running_app(sign_in, instance, app, root_level):
+    import logging
+
+    admin = sign_in("admin")
+    answer = save(admin, backup_keep_daily="3", log_level="DEBUG", smtp_password="s3cret")
+    assert answer.status_code == 302
+    written = tomllib.loads(instance.paths.settings_file.read_text())
+    assert (
+        written["backup_keep_daily"] == 3 and written["log_level"] == "DEBUG" and written["smtp_password"] == "s3cret"
+    )
+    assert app.extensions["appliance.instance"].settings.backup_keep_daily == 3
+    assert logging.getLogger().level == logging.DEBUG
+    event = next(iter(list_events(action="settings.changed")))
+    assert "s3cret" not in event.details and "smtp_password" in event.details
+    # An empty password field keeps the password.
+    save(admin, smtp_host="mail.example.com", smtp_password="")
+    assert tomllib.loads(instance.paths.settings_file.read_text())["smtp_password"] == "s3cret"
+
+
+def test_bad_values_are_shown_beside_their_fields_and_nothing_is_written(sign_in, instance):
+    before = instance.paths.settings_file.read_text()
+    answer = save(sign_in("admin"), backup_keep_daily="-1", smtp_port="many", log_level="LOUD")
+    assert answer.status_code == 422
+    page = answer.get_data(as_text=True)
+    assert page.count("invalid-feedback") >= 3 and 'value="many"' in page
+    assert instance.paths.settings_file.read_text() == before
+
+
+def test_a_change_made_by_another_process_reaches_this_worker(sign_in, instance, app):
+    import os
+
+    from appliance.runtime_settings import refresh_runtime_settings
+    from appliance.settings import write_settings
+
+    write_settings(instance.paths.settings_file, {"job_stuck_minutes": 7})
+    os.utime(instance.paths.settings_file, (1, 1))  # a modification time this worker has not seen
+    assert refresh_runtime_settings(app.extensions["appliance.instance"], force=True)
+    assert app.extensions["appliance.instance"].settings.job_stuck_minutes == 7
