@@ -178,3 +178,40 @@ from appliance.cli_ops import backup_group, jobs_group  # noqa: E402
 
 main.add_command(backup_group)
 main.add_command(jobs_group)
+
+
+@command(main, "demo")
+@click.option("--no-records", is_flag=True, help="Only the starter collections, without the demo records.")
+@json_option
+def demo_command(no_records: bool, as_json: bool) -> None:
+    """Add the starter collections (customers, inventory, orders) and their demo records; safe to run twice.
+
+    Collections that exist are kept as they are; demo records go in only while
+    all three collections are empty, so nothing is ever duplicated.
+    """
+    from appliance.collections import ADMIN_ROLE, Actor
+    from appliance.db import open_database
+    from appliance.demo import load_demo, load_starter_collections
+    from appliance.errors import MigrationRequired
+    from appliance.migrate import pending_migrations
+
+    instance = current_instance()
+    db = open_database(instance)
+    with db.connection_context():
+        if pending_migrations(db):
+            raise MigrationRequired(
+                f"the database needs migrations; run `appliance migrate --home {instance.home}` first"
+            )
+        actor = Actor(None, ADMIN_ROLE, "cli")  # audited as "cli", like the other commands that change data
+        result = (load_starter_collections if no_records else load_demo)(instance, actor=actor)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if result.created:
+        click.echo(f"created collections {', '.join(result.created)}")
+    if result.existing:
+        click.echo(f"kept existing collections {', '.join(result.existing)}")
+    if result.records:
+        click.echo("added demo records: " + ", ".join(f"{n} {name}" for name, n in result.records.items()))
+    if result.skipped_records:
+        click.echo(result.skipped_records)

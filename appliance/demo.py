@@ -21,22 +21,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.collections import ADMIN_ROLE, Actor, create_collection, get_collection
+from appliance.collections import (
+    ADMIN_ROLE,
+    Actor,
+    create_collection,
+    get_collection,
+    quote,
+    table_name,
+    write_transaction,
+)
 from appliance.db import database
 from appliance.errors import ApplianceError, Conflict, NotFound, ValidationFailed
 from appliance.home import Instance
+from appliance.users import User
 
 # In dependency order: orders refer to customers and inventory.
 STARTER_COLLECTIONS = ("customers", "inventory", "orders")
 DISTRIBUTION = "office-appliance"
 # Where a regular install puts data/ (pyproject's data-files), relative to the installation's data prefix.
 INSTALLED_DATA = ("share", "office-appliance")
-# Relation fields of the demo CSVs: the column names a record of the target by this key field.
+# Relation columns of the demo CSVs: each names its record by a key field, (collection, field).
 DEMO_LOOKUPS = {"orders": {"customer": ("customers", "name"), "item": ("inventory", "sku")}}
 
 
 class DemoDataMissing(ApplianceError):
     """The product's ``data/`` folder cannot be found (a broken installation)."""
+
+    code = "demo_data_missing"
+    status = 500
 
 
 @dataclass
@@ -116,8 +128,6 @@ def read_demo_rows(name: str, folder: Path | None = None) -> list[dict[str, str]
 
 def default_actor(label: str = "setup") -> Any:
     """Who loads when nobody is named: the first active admin, else the system under ``label`` in the audit log."""
-    from appliance.users import User
-
     admin = (
         User.select()
         .where((User.role == ADMIN_ROLE) & (User.active == True))  # noqa: E712 - a peewee expression
@@ -165,7 +175,9 @@ def load_starter_collections(
 
 
 def _record_counts(names: Iterable[str]) -> dict[str, int]:
-    return {name: get_collection(name).row_count for name in names}
+    return {
+        name: database.execute_sql(f"SELECT COUNT(*) FROM {quote(table_name(name))}").fetchone()[0] for name in names
+    }
 
 
 def load_demo(instance: Instance | None = None, *, actor: Any = None) -> DemoResult:
@@ -183,17 +195,17 @@ def load_demo(instance: Instance | None = None, *, actor: Any = None) -> DemoRes
     actor = actor if actor is not None else default_actor()
     folder = data_dir()
     result = load_starter_collections(instance, actor=actor)
-    counts = _record_counts(STARTER_COLLECTIONS)
-    filled = {name: count for name, count in counts.items() if count}
-    if filled:
-        result.skipped_records = "demo records not added: " + ", ".join(
-            f"{name} already has {count} record{'s' if count != 1 else ''}" for name, count in filled.items()
-        )
-        return result
     rows = {name: read_demo_rows(name, folder) for name in STARTER_COLLECTIONS}
     key_fields = _key_fields()
     ids: dict[str, dict[str, int]] = {}  # collection -> key value (a name, a sku) -> record id
-    with database.atomic():
+    # One transaction, taking the write lock first: the emptiness check holds until the last insert.
+    with write_transaction():
+        filled = {name: count for name, count in _record_counts(STARTER_COLLECTIONS).items() if count}
+        if filled:
+            result.skipped_records = "demo records not added: " + ", ".join(
+                f"{name} already has {count} record{'s' if count != 1 else ''}" for name, count in filled.items()
+            )
+            return result
         for name in STARTER_COLLECTIONS:
             for line, row in enumerate(rows[name], start=2):
                 try:
