@@ -25,7 +25,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def record(response: Response) -> Response:
         started = g.pop("request_started", None)
-        if started is None:
+        if started is None or g.get("unobserved"):
             return response
         seconds = time.perf_counter() - started
         current_app.extensions["appliance.metrics"].observe(_route_name(), response.status_code, seconds)

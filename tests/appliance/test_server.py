@@ -55,10 +55,16 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_0_within_10_seconds
         "sys.exit(run_server(open_instance(Path(sys.argv[1])), 'tests.appliance.slow_app:create_app', port=0))"
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", code, str(home)], cwd=REPO, env=clean_env(APPLIANCE_WORKERS="2"), stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, str(home)],
+        cwd=REPO,
+        env=clean_env(APPLIANCE_WORKERS="2"),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        info = wait_for(lambda: (home / "run" / "server.json").exists() and json.loads((home / "run" / "server.json").read_text()))
+        info = wait_for(
+            lambda: (home / "run" / "server.json").exists() and json.loads((home / "run" / "server.json").read_text())
+        )
         wait_for(lambda: requests.get(info["url"] + "readyz", timeout=2).ok)
         result = {}
 
@@ -97,7 +103,11 @@ def test_a_stale_run_file_from_a_killed_server_does_not_block_a_new_one(home):
     first.process.kill()
     first.stop()
     # The workers notice their parent is gone and stop.
-    wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in workers))
+    wait_for(
+        lambda: (
+            not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in workers)
+        )
+    )
     assert (home / "run" / "server.json").exists()
     second = start_server(home)
     try:
@@ -131,7 +141,11 @@ def test_a_bad_setting_stops_start_up_naming_setting_value_and_what_is_accepted(
     (home / "appliance.toml").write_text('log_level = "LOUD"\n')
     result = run_cli("serve", home=home, timeout=30)
     assert result.returncode == 1
-    assert "setting 'log_level'" in result.stderr and "'LOUD'" in result.stderr and "DEBUG, INFO, WARNING, ERROR" in result.stderr
+    assert (
+        "setting 'log_level'" in result.stderr
+        and "'LOUD'" in result.stderr
+        and "DEBUG, INFO, WARNING, ERROR" in result.stderr
+    )
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
@@ -143,7 +157,13 @@ def test_a_home_that_cannot_be_written_is_refused(home):
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
-        argv = [setpriv, "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search", "--", *argv]
+        argv = [
+            setpriv,
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+            *argv,
+        ]
     try:
         result = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), cwd=REPO, timeout=30)
     finally:
@@ -167,7 +187,13 @@ def test_a_crashed_worker_is_replaced_and_the_server_keeps_serving(live_server):
     before = wait_for(lambda: len(parent.children()) == 2 and parent.children())
     victim = before[0].pid
     os.kill(victim, signal.SIGKILL)
-    after = wait_for(lambda: {c.pid for c in parent.children() if c.status() != psutil.STATUS_ZOMBIE} - {victim} if len(parent.children()) == 2 and victim not in {c.pid for c in parent.children()} else None)
+    after = wait_for(
+        lambda: (
+            {c.pid for c in parent.children() if c.status() != psutil.STATUS_ZOMBIE} - {victim}
+            if len(parent.children()) == 2 and victim not in {c.pid for c in parent.children()}
+            else None
+        )
+    )
     assert len(after) == 2
     for _ in range(20):
         assert live_server.get("/healthz").ok
@@ -205,3 +231,20 @@ def test_the_access_log_is_json_lines_written_by_the_parent(live_server):
     assert entry["status"] == 404
     assert entry["method"] == "GET"
     assert entry["ts"].endswith("Z")
+
+
+def test_the_consoles_status_polls_are_not_counted_as_traffic(live_server):
+    headers = {"Authorization": f"Bearer {live_server.control_token}"}
+    assert live_server.get("/healthz").ok
+
+    def metrics():
+        data = live_server.get("/api/system/status", headers=headers).json()["metrics"]
+        return data if "GET /healthz" in data["routes"] else None
+
+    data = wait_for(metrics, timeout=10, interval=0.3)
+    for _ in range(5):
+        data = live_server.get("/api/system/status", headers=headers).json()["metrics"]
+    time.sleep(1.0)  # longer than a worker's flush interval
+    data = live_server.get("/api/system/status", headers=headers).json()["metrics"]
+    assert "GET /api/system/status" not in data["routes"]
+    assert data["routes"]["GET /healthz"]["requests"] == 1
