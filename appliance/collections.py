@@ -25,7 +25,7 @@ import peewee
 
 from appliance.audit import record_event
 from appliance.clock import iso, utcnow
-from appliance.db import BaseModel, database, is_sqlite
+from appliance.db import BaseModel, database, write_transaction
 from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
 from appliance.fields import (
     NAME_RE,
@@ -116,15 +116,6 @@ def table_name(name: str) -> str:
 def quote(identifier: str) -> str:
     """An SQL identifier, quoted (names are already restricted to ``[a-z0-9_]``)."""
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def write_transaction() -> Any:
-    """A transaction for a write: on SQLite it takes the write lock up front (BEGIN IMMEDIATE).
-
-    A deferred transaction that reads and then writes cannot wait for the lock
-    (SQLite answers SQLITE_BUSY at once); an immediate one waits out the busy timeout.
-    """
-    return database.atomic("IMMEDIATE") if is_sqlite() else database.atomic()
 
 
 def is_admin(actor: Any) -> bool:

@@ -52,8 +52,11 @@ def make_database(instance: Instance) -> peewee.Database:
     return peewee.SqliteDatabase(
         str(instance.paths.database_file),
         pragmas=sqlite_pragmas(instance.settings.sqlite_busy_timeout_ms),
-        # A writer that begins with BEGIN IMMEDIATE takes the lock up front, so
-        # the busy timeout applies instead of a deadlock-style SQLITE_BUSY.
+        # Every transaction begins IMMEDIATE: it takes the write lock up front, so
+        # a second writer waits out the busy timeout. A deferred transaction that
+        # reads and then writes cannot wait: SQLite answers "database is locked"
+        # at once when another writer got there first.
+        lock_type="IMMEDIATE",
         autoconnect=True,
     )
 
@@ -68,6 +71,11 @@ def open_database(instance: Instance) -> peewee.Database:
         if mode != "wal":
             raise HomeError(f"the database at {instance.paths.database_file} cannot use WAL mode (it reports {mode!r})")
     return db
+
+
+def write_transaction() -> Any:
+    """A transaction for a write (``database.atomic()``; on SQLite it begins IMMEDIATE, see :func:`make_database`)."""
+    return database.atomic()
 
 
 def is_sqlite(db: peewee.Database | None = None) -> bool:
