@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import importlib
+import json
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from waitress import create_server
 from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 from waitress.wasyncore import loop
 
 from appliance.db import open_database
@@ -29,6 +31,33 @@ from appliance.logs import configure_worker_logging
 from appliance.server import ServerRuntime
 
 log = logging.getLogger("appliance.worker")
+
+
+_ERROR_CODES = {400: "bad_request", 413: "too_large", 431: "bad_request", 500: "internal_error", 501: "not_implemented"}
+
+
+class JsonErrorTask(ErrorTask):
+    """Waitress's own refusals, made before the app runs (a declared body over the limit,
+    a malformed request), in the error shape of API.md instead of plain text."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        if error.code == 413:
+            message = "The request body is too large for this server."
+        else:
+            message = f"{error.reason}: {error.body}".strip().rstrip(":")
+        body = json.dumps({"error": {"code": _ERROR_CODES.get(error.code, "error"), "message": message}}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend(
+            [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
+        )
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class JsonErrorChannel(HTTPChannel):
+    error_task_class = JsonErrorTask
 
 
 def load_factory(spec: str):
@@ -120,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         options["clear_untrusted_proxy_headers"] = True
     server = create_server(app, sockets=[sock], **options)
+    server.channel_class = JsonErrorChannel
     log.info("worker serving", extra={"slot": args.slot})
     serve_until_stopped(server, stop, settings.shutdown_grace_seconds, parent_pid=args.parent_pid)
     log.info("worker stopped", extra={"slot": args.slot})

@@ -248,3 +248,27 @@ def test_the_consoles_status_polls_are_not_counted_as_traffic(live_server):
     data = live_server.get("/api/system/status", headers=headers).json()["metrics"]
     assert "GET /api/system/status" not in data["routes"]
     assert data["routes"]["GET /healthz"]["requests"] == 1
+
+
+def test_a_body_declared_over_the_limit_is_refused_with_json_before_it_is_sent(live_server):
+    host, port = live_server.info["host"], live_server.info["port"]
+    with socket.create_connection((host, port), timeout=10) as conn:
+        # Two gigabytes announced, none sent: the answer must come without waiting for them.
+        conn.sendall(
+            b"POST /api/collections/x/records HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2147483648\r\n\r\n{}"
+        )
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert time.monotonic() - started < 5
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body) == {
+        "error": {"code": "too_large", "message": "The request body is too large for this server."}
+    }
