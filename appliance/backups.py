@@ -12,16 +12,24 @@ carries its manifest, and its verification result sits beside it as
 aside to ``backups/failed/``. Nothing about backups lives in the database,
 so a restore (which rolls the database back) forgets no archive.
 
-Only one backup or restore runs at a time on a home: :func:`exclusive_operation`
-holds an OS lock on ``run/backup.lock`` and raises :class:`Busy` for a second.
+Only one backup, verification or restore runs at a time on a home:
+:func:`exclusive_operation` holds an OS lock on ``run/backup.lock`` and raises
+:class:`Busy` for a second. While a backup copies the uploaded files it also
+holds ``run/files.lock`` (see :mod:`appliance.locks`), so that no stored file
+its snapshot refers to is removed under it.
+
+Archives and their verification results hold password and token hashes:
+they are written readable by the owner only, in a folder only the owner can enter.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -36,9 +44,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from appliance import __version__
-from appliance.clock import iso
+from appliance.clock import aware, iso
 from appliance.errors import ApplianceError, BadRequest, Busy, NotFound
 from appliance.home import Paths
+from appliance.locks import copying_files, exclusive, is_locked
+
+log = logging.getLogger("appliance.backups")
 
 FORMAT = "office-appliance-backup"
 FORMAT_VERSION = 1
@@ -51,6 +62,12 @@ COMMENT_PREFIX = f"{FORMAT} manifest-sha256="
 STEP_PAGES = 1024  # pages copied per step of the online backup (4 MiB with 4 KiB pages)
 _CHUNK = 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.zip$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # about 400,000 files; a bigger one is not ours
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+# Write errors that mean the disk (or the process's file size limit) is full, not that the archive is bad.
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class BackupFailed(ApplianceError):
@@ -60,6 +77,15 @@ class BackupFailed(ApplianceError):
     status = 500
 
 
+class NotEnoughSpace(BackupFailed):
+    """The disk has no room for a scratch copy (verification, restore): the archive is not at fault."""
+
+
+def disk_full(exc: OSError) -> bool:
+    """Whether a write failed because the disk (or the file size limit) is full."""
+    return exc.errno in _DISK_FULL
+
+
 # --- one backup or restore at a time ----------------------------------------
 
 
@@ -67,52 +93,22 @@ def _lock_path(paths: Paths) -> Path:
     return paths.run_dir / "backup.lock"
 
 
-@contextlib.contextmanager
-def exclusive_operation(paths: Paths, what: str) -> Iterator[None]:
+def exclusive_operation(paths: Paths, what: str) -> contextlib.AbstractContextManager[Any]:
     """Hold the home's backup/restore lock for the block; raises :class:`Busy` when another holds it.
 
-    An OS lock (flock), so it holds across threads and processes and is
-    released by the OS when the holder dies.
+    An OS lock (see :mod:`appliance.locks`), so it holds across threads and
+    processes and is released by the OS when the holder dies.
     """
-    paths.run_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(_lock_path(paths), "a+")
-    try:
-        if os.name == "nt":  # pragma: no cover - Windows only
-            import msvcrt
-
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.seek(0)
-        holder = fh.read().strip()
-        fh.close()
-        raise Busy(
-            f"busy: another backup or restore is running on this home{f' ({holder})' if holder else ''}; "
-            "try again when it has finished"
-        ) from None
-    try:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{what}, pid {os.getpid()}")
-        fh.flush()
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            fh.seek(0)
-            fh.truncate()
-        fh.close()
+    return exclusive(
+        _lock_path(paths),
+        what,
+        "busy: another backup or restore is running on this home{holder}; try again when it has finished",
+    )
 
 
 def is_busy(paths: Paths) -> bool:
     """Whether a backup or restore holds the lock right now."""
-    try:
-        with exclusive_operation(paths, "probe"):
-            return False
-    except Busy:
-        return True
+    return is_locked(_lock_path(paths))
 
 
 # --- small file helpers -------------------------------------------------------
@@ -144,10 +140,19 @@ def _parse_iso(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
-def _aware(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return dt.datetime.now(dt.UTC)
-    return now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) if need be and make it enterable by the owner only."""
+    path.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # a folder on a share may refuse chmod; its mount decides then
+        os.chmod(path, PRIVATE_DIR)
+    return path
+
+
+def _create_private(path: Path) -> None:
+    """Create the empty file ``path`` readable by the owner only (before anything secret is written to it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    os.close(fd)
+    os.chmod(path, PRIVATE_FILE)  # O_CREAT's mode only counts for a new file
 
 
 # --- the database snapshot ------------------------------------------------------
@@ -288,10 +293,30 @@ def _unique_name(backups_dir: Path, prefix: str, created: dt.datetime) -> str:
     return name
 
 
+def _scratch_name(kind: str) -> str:
+    """A scratch folder's name, carrying its owner's pid so that a clean-up spares the living."""
+    return f".work-{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _owner_alive(name: str) -> bool:
+    match = re.match(r"^\.work-[a-z]+-(\d+)-[0-9a-f]+$", name)
+    if not match:
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return False  # ours, from an earlier call that could not clean up
+    import psutil
+
+    return psutil.pid_exists(pid)
+
+
 def _clean_leftovers(backups_dir: Path) -> None:
-    """Remove scratch folders and partial archives left by a crash (called under the lock)."""
+    """Remove scratch folders and partial archives left by a crash (called under the lock). A scratch
+    folder whose owner process still runs is left alone (a verification started without the lock, by
+    an older version or by the console, may be using it)."""
     for path in backups_dir.glob(".work-*"):
-        shutil.rmtree(path, ignore_errors=True)
+        if not _owner_alive(path.name):
+            shutil.rmtree(path, ignore_errors=True)
     for path in backups_dir.glob(".*.partial"):
         with contextlib.suppress(OSError):
             path.unlink()
@@ -328,7 +353,9 @@ def create_backup(
     alerts). When ``offsite_dir`` is set, a verified archive is copied there
     and checked; the outcome is stored with the verification, and a failure
     there does not fail the backup. Raises :class:`Busy` while another backup
-    or restore runs, :class:`BackupFailed` when the archive cannot be written.
+    or restore runs, :class:`BackupFailed` when the archive cannot be written,
+    and :class:`NotEnoughSpace` when it was written but the disk has no room to
+    verify it (the archive is then left in place, unverified).
     """
     with exclusive_operation(paths, f"{kind} backup"):
         return create_backup_locked(
@@ -346,34 +373,35 @@ def create_backup_locked(
     on_snapshot: Callable[[], None] | None = None,
 ) -> BackupResult:
     """:func:`create_backup` for a caller that already holds :func:`exclusive_operation`."""
-    backups_dir = paths.backups_dir
-    backups_dir.mkdir(parents=True, exist_ok=True)
+    backups_dir = private_dir(paths.backups_dir)
     _clean_leftovers(backups_dir)
-    created = _aware(now)
+    created = aware(now) or dt.datetime.now(dt.UTC)
     name = _unique_name(backups_dir, "safety" if kind == "safety" else "backup", created)
     final = backups_dir / name
     partial = backups_dir / f".{name}.partial"
-    work = backups_dir / f".work-{secrets.token_hex(4)}"
-    work.mkdir()
+    work = backups_dir / _scratch_name("backup")
     timings: dict[str, float] = {}
     started = time.monotonic()
     try:
+        work.mkdir()
         snapshot = work / "appliance.sqlite3"
-        snap = snapshot_database(paths.database_file, snapshot, step_pages=step_pages, on_snapshot=on_snapshot)
-        timings["snapshot_seconds"] = snap["snapshot_seconds"]
-        facts = inspect_database(snapshot)
-        files = _snapshot_files(paths.files_dir, snapshot)
-        members: dict[str, dict[str, Any]] = {}
-        missing: list[str] = []
-        try:
+        # From the snapshot until every file it refers to is copied, stored files stay (removals wait).
+        with copying_files(paths.home):
+            snap = snapshot_database(paths.database_file, snapshot, step_pages=step_pages, on_snapshot=on_snapshot)
+            timings["snapshot_seconds"] = snap["snapshot_seconds"]
+            facts = inspect_database(snapshot)
+            files = _snapshot_files(paths.files_dir, snapshot)
+            members: dict[str, dict[str, Any]] = {}
+            missing: list[str] = []
+            _create_private(partial)
             with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
                 members[DB_MEMBER] = _add_member(zf, DB_MEMBER, snapshot)
                 for arcname, path in files:
                     try:
                         members[arcname] = _add_member(zf, arcname, path)
                     except FileNotFoundError:
-                        # Referenced but not on disk (removed with its record just after the snapshot,
-                        # or lost before it): recorded, so the verification result shows it.
+                        # Referenced by the snapshot but not on disk: lost, since removals wait for
+                        # backups. Recorded, and the verification fails on it.
                         missing.append(arcname)
                 manifest = {
                     "format": FORMAT,
@@ -391,21 +419,33 @@ def create_backup_locked(
                 manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
                 zf.writestr(MANIFEST, manifest_bytes)
                 zf.comment = (COMMENT_PREFIX + hashlib.sha256(manifest_bytes).hexdigest()).encode()
-            with open(partial, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(partial, final)
-            fsync_dir(backups_dir)
-        except OSError as exc:
-            raise BackupFailed(f"cannot write the archive {name}: {exc.strerror or exc}") from None
+        with open(partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(partial, final)
+        fsync_dir(backups_dir)
+    except OSError as exc:
+        if disk_full(exc):
+            raise BackupFailed(f"not enough disk space to write the backup {name}: {exc.strerror or exc}") from None
+        raise BackupFailed(f"cannot write the archive {name}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
         with contextlib.suppress(OSError):
             partial.unlink()
     timings["write_seconds"] = round(time.monotonic() - started, 3)
-    verification = verify_archive(final, backups_dir)
+    try:
+        verification = verify_archive(final, backups_dir)
+    except NotEnoughSpace as exc:
+        raise NotEnoughSpace(
+            f"the backup {name} was written but could not be verified: {exc.message}; "
+            "it is left unverified in the backups folder"
+        ) from None
     timings["verify_seconds"] = verification["duration_seconds"]
     if missing:
-        verification["warnings"] = [f"{len(missing)} referenced file(s) were not on disk: {', '.join(missing[:3])}"]
+        verification["ok"] = False
+        verification["problems"].append(
+            f"{len(missing)} file(s) the database refers to were not on disk and are not in the backup: "
+            + ", ".join(missing[:3])
+        )
     path = final
     if verification["ok"]:
         if offsite_dir:
@@ -417,8 +457,7 @@ def create_backup_locked(
 
 
 def _move_aside(archive: Path) -> Path:
-    failed_dir = archive.parent / FAILED_DIR
-    failed_dir.mkdir(exist_ok=True)
+    failed_dir = private_dir(archive.parent / FAILED_DIR)
     target = failed_dir / archive.name
     os.replace(archive, target)
     fsync_dir(failed_dir)
@@ -426,10 +465,28 @@ def _move_aside(archive: Path) -> Path:
 
 
 def write_verification(archive: Path, verification: dict[str, Any]) -> None:
+    """Store ``verification`` beside ``archive`` as ``<name>.verify.json`` (owner-readable only)."""
     target = archive.with_name(archive.name + VERIFY_SUFFIX)
     tmp = target.with_name(f".{target.name}.tmp")
+    _create_private(tmp)
     tmp.write_text(json.dumps(verification, indent=2, sort_keys=True))
     os.replace(tmp, target)
+
+
+def verify_backup(paths: Paths, archive: Path) -> dict[str, Any]:
+    """Verify ``archive`` again under the home's backup lock (no backup prunes its scratch folder
+    meanwhile) and, when it lives in the backups folder, store the result beside it.
+
+    Returns the verification result. Raises :class:`Busy` during a backup or
+    restore, :class:`NotEnoughSpace` when the disk has no room to unpack it
+    (nothing is stored then: the archive is not at fault).
+    """
+    with exclusive_operation(paths, "verify"):
+        backups_dir = private_dir(paths.backups_dir)
+        result = verify_archive(archive, backups_dir)
+        if archive.parent in (backups_dir, backups_dir / FAILED_DIR):
+            write_verification(archive, result)
+        return result
 
 
 # --- verification ------------------------------------------------------------------------
@@ -437,7 +494,15 @@ def write_verification(archive: Path, verification: dict[str, Any]) -> None:
 
 def _safe_member(name: str) -> bool:
     pure = PurePosixPath(name)
-    return not (pure.is_absolute() or ".." in pure.parts or "\\" in name or name.endswith("/"))
+    return bool(name) and not (
+        pure.is_absolute()
+        or ".." in pure.parts
+        or "\\" in name
+        or ":" in name
+        or name.endswith("/")
+        or "\x00" in name
+        or name != pure.as_posix()  # "a//b", "./a": one file, two spellings
+    )
 
 
 def verify_archive(archive: Path, scratch_parent: Path, *, keep_into: Path | None = None) -> dict[str, Any]:
@@ -446,30 +511,42 @@ def verify_archive(archive: Path, scratch_parent: Path, *, keep_into: Path | Non
     compare its row counts and schema version with the manifest.
 
     Returns the verification result: ``{"ok", "checked_at", "duration_seconds", "problems": [...],
-    "integrity_check", "members_checked", "manifest"}``; never raises for a bad archive. With
-    ``keep_into`` the unpacked tree is left in that (new) folder for a restore; otherwise the scratch
-    folder inside ``scratch_parent`` is removed.
+    "integrity_check", "members_checked", ...}``. It never raises for a bad archive (damaged, foreign,
+    crafted): every such fault is a problem in the result. Sizes are checked before anything is
+    unpacked, and no member is unpacked beyond the size its manifest states. Raises
+    :class:`NotEnoughSpace` when the scratch side has no room (a full disk says nothing about the
+    archive). With ``keep_into`` the unpacked tree is left in that (new) folder for a restore;
+    otherwise the scratch folder inside ``scratch_parent`` is removed.
     """
     started = time.monotonic()
     problems: list[str] = []
     manifest: dict[str, Any] = {}
     integrity = None
     checked = 0
-    scratch = keep_into or (scratch_parent / f".work-verify-{secrets.token_hex(4)}")
+    scratch = keep_into or (scratch_parent / _scratch_name("verify"))
     try:
-        scratch.mkdir(parents=True, exist_ok=keep_into is not None)
+        try:
+            scratch.mkdir(parents=True, exist_ok=keep_into is not None)
+        except OSError as exc:
+            if disk_full(exc):
+                raise NotEnoughSpace(f"not enough disk space for a scratch folder: {exc.strerror}") from None
+            raise
         try:
             zf = zipfile.ZipFile(archive)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             problems.append(f"not a readable zip archive: {exc}")
             return _result(problems, manifest, integrity, checked, started)
         with zf:
             manifest = _read_manifest(zf, problems)
             if manifest:
                 checked = _check_members(zf, manifest, scratch, problems)
-                db_path = scratch / DB_MEMBER
-                if not problems and db_path.exists():
-                    integrity = _check_database(db_path, manifest, problems)
+                if not problems:
+                    integrity = _check_database(scratch / DB_MEMBER, manifest, problems)
+    except NotEnoughSpace:
+        raise
+    except Exception as exc:  # a crafted archive is refused, never a crash of the caller
+        log.exception("verification of %s stopped", archive)
+        problems.append(f"the archive cannot be checked: {type(exc).__name__}: {exc}")
     finally:
         if keep_into is None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -490,19 +567,34 @@ def _result(problems, manifest, integrity, checked, started) -> dict[str, Any]:
     }
 
 
+def _read_small(zf: zipfile.ZipFile, name: str, limit: int) -> bytes | None:
+    """The member ``name`` when it unpacks to at most ``limit`` bytes, else ``None`` (read no further)."""
+    if zf.getinfo(name).file_size > limit:
+        return None
+    with zf.open(name) as fh:
+        data = fh.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
 def _read_manifest(zf: zipfile.ZipFile, problems: list[str]) -> dict[str, Any]:
     names = zf.namelist()
     unsafe = [n for n in names if not _safe_member(n)]
     if unsafe:
-        problems.append(f"unsafe member name(s) in the archive: {', '.join(unsafe[:3])}")
+        problems.append(f"unsafe member name(s) in the archive: {', '.join(repr(n) for n in unsafe[:3])}")
+        return {}
+    if len(set(names)) != len(names) or len({n.lower() for n in names}) != len(names):
+        problems.append("the archive holds two members with the same name (or names that differ only in case)")
         return {}
     if MANIFEST not in names:
         problems.append("manifest.json is missing: this is not an Office Appliance backup")
         return {}
     try:
-        raw = zf.read(MANIFEST)
-    except (zipfile.BadZipFile, OSError) as exc:
+        raw = _read_small(zf, MANIFEST, MAX_MANIFEST_BYTES)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
         problems.append(f"manifest.json is corrupt: {exc}")
+        return {}
+    if raw is None:
+        problems.append(f"manifest.json is larger than {MAX_MANIFEST_BYTES} bytes: not an Office Appliance manifest")
         return {}
     comment = zf.comment.decode("utf-8", "replace")
     if not comment.startswith(COMMENT_PREFIX):
@@ -516,47 +608,139 @@ def _read_manifest(zf: zipfile.ZipFile, problems: list[str]) -> dict[str, Any]:
     except ValueError as exc:
         problems.append(f"manifest.json is not valid JSON: {exc}")
         return {}
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        problems.append("manifest.json is not an Office Appliance manifest")
-        return {}
-    if not isinstance(manifest.get("members"), dict) or DB_MEMBER not in manifest["members"]:
-        problems.append("the manifest lists no database")
+    found = manifest_problems(manifest)
+    if found:
+        problems.extend(found)
         return {}
     return manifest
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def manifest_problems(manifest: Any) -> list[str]:
+    """What is wrong with the shape of a parsed manifest (empty when nothing): the required keys and
+    their types, and every member ``name -> {"sha256": 64 hex digits, "size": whole number}`` with a
+    safe name under ``files/`` (or the database), no name both a file and a folder."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return ["manifest.json is not an Office Appliance manifest"]
+    problems = []
+    required: dict[str, tuple[type, str]] = {
+        "format_version": (int, "a whole number"),
+        "app_version": (str, "a text"),
+        "schema_version": (int, "a whole number"),
+        "migrations": (list, "a list"),
+        "created_at": (str, "a timestamp"),
+        "kind": (str, "a text"),
+        "members": (dict, "an object"),
+        "row_counts": (dict, "an object"),
+    }
+    for key, (kind, what) in required.items():
+        value = manifest.get(key)
+        if key not in manifest:
+            problems.append(f"manifest.json lacks {key!r}")
+        elif not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            problems.append(f"manifest.json: {key!r} must be {what}")
+    if problems:
+        return problems
+    if manifest["format_version"] > FORMAT_VERSION:
+        problems.append(
+            f"manifest.json has format version {manifest['format_version']}; this version reads up to {FORMAT_VERSION}"
+        )
+    try:
+        _parse_iso(manifest["created_at"])
+    except ValueError:
+        problems.append("manifest.json: 'created_at' must be a timestamp")
+    if not all(isinstance(m, str) for m in manifest["migrations"]):
+        problems.append("manifest.json: 'migrations' must be a list of names")
+    if not all(isinstance(k, str) and _whole(v) for k, v in manifest["row_counts"].items()):
+        problems.append("manifest.json: 'row_counts' must map table names to whole numbers")
+    missing = manifest.get("missing_files", [])
+    if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
+        problems.append("manifest.json: 'missing_files' must be a list of names")
+    members = manifest["members"]
+    if DB_MEMBER not in members:
+        problems.append("the manifest lists no database")
+    for name, entry in list(members.items())[:100000]:
+        if not _safe_member(name) or not (name == DB_MEMBER or name.startswith(FILES_PREFIX)):
+            problems.append(f"the manifest lists an unsafe or foreign member name: {name[:120]!r}")
+        elif not isinstance(entry, dict):
+            problems.append(f"manifest.json: the entry of {name} must be an object with sha256 and size")
+        elif not (isinstance(entry.get("sha256"), str) and _HEX64.match(entry["sha256"])):
+            problems.append(f"manifest.json: the sha256 of {name} must be 64 hexadecimal digits")
+        elif not _whole(entry.get("size")):
+            problems.append(f"manifest.json: the size of {name} must be a whole number of bytes")
+        if len(problems) >= 5:
+            return problems
+    folders = {str(parent) for name in members for parent in PurePosixPath(name).parents}
+    clashes = sorted(name for name in members if name in folders)
+    if clashes:
+        problems.append(f"member name(s) used both as a file and as a folder: {', '.join(clashes[:3])}")
+    return problems
+
+
 def _check_members(zf: zipfile.ZipFile, manifest: dict[str, Any], scratch: Path, problems: list[str]) -> int:
+    """Unpack and check every member; returns how many were checked. Refuses before unpacking
+    anything when members are missing, unlisted, or of another size than the manifest says; raises
+    :class:`NotEnoughSpace` when the declared total does not fit or a write finds the disk full."""
     listed = manifest["members"]
-    present = set(zf.namelist()) - {MANIFEST}
+    infos = {info.filename: info for info in zf.infolist()}
+    present = set(infos) - {MANIFEST}
     for name in sorted(set(listed) - present):
         problems.append(f"member missing from the archive: {name}")
     for name in sorted(present - set(listed)):
         problems.append(f"member not listed in the manifest: {name}")
+    names = sorted(set(listed) & present)
+    for name in names:
+        if infos[name].file_size != listed[name]["size"]:
+            problems.append(
+                f"member {name} unpacks to {infos[name].file_size} bytes but the manifest says {listed[name]['size']}"
+            )
+    if problems:
+        return 0
+    declared = sum(listed[name]["size"] for name in names)
+    free = shutil.disk_usage(scratch).free
+    if declared > free:
+        raise NotEnoughSpace(
+            f"not enough disk space to unpack the archive: it holds {declared} bytes and {free} are free"
+        )
     checked = 0
-    for name in sorted(set(listed) & present):
-        if not _safe_member(name):
-            continue
+    for name in names:
         expected = listed[name]
         target = scratch / name
-        target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
         try:
-            with zf.open(name) as src, open(target, "wb") as out:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(infos[name]) as src, open(target, "xb") as out:
                 while chunk := src.read(_CHUNK):
+                    size += len(chunk)
+                    if size > expected["size"]:
+                        break  # never unpack beyond what the manifest states
                     digest.update(chunk)
                     out.write(chunk)
-                    size += len(chunk)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+        except OSError as exc:
+            if disk_full(exc):
+                raise NotEnoughSpace(f"not enough disk space to unpack the archive: {exc.strerror}") from None
+            problems.append(f"member {name} cannot be unpacked: {exc}")
+            continue
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
             problems.append(f"member {name} cannot be read: {exc}")
             continue
         checked += 1
-        if size != expected.get("size") or digest.hexdigest() != expected.get("sha256"):
+        if size > expected["size"]:
+            problems.append(f"member {name} is larger than the manifest says ({expected['size']} bytes)")
+        elif size != expected["size"] or digest.hexdigest() != expected["sha256"]:
             problems.append(f"member {name} does not match its checksum in the manifest")
     return checked
 
 
 def _check_database(db_path: Path, manifest: dict[str, Any], problems: list[str]) -> str | None:
+    if not db_path.is_file():
+        # Unpacked a moment ago: gone means something removed the scratch folder under us.
+        problems.append("the unpacked database disappeared before it could be checked; verify again")
+        return None
     try:
         con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         try:
@@ -597,9 +781,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _manifest_of(archive: Path) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(archive) as zf:
-            data = json.loads(zf.read(MANIFEST))
+            raw = _read_small(zf, MANIFEST, MAX_MANIFEST_BYTES)
+            data = json.loads(raw) if raw is not None else None
             return data if isinstance(data, dict) else {}
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError):
+    except (zipfile.BadZipFile, zlib.error, OSError, KeyError, ValueError, EOFError, RuntimeError, NotImplementedError):
         return {}
 
 
@@ -713,25 +898,32 @@ def select_kept(items: list[dict[str, Any]], keep_daily: int, keep_weekly: int) 
 
 def prune_backups(paths: Paths, keep_daily: int, keep_weekly: int, *, offsite_dir: str = "") -> dict[str, list[str]]:
     """Delete the verified archives that retention does not keep (with their verification files and
-    offsite copies). Archives that are unverified or kept aside as failed are left for the admin.
+    offsite copies), and the failed ones it would not keep either: of those kept aside in
+    ``backups/failed``, the newest of each of the ``keep_daily`` days and ``keep_weekly`` weeks stay,
+    and always the newest one. Unverified archives (not yet checked) are left for the admin.
     Returns ``{"kept": [...], "deleted": [...]}``; raises :class:`Busy` during another backup or restore.
     """
     with exclusive_operation(paths, "prune"):
-        items = list_backups(paths, include_failed=False)
-        kept = select_kept(items, keep_daily, keep_weekly)
+        items = list_backups(paths)
+        failed = [item for item in items if item["status"] == "failed"]
+        verified = [item for item in items if item["verified"]]
+        kept = select_kept(verified, keep_daily, keep_weekly)
+        kept_failed = select_kept([item | {"verified": True} for item in failed], keep_daily, keep_weekly)
         deleted = []
-        for item in items:
-            if not item["verified"] or item["name"] in kept:
+        for item in verified + failed:
+            if item["name"] in kept or item["name"] in kept_failed:
                 continue
             archive = paths.backups_dir / item["name"]
+            if item["status"] == "failed" and not archive.is_file():
+                archive = paths.backups_dir / FAILED_DIR / item["name"]
             targets = [archive, archive.with_name(archive.name + VERIFY_SUFFIX)]
-            if offsite_dir:
+            if offsite_dir and item["verified"]:
                 targets.append(Path(offsite_dir) / item["name"])
             for target in targets:
                 with contextlib.suppress(FileNotFoundError, OSError):
                     target.unlink()
             deleted.append(item["name"])
-        return {"kept": sorted(kept), "deleted": sorted(deleted)}
+        return {"kept": sorted(kept | kept_failed), "deleted": sorted(deleted)}
 
 
 def copy_offsite(archive: Path, offsite_dir: Path) -> dict[str, Any]:
@@ -745,6 +937,7 @@ def copy_offsite(archive: Path, offsite_dir: Path) -> dict[str, Any]:
         if not offsite_dir.is_dir():
             raise OSError(f"the folder {offsite_dir} does not exist or is not mounted")
         partial = offsite_dir / f".{archive.name}.partial"
+        _create_private(partial)
         shutil.copyfile(archive, partial)
         with open(partial, "rb+") as fh:
             os.fsync(fh.fileno())

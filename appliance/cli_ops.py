@@ -101,13 +101,13 @@ def backup_list(as_json: bool) -> None:
 @json_option
 def backup_verify(archive: str, as_json: bool) -> None:
     """Check ARCHIVE (a name in the backups folder, or a path): checksums, integrity, row counts."""
-    from appliance.backups import resolve_archive, verify_archive, write_verification
+    from appliance.backups import resolve_archive, verify_backup
 
     paths = current_instance().paths
     path = resolve_archive(paths, archive)
-    result = verify_archive(path, paths.backups_dir)
-    if path.parent in (paths.backups_dir, paths.backups_dir / "failed"):
-        write_verification(path, result)
+    # Under the backup lock (refused while a backup or restore runs); stored beside the archive when
+    # it is in the backups folder. A full disk is an error, not a verdict on the archive.
+    result = verify_backup(paths, path)
     if as_json:
         print_json({"name": path.name, **result})
     elif result["ok"]:

@@ -32,3 +32,13 @@ def iso(moment: dt.datetime | None) -> str | None:
     if isinstance(moment, str):  # a value read back raw from SQLite
         moment = dt.datetime.fromisoformat(moment)
     return as_stored(moment).isoformat(timespec="seconds") + "Z"
+
+
+def aware(moment: dt.datetime | str | None) -> dt.datetime | None:
+    """``moment`` as an aware UTC-zoned datetime: a stored (naive UTC) value, a raw SQLite text value,
+    or an aware one (returned as it is); ``None`` stays ``None``."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

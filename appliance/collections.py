@@ -3,8 +3,12 @@
 Each collection is a real table ``c_<name>`` with typed columns (``id``,
 ``created_at``, ``updated_at``, ``created_by``, ``updated_by`` and one per
 field), an index per unique, filterable or relation field, and an external
-content FTS5 table ``c_<name>_fts`` over its text fields, kept in step by
-triggers (so every write updates it in the same transaction). Saving a
+content FTS5 table ``c_<name>__fts`` over its text fields, kept in step by
+triggers (so every write updates it in the same transaction). The ``__``
+cannot occur in a collection or field name, so neither the index, its
+shadow tables (``c_<name>__fts_data`` ...) nor its triggers can ever take
+the name of another collection's table, and no field can take the index's
+own (hidden) column name. Saving a
 definition migrates that table inside one transaction: a change that
 existing rows violate is refused with the rows named, and nothing changes.
 
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import peewee
@@ -33,10 +39,14 @@ from appliance.fields import (
     Field,
     FieldError,
     from_column,
+    match_pattern,
+    now_text,
     parse_field,
     to_column,
 )
+from appliance.files import remove_unreferenced
 from appliance.formulas import FormulaError, check_formula, evaluate_formula
+from appliance.roles import role_exists
 
 ACTIONS = ("view", "create", "update", "delete")
 ADMIN_ROLE = "admin"
@@ -94,7 +104,7 @@ class CollectionDef:
 
     @property
     def fts_table(self) -> str:
-        return self.table + "_fts"
+        return fts_table_name(self.name)
 
     def field(self, name: str) -> Field | None:
         return self._by_name.get(name)
@@ -111,6 +121,11 @@ class CollectionDef:
 
 def table_name(name: str) -> str:
     return f"c_{name}"
+
+
+def fts_table_name(name: str) -> str:
+    """The full-text index of collection ``name``: ``c_<name>__fts`` (no name holds ``__``, so it collides with none)."""
+    return f"c_{name}__fts"
 
 
 def quote(identifier: str) -> str:
@@ -241,10 +256,6 @@ def referencing_fields(name: str) -> list[tuple[CollectionDef, Field]]:
 # --- checking definitions -----------------------------------------------------------------------
 
 
-def _role_exists(role: str) -> bool:
-    return database.execute_sql("SELECT 1 FROM role WHERE name = ?", (role,)).fetchone() is not None
-
-
 def _parse_permissions(raw: Any, errors: dict[str, str]) -> dict[str, list[str]]:
     if raw is None:
         return {}
@@ -254,7 +265,7 @@ def _parse_permissions(raw: Any, errors: dict[str, str]) -> dict[str, list[str]]
     out: dict[str, list[str]] = {}
     allowed = set(ACTIONS) | {f"{a}:own" for a in ACTIONS if a != "create"}
     for role, grants in raw.items():
-        if not isinstance(role, str) or not _role_exists(role):
+        if not isinstance(role, str) or not role_exists(role):
             errors["permissions"] = f"There is no role called {str(role)[:40]!r}."
             return {}
         if role == ADMIN_ROLE:
@@ -362,10 +373,10 @@ def _existing_indexes(collection: str) -> set[str]:
 
 
 def _drop_fts(collection: str) -> None:
-    table = table_name(collection)
+    fts = fts_table_name(collection)
     for suffix in ("ai", "ad", "au"):
-        database.execute_sql(f"DROP TRIGGER IF EXISTS {quote(f'{table}_fts_{suffix}')}")
-    database.execute_sql(f"DROP TABLE IF EXISTS {quote(table + '_fts')}")
+        database.execute_sql(f"DROP TRIGGER IF EXISTS {quote(f'{fts}_{suffix}')}")
+    database.execute_sql(f"DROP TABLE IF EXISTS {quote(fts)}")
 
 
 def _create_fts(collection: str, specs: list[Field]) -> None:
@@ -374,7 +385,8 @@ def _create_fts(collection: str, specs: list[Field]) -> None:
     if not texts:
         return
     table = table_name(collection)
-    fts = quote(table + "_fts")
+    fts_name = fts_table_name(collection)
+    fts = quote(fts_name)
     cols = ", ".join(quote(n) for n in texts)
     new_vals = ", ".join(f"new.{quote(n)}" for n in texts)
     old_vals = ", ".join(f"old.{quote(n)}" for n in texts)
@@ -383,16 +395,16 @@ def _create_fts(collection: str, specs: list[Field]) -> None:
         "tokenize='unicode61 remove_diacritics 2')"
     )
     database.execute_sql(
-        f"CREATE TRIGGER {quote(table + '_fts_ai')} AFTER INSERT ON {quote(table)} BEGIN "
+        f"CREATE TRIGGER {quote(fts_name + '_ai')} AFTER INSERT ON {quote(table)} BEGIN "
         f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new_vals}); END"
     )
     database.execute_sql(
-        f"CREATE TRIGGER {quote(table + '_fts_ad')} AFTER DELETE ON {quote(table)} BEGIN "
+        f"CREATE TRIGGER {quote(fts_name + '_ad')} AFTER DELETE ON {quote(table)} BEGIN "
         f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old_vals}); END"
     )
     watched = ", ".join(quote(n) for n in texts)
     database.execute_sql(
-        f"CREATE TRIGGER {quote(table + '_fts_au')} AFTER UPDATE OF {watched} ON {quote(table)} BEGIN "
+        f"CREATE TRIGGER {quote(fts_name + '_au')} AFTER UPDATE OF {watched} ON {quote(table)} BEGIN "
         f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old_vals}); "
         f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new_vals}); END"
     )
@@ -441,6 +453,60 @@ def _rows_named(rows: list[tuple], total: int) -> str:
     return f"records {ids}{more}" if total != 1 else f"record {ids}"
 
 
+def _offending(table: str, where: str, params: tuple | list = ()) -> str | None:
+    """The rows of ``table`` matching ``where``, named (first ten ids and how many more), or ``None``."""
+    rows = database.execute_sql(f"SELECT id FROM {table} WHERE {where} ORDER BY id LIMIT 11", params).fetchall()
+    if not rows:
+        return None
+    total = len(rows)
+    if total > 10:
+        total = database.execute_sql(f"SELECT COUNT(*) FROM {table} WHERE {where}", params).fetchone()[0]
+    return _rows_named(rows, total)
+
+
+# A pattern change is checked against every stored value, each under the pattern's time bound,
+# and all of them together under this one (seconds); a pattern too slow for the rows is refused.
+PATTERN_CHECK_BUDGET = 5.0
+
+
+def _pattern_violations(collection: str, old: dict[str, Field], new_specs: list[Field], since: str | None) -> dict:
+    """Errors for fields whose new or tightened ``pattern`` stored values (changed at/after ``since``) break.
+
+    Reads only; runs before the write transaction for all rows, and inside it
+    (with ``since``) for the few rows written in between.
+    """
+    errors: dict[str, str] = {}
+    table = quote(table_name(collection))
+    deadline = time.monotonic() + PATTERN_CHECK_BUDGET
+    for spec in new_specs:
+        before = old.get(spec.rename_from or spec.name)
+        if before is None or spec.pattern is None or spec.pattern == before.pattern or before.type != spec.type:
+            continue
+        column = quote(before.name)
+        where = f"{column} IS NOT NULL" + (" AND updated_at >= ?" if since else "")
+        cursor = database.execute_sql(
+            f"SELECT id, {column} FROM {table} WHERE {where} ORDER BY id", [since] if since else []
+        )
+        bad: list[tuple] = []
+        slow = False
+        for row_id, value in cursor:
+            try:
+                if not match_pattern(spec.pattern, str(value)):
+                    bad.append((row_id,))
+            except FieldError:
+                bad.append((row_id,))
+            if time.monotonic() > deadline:
+                slow = True
+                break
+        if slow:
+            errors[f"fields.{spec.name}"] = (
+                "This pattern takes too long to check against the existing records; simplify it."
+            )
+        elif bad:
+            errors[f"fields.{spec.name}"] = f"Cannot set this pattern: {_rows_named(bad, len(bad))} do not match it."
+    return errors
+
+
 def _check_existing_rows(collection: str, old: dict[str, Field], new_specs: list[Field], errors: dict) -> None:
     """Refuse option changes that rows already there would violate, naming those rows."""
     table = quote(table_name(collection))
@@ -453,44 +519,43 @@ def _check_existing_rows(collection: str, old: dict[str, Field], new_specs: list
             continue
         if before is None:
             if spec.required and spec.default is None:
-                rows = database.execute_sql(f"SELECT id FROM {table} ORDER BY id LIMIT 11").fetchall()
-                if rows:
-                    total = database.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                    errors[key] = f"A new required field needs a default: {_rows_named(rows, total)} would have none."
+                named = _offending(table, "1")
+                if named:
+                    errors[key] = f"A new required field needs a default: {named} would have none."
             continue
         if spec.required and not before.required:
-            where = f"{column} IS NULL"
-            rows = database.execute_sql(f"SELECT id FROM {table} WHERE {where} ORDER BY id LIMIT 11").fetchall()
-            if rows:
-                total = database.execute_sql(f"SELECT COUNT(*) FROM {table} WHERE {where}").fetchone()[0]
-                errors[key] = f"Cannot make this field required: {_rows_named(rows, total)} have no value."
+            named = _offending(table, f"{column} IS NULL")
+            if named:
+                errors[key] = f"Cannot make this field required: {named} have no value."
         if spec.unique and not before.unique:
-            rows = database.execute_sql(
-                f"SELECT id FROM {table} WHERE {column} IN (SELECT {column} FROM {table} WHERE {column} IS NOT NULL "
-                f"GROUP BY {column} HAVING COUNT(*) > 1) ORDER BY id LIMIT 11"
-            ).fetchall()
-            if rows:
-                errors[key] = f"Cannot make this field unique: {_rows_named(rows, len(rows))} share values."
+            named = _offending(
+                table,
+                f"{column} IN (SELECT {column} FROM {table} WHERE {column} IS NOT NULL "
+                f"GROUP BY {column} HAVING COUNT(*) > 1)",
+            )
+            if named:
+                errors[key] = f"Cannot make this field unique: {named} share values."
         if spec.type == "select" and spec.choices is not None:
             marks = ", ".join("?" for _ in spec.choices)
-            where = f"{column} IS NOT NULL AND {column} NOT IN ({marks})"
-            rows = database.execute_sql(
-                f"SELECT id FROM {table} WHERE {where} ORDER BY id LIMIT 11", spec.choices
-            ).fetchall()
-            if rows:
-                errors[key] = f"Cannot remove choices still in use: {_rows_named(rows, len(rows))}."
+            named = _offending(table, f"{column} IS NOT NULL AND {column} NOT IN ({marks})", spec.choices)
+            if named:
+                errors[key] = f"Cannot remove choices still in use: {named}."
+        if spec.type == "relation" and spec.collection != before.collection:
+            target = quote(table_name(spec.collection or ""))
+            if spec.collection == collection:
+                target = table
+            named = _offending(table, f"{column} IS NOT NULL AND {column} NOT IN (SELECT id FROM {target})")
+            if named:
+                errors[key] = f"Cannot point this field at {spec.collection!r}: {named} refer to ids it does not have."
         for bound, op in (("min", "<"), ("max", ">")):
             limit = getattr(spec, bound)
             if limit is None or limit == getattr(before, bound):
                 continue
             expr = f"length({column})" if spec.type in ("text", "long_text", "email", "url") else column
             if spec.type in ("text", "long_text", "email", "url", "integer", "number", "date", "datetime"):
-                rows = database.execute_sql(
-                    f"SELECT id FROM {table} WHERE {column} IS NOT NULL AND {expr} {op} ? ORDER BY id LIMIT 11",
-                    (limit,),
-                ).fetchall()
-                if rows:
-                    errors[key] = f"Cannot set '{bound}' to {limit}: {_rows_named(rows, len(rows))} fall outside it."
+                named = _offending(table, f"{column} IS NOT NULL AND {expr} {op} ?", (limit,))
+                if named:
+                    errors[key] = f"Cannot set '{bound}' to {limit}: {named} fall outside it."
 
 
 # --- services -----------------------------------------------------------------------------------
@@ -508,9 +573,9 @@ def create_collection(data: dict[str, Any], actor: Any) -> CollectionDef:
     if not isinstance(data, dict):
         raise BadRequest("Send the collection as a JSON object.")
     name = data.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name) or "__" in name or name.endswith("_fts"):
+    if not isinstance(name, str) or not NAME_RE.match(name) or "__" in name:
         raise ValidationFailed(
-            {"name": "Use 1 to 50 lower-case letters, digits and _, starting with a letter (no '__', not '_fts')."}
+            {"name": "Use 1 to 50 lower-case letters, digits and _, starting with a letter (no '__')."}
         )
     with write_transaction():
         if Collection.get_or_none(Collection.name == name) is not None:
@@ -538,15 +603,23 @@ def create_collection(data: dict[str, Any], actor: Any) -> CollectionDef:
     return get_collection(name)
 
 
-def update_collection(name: str, changes: dict[str, Any], actor: Any) -> CollectionDef:
+def update_collection(
+    name: str, changes: dict[str, Any], actor: Any, *, files_dir: Path | None = None
+) -> CollectionDef:
     """Change a collection's label, permissions and fields; fields changes migrate its table.
 
     ``changes["fields"]``, when given, is the whole new list: fields missing
     from it are removed (with their data), new names are added, and a field
     with ``"rename_from": "old"`` renames ``old``. A field's type cannot
     change. Everything happens in one transaction; a change that existing
-    rows violate raises :class:`ValidationFailed` naming the rows, and
-    nothing changes.
+    rows violate (required, unique, choices, min/max, a new or tightened
+    ``pattern``, a relation pointed at another collection) raises
+    :class:`ValidationFailed` naming the rows, and nothing changes. The
+    slow part, checking a new pattern against every stored value, runs
+    before the transaction; inside it only rows written meanwhile are
+    checked again. A removed file field's stored files that no other record
+    refers to are removed from ``files_dir`` after the commit (a renamed one
+    keeps its files).
     """
     if not is_admin(actor):
         raise PermissionDenied("Only admins may change collections.")
@@ -555,15 +628,28 @@ def update_collection(name: str, changes: dict[str, Any], actor: Any) -> Collect
     if "name" in changes and changes["name"] != name:
         raise ValidationFailed({"name": "A collection cannot be renamed."})
     data = {k: v for k, v in changes.items() if k != "name"}
+    since: str | None = None
+    checked_fields: list[Field] | None = None
+    if "fields" in data:
+        # Before the write lock: a pattern checked against every stored value may take a while.
+        since = now_text()
+        checked_fields = get_collection(name).fields
+        _, early_specs, _ = _check_definition(name, data, creating=False)
+        errors = _pattern_violations(name, {f.name: f for f in checked_fields}, early_specs, None)
+        if errors:
+            raise ValidationFailed(errors, message="Existing records do not fit the new fields")
+    orphaned: list[str] = []
     with write_transaction():
         current = get_collection(name)
+        if checked_fields is not None and current.fields != checked_fields:
+            since = None  # the definition changed meanwhile: check every row again
         label, specs, permissions = _check_definition(name, data, creating=False)
         new_label = label if "label" in data else current.label
         new_permissions = permissions if "permissions" in data else current.permissions
         new_fields = specs if "fields" in data else current.fields
         field_changes: dict[str, Any] = {}
         if "fields" in data:
-            field_changes = _migrate_fields(current, new_fields)
+            field_changes, orphaned = _migrate_fields(current, new_fields, since)
         for spec in new_fields:
             spec.rename_from = None
         Collection.update(
@@ -578,10 +664,14 @@ def update_collection(name: str, changes: dict[str, Any], actor: Any) -> Collect
         if new_permissions != current.permissions:
             details["permissions"] = [current.permissions, new_permissions]
         record_event("collection.updated", actor=actor, target=f"collection:{name}", details=details)
+    remove_unreferenced(files_dir, orphaned)
     return get_collection(name)
 
 
-def _migrate_fields(current: CollectionDef, new_specs: list[Field]) -> dict[str, Any]:
+def _migrate_fields(
+    current: CollectionDef, new_specs: list[Field], since: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """Migrate the table to ``new_specs``; ``(audit details, digests of stored files no longer referenced)``."""
     old = {f.name: f for f in current.fields}
     errors: dict[str, str] = {}
     renames: dict[str, str] = {}
@@ -608,6 +698,8 @@ def _migrate_fields(current: CollectionDef, new_specs: list[Field]) -> dict[str,
     kept_sources = {spec.rename_from or spec.name for spec in new_specs if spec.rename_from or spec.name in old}
     removed = [n for n in old if n not in kept_sources]
     _check_existing_rows(current.name, old, new_specs, errors)
+    for key, message in _pattern_violations(current.name, old, new_specs, since).items():
+        errors.setdefault(key, message)
     if errors:
         raise ValidationFailed(errors, message="Existing records do not fit the new fields")
 
@@ -635,6 +727,7 @@ def _migrate_fields(current: CollectionDef, new_specs: list[Field]) -> dict[str,
         database.execute_sql(f"ALTER TABLE {table} RENAME COLUMN {quote(source)} TO {quote('__tmp_' + source)}")
     for source, target in renames.items():
         database.execute_sql(f"ALTER TABLE {table} RENAME COLUMN {quote('__tmp_' + source)} TO {quote(target)}")
+    orphaned = _migrate_file_refs(current.name, old, removed, renames)
     added = []
     for spec in new_specs:
         if spec.rename_from is None and (spec.name not in old or spec.name in renames):
@@ -657,7 +750,40 @@ def _migrate_fields(current: CollectionDef, new_specs: list[Field]) -> dict[str,
         )
     ]
     _recompute(current.name, new_specs, stale)
-    return {"added": added, "removed": removed, "renamed": renames}
+    return {"added": added, "removed": removed, "renamed": renames}, orphaned
+
+
+def _migrate_file_refs(
+    collection: str, old: dict[str, Field], removed: list[str], renames: dict[str, str]
+) -> list[str]:
+    """Keep ``file_ref`` in step with renamed and removed file fields; returns digests no longer referenced."""
+    sources = [s for s in renames if old[s].type == "file"]
+    # Two steps, as for the columns, so that swapping two file fields' names cannot collide.
+    for source in sources:
+        database.execute_sql(
+            "UPDATE file_ref SET field = ? WHERE collection = ? AND field = ?", ("__tmp_" + source, collection, source)
+        )
+    for source in sources:
+        database.execute_sql(
+            "UPDATE file_ref SET field = ? WHERE collection = ? AND field = ?",
+            (renames[source], collection, "__tmp_" + source),
+        )
+    gone = [n for n in removed if old[n].type == "file"]
+    if not gone:
+        return []
+    marks = ", ".join("?" for _ in gone)
+    digests = [
+        r[0]
+        for r in database.execute_sql(
+            f"SELECT DISTINCT sha256 FROM file_ref WHERE collection = ? AND field IN ({marks})", (collection, *gone)
+        ).fetchall()
+    ]
+    database.execute_sql(f"DELETE FROM file_ref WHERE collection = ? AND field IN ({marks})", (collection, *gone))
+    return [
+        d
+        for d in digests
+        if database.execute_sql("SELECT 1 FROM file_ref WHERE sha256 = ? LIMIT 1", (d,)).fetchone() is None
+    ]
 
 
 def delete_collection(name: str, actor: Any) -> list[str]:

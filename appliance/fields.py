@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import regex
 from email_validator import EmailNotValidError, validate_email
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -83,6 +84,12 @@ INT64 = 2**63 - 1
 MAX_TEXT = 10_000
 MAX_LONG_TEXT = 1_000_000
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A field's ``pattern`` runs with the ``regex`` package under this time bound (seconds), so a pattern
+# with catastrophic backtracking such as ``(a|aa)+b`` costs a 422, never seconds of a worker.
+PATTERN_TIMEOUT = 0.25
+# The words a form, a filter or a CSV cell may use for true and false (one place for all of them).
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$")
 
 
@@ -210,7 +217,7 @@ def parse_field(raw: Any) -> Field:
                 continue
         elif kind == "datetime":
             try:
-                value = _coerce_datetime(value)
+                value = coerce_datetime(value)
             except FieldError:
                 errors.append(f"'{key}' must be a date and time (ISO 8601)")
                 continue
@@ -229,9 +236,9 @@ def parse_field(raw: Any) -> Field:
             errors.append("'pattern' must be a regular expression of at most 500 characters")
         else:
             try:
-                re.compile(pattern)
+                regex.compile(pattern)
                 spec.pattern = pattern
-            except re.error as exc:
+            except (regex.error, ValueError, OverflowError, RecursionError) as exc:
                 errors.append(f"'pattern' is not a valid regular expression: {exc}")
 
     choices = raw.get("choices")
@@ -300,7 +307,8 @@ def parse_field(raw: Any) -> Field:
     return spec
 
 
-def _coerce_datetime(value: Any) -> str:
+def coerce_datetime(value: Any) -> str:
+    """An ISO 8601 date and time in the stored form (UTC, fixed width); raises :class:`FieldError`."""
     if not isinstance(value, str) or len(value) > 40:
         raise FieldError("Enter a date and time (ISO 8601, e.g. 2026-01-05T09:30:00Z).")
     text = value.strip()
@@ -325,8 +333,22 @@ def now_text() -> str:
     return format_datetime(dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+def parse_bool(text: str) -> bool:
+    """``True``/``False`` for one of :data:`TRUE_WORDS`/:data:`FALSE_WORDS` (any case); raises :class:`FieldError`."""
+    lowered = text.strip().lower() if isinstance(text, str) else ""
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise FieldError("Enter true or false.")
+
+
+def match_pattern(pattern: str, value: str) -> bool:
+    """Whether the whole of ``value`` matches ``pattern``, within :data:`PATTERN_TIMEOUT`; raises :class:`FieldError` when it takes longer."""
+    try:
+        return regex.fullmatch(pattern, value, timeout=PATTERN_TIMEOUT) is not None
+    except TimeoutError:
+        raise FieldError("This value takes too long to check against the field's pattern; shorten it.") from None
 
 
 def coerce_value(spec: Field, value: Any, *, form: bool = False) -> Any:
@@ -352,14 +374,14 @@ def coerce_value(spec: Field, value: Any, *, form: bool = False) -> Any:
             raise FieldError("Text may not contain NUL characters.")
         result: Any = value
     elif kind == "integer":
-        result = _coerce_integer(value)
+        result = coerce_integer(value)
     elif kind == "number":
-        result = _coerce_number(value)
+        result = coerce_number(value)
     elif kind == "boolean":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
+        if isinstance(value, str):
+            return parse_bool(value)
         raise FieldError("Enter true or false.")
     elif kind == "date":
         if not isinstance(value, str) or not DATE_RE.match(value.strip()):
@@ -369,7 +391,7 @@ def coerce_value(spec: Field, value: Any, *, form: bool = False) -> Any:
         except ValueError:
             raise FieldError("Enter a real date as YYYY-MM-DD.") from None
     elif kind == "datetime":
-        result = _coerce_datetime(value)
+        result = coerce_datetime(value)
     elif kind == "email":
         if not isinstance(value, str) or len(value) > 320:
             raise FieldError("Enter a valid email address.")
@@ -378,14 +400,14 @@ def coerce_value(spec: Field, value: Any, *, form: bool = False) -> Any:
         except EmailNotValidError:
             raise FieldError("Enter a valid email address.") from None
     elif kind == "url":
-        result = _coerce_url(value)
+        result = coerce_url(value)
     elif kind == "select":
         if not isinstance(value, str) or value not in (spec.choices or []):
             raise FieldError(f"Choose one of: {', '.join(spec.choices or [])}.")
         return value
     elif kind == "relation":
         try:
-            result = _coerce_integer(value)
+            result = coerce_integer(value)
         except FieldError:
             raise FieldError("Enter the id of a record.") from None
         if result < 1:
@@ -395,12 +417,14 @@ def coerce_value(spec: Field, value: Any, *, form: bool = False) -> Any:
         if isinstance(value, str) and form:
             try:
                 value = json.loads(value)
-            except ValueError:
-                raise FieldError("Enter valid JSON.") from None
+            except (ValueError, RecursionError):
+                raise FieldError("Enter valid JSON (nested at most a few hundred levels).") from None
         try:
             text = json.dumps(value, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError):
             raise FieldError("Enter valid JSON.") from None
+        except RecursionError:
+            raise FieldError("This JSON value is nested too deeply.") from None
         if len(text) > MAX_LONG_TEXT:
             raise FieldError("This JSON value is too large.")
         return value
@@ -411,12 +435,13 @@ def coerce_value(spec: Field, value: Any, *, form: bool = False) -> Any:
     else:  # pragma: no cover - TYPES is closed
         raise FieldError("Unknown field type.")
     _check_bounds(spec, result)
-    if spec.pattern is not None and isinstance(result, str) and not re.fullmatch(spec.pattern, result):
+    if spec.pattern is not None and isinstance(result, str) and not match_pattern(spec.pattern, result):
         raise FieldError("Enter a value in the expected format.")
     return result
 
 
-def _coerce_integer(value: Any) -> int:
+def coerce_integer(value: Any) -> int:
+    """A whole number (int, integral float or digits text) within 64 bits; raises :class:`FieldError`."""
     if isinstance(value, bool):
         raise FieldError("Enter a whole number.")
     if isinstance(value, int):
@@ -432,7 +457,8 @@ def _coerce_integer(value: Any) -> int:
     return result
 
 
-def _coerce_number(value: Any) -> float | int:
+def coerce_number(value: Any) -> float | int:
+    """A finite number (int, float or numeric text); raises :class:`FieldError`."""
     if isinstance(value, bool):
         raise FieldError("Enter a number.")
     if isinstance(value, int):
@@ -453,7 +479,7 @@ def _coerce_number(value: Any) -> float | int:
     return result
 
 
-def _coerce_url(value: Any) -> str:
+def coerce_url(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 2048:
         raise FieldError("Enter a valid URL (http or https).")
     text = value.strip()

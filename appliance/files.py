@@ -25,6 +25,7 @@ import filetype
 from appliance.db import database
 from appliance.errors import NotFound
 from appliance.fields import Field, FieldError
+from appliance.locks import removing_files
 
 SNIFF_BYTES = 8192
 CHUNK = 1024 * 1024
@@ -185,16 +186,23 @@ def is_referenced(sha256: str) -> bool:
 
 
 def remove_unreferenced(files_dir: Path | None, digests: Iterable[str]) -> int:
-    """Remove the stored files of ``digests`` that nothing refers to any more; returns how many went."""
+    """Remove the stored files of ``digests`` that nothing refers to any more; returns how many went.
+
+    Removes nothing while a backup copies the files (its database snapshot may
+    still refer to them): those stay, and the ``cleanup`` job removes them later.
+    """
     if files_dir is None:
         return 0
     removed = 0
-    for sha in set(digests):
-        if is_referenced(sha):
-            continue
-        with contextlib.suppress(FileNotFoundError, NotFound):
-            blob_path(files_dir, sha).unlink()
-            removed += 1
+    with removing_files(files_dir.parent) as allowed:
+        if not allowed:
+            return 0
+        for sha in set(digests):
+            if is_referenced(sha):
+                continue
+            with contextlib.suppress(FileNotFoundError, NotFound):
+                blob_path(files_dir, sha).unlink()
+                removed += 1
     return removed
 
 

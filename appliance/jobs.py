@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,11 +31,12 @@ from typing import Any
 import peewee
 
 from appliance.alerts import raise_alert
-from appliance.backups import BackupFailed, create_backup, fsync_dir, prune_backups
-from appliance.clock import as_stored, iso
+from appliance.backups import PRIVATE_FILE, BackupFailed, create_backup, fsync_dir, private_dir, prune_backups
+from appliance.clock import as_stored, aware, iso
 from appliance.db import BaseModel, database, is_sqlite
-from appliance.errors import Busy, NotFound, SettingsError, ValidationFailed
+from appliance.errors import ApplianceError, Busy, NotFound, SettingsError, ValidationFailed
 from appliance.home import Instance, Paths
+from appliance.locks import FileLock
 from appliance.schedules import parse_schedule
 from appliance.settings import Settings, load_settings
 
@@ -156,6 +158,24 @@ def ensure_jobs(settings: Settings, now: dt.datetime | None = None) -> list[str]
     return created
 
 
+_ENSURED: set[str] = set()
+
+
+def ensure_jobs_once(settings: Settings) -> None:
+    """:func:`ensure_jobs` once per process and database (views call it: a request must not write).
+    The scheduler and the command line call :func:`ensure_jobs` themselves."""
+    key = _database_key()
+    if key in _ENSURED:
+        return
+    ensure_jobs(settings)
+    _ENSURED.add(key)
+
+
+def _database_key() -> str:
+    target = getattr(database, "obj", database)
+    return f"{type(target).__name__}:{getattr(target, 'database', '')}"
+
+
 def get_job(name: str) -> Job:
     """The definition of job ``name``; raises :class:`NotFound`."""
     job = Job.get_or_none(Job.name == name) if name in _REGISTRY else None
@@ -184,15 +204,17 @@ def last_runs(names: list[str]) -> dict[str, JobRun]:
 
 def serialize_job(job: Job, last_run: JobRun | None = None) -> dict[str, Any]:
     """The job item of API.md: ``{"name", "schedule", "enabled", "last_run", "next_run", "last_outcome"}``
-    plus ``description``, ``options``, ``running`` and ``run_requested``."""
+    (``last_run`` is when the last run started, ISO 8601, or ``None``) plus ``last_message``,
+    ``description``, ``options``, ``running`` and ``run_requested``."""
     spec = _REGISTRY.get(job.name)
     return {
         "name": job.name,
         "schedule": job.schedule,
         "enabled": job.enabled,
-        "last_run": serialize_run(last_run) if last_run else None,
+        "last_run": iso(last_run.started_at) if last_run else None,
         "next_run": iso(job.next_run_at) if job.enabled else None,
         "last_outcome": last_run.outcome if last_run else None,
+        "last_message": last_run.message if last_run else None,
         "running": bool(last_run and last_run.outcome == "running"),
         "run_requested": job.run_requested_at is not None,
         "description": spec.description if spec else "",
@@ -251,7 +273,8 @@ def update_job(
     enabled = values.get("enabled", job.enabled)
     schedule = parse_schedule(values.get("schedule", job.schedule))
     # The answer shows the next run at once; the scheduler overwrites it with its own plan.
-    values["next_run_at"] = as_stored(schedule.next_after(_aware(moment))) if enabled else None
+    planned = schedule.next_after(aware(moment)) if enabled else None
+    values["next_run_at"] = as_stored(planned) if planned is not None else None
     with database.atomic():
         Job.update(**values, version=Job.version + 1, updated_at=moment).where(Job.name == name).execute()
         record_event(
@@ -300,18 +323,12 @@ def serialize_run(run: JobRun) -> dict[str, Any]:
 # --- running ------------------------------------------------------------------------------
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
 @contextlib.contextmanager
 def job_lock(paths: Paths, name: str) -> Iterator[None]:
     """Hold job ``name``'s OS lock (``run/job-<name>.lock``); raises :class:`Busy` while a run of it
     goes on anywhere on this home. The OS frees it when the holder dies."""
-    from appliance.server import HomeLock  # the same kind of lock that keeps one server per home
-
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    lock = HomeLock(paths.run_dir / f"job-{name}.lock")
+    lock = FileLock(paths.run_dir / f"job-{name}.lock")
     if not lock.acquire():
         raise Busy(f"busy: the job {name!r} is already running")
     try:
@@ -352,11 +369,14 @@ def run_job(
     now: Callable[[], dt.datetime] = _utcnow,
     scheduled_for: dt.datetime | None = None,
 ) -> JobRun:
-    """Run job ``name`` here and now, record the run, and return it (outcome ``ok`` or ``failed``).
+    """Run job ``name`` here and now, record the run, and return it (outcome ``ok``, ``failed`` or
+    ``skipped``).
 
     A failing job never raises: the run is recorded as failed and an alert is
-    raised (mailed to the admins). Raises :class:`NotFound` for an unknown job
-    and :class:`Busy` while a run of the same job goes on (nothing is recorded then).
+    raised (mailed to the admins). A job that finds its work busy (a manual
+    backup or a restore holds the backup lock) is recorded as ``skipped``, with
+    no alert. Raises :class:`NotFound` for an unknown job and :class:`Busy`
+    while a run of the same job goes on (nothing is recorded then).
     """
     if name in _REGISTRY and not Job.select().where(Job.name == name).exists():
         ensure_jobs(current_settings(instance))
@@ -381,6 +401,11 @@ def run_job(
             outcome = "ok"
         except JobFailed as exc:
             outcome, message, alerted = "failed", str(exc), exc.alerted
+        except Busy as exc:
+            outcome, message = "skipped", exc.message
+        except ApplianceError as exc:
+            log.warning("job %s failed: %s", name, exc.message)
+            outcome, message = "failed", exc.message
         except Exception as exc:
             log.exception("job %s failed", name)
             outcome, message = "failed", f"{type(exc).__name__}: {exc}"
@@ -447,7 +472,8 @@ def take_backup(instance: Instance, *, kind: str = "manual", now: dt.datetime | 
             settings,
             "backup_failed",
             f"Backup {name} failed verification",
-            "The backup was kept aside in backups/failed. Problems: " + "; ".join(result.verification["problems"]),
+            f"The backup {name} failed verification and was kept aside in {instance.paths.backups_dir / 'failed'}. "
+            "Problems: " + "; ".join(result.verification["problems"]),
             job="backup",
             key=f"backup-failed:{name}",
             now=now,
@@ -513,6 +539,15 @@ def _maintenance_job(ctx: JobContext) -> str:
     return "; ".join(parts)
 
 
+def _csv_text(value: Any) -> str:
+    """A text cell of the audit archive, guarded as the CSV export guards its cells: one a spreadsheet
+    would run as a formula gets a leading ``'``."""
+    from appliance.csv_io import _FORMULA_START
+
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def archive_audit_events(paths: Paths, retention_days: int, now: dt.datetime) -> tuple[int, Path | None]:
     """Move audit events older than ``retention_days`` into a CSV file under ``backups/audit-archive``,
     then delete them. Returns ``(count, file)``.
@@ -528,8 +563,8 @@ def archive_audit_events(paths: Paths, retention_days: int, now: dt.datetime) ->
     events = list(AuditEvent.select().where(AuditEvent.at < cutoff).order_by(AuditEvent.id))
     if not events:
         return 0, None
-    folder = paths.backups_dir / "audit-archive"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.backups_dir)
+    folder = private_dir(paths.backups_dir / "audit-archive")
     stem = f"audit-until-{cutoff:%Y%m%dT%H%M%SZ}"
     target = folder / f"{stem}.csv"
     counter = 2
@@ -537,11 +572,15 @@ def archive_audit_events(paths: Paths, retention_days: int, now: dt.datetime) ->
         target = folder / f"{stem}-{counter}.csv"
         counter += 1
     tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with open(fd, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "at", "actor_id", "actor", "action", "target", "address", "details"])
         for e in events:
-            writer.writerow([e.id, iso(e.at), e.actor_id, e.actor, e.action, e.target, e.address or "", e.details])
+            writer.writerow(
+                [e.id, iso(e.at), e.actor_id]
+                + [_csv_text(v) for v in (e.actor, e.action, e.target, e.address or "", e.details)]
+            )
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)
@@ -553,7 +592,44 @@ def archive_audit_events(paths: Paths, retention_days: int, now: dt.datetime) ->
     return len(events), target
 
 
+# A stored file younger than this may be an upload whose record is still being written: left alone.
+ORPHAN_GRACE_SECONDS = 3600
+_DIGEST_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+def remove_orphan_files(paths: Paths) -> int:
+    """Remove the stored files that no record refers to (left by a removal that a backup was holding
+    off, or by a crash) once they are an hour old, and upload leftovers older than a day.
+    Returns how many went; removes nothing while a backup copies the files."""
+    from appliance.files import remove_unreferenced
+
+    files_dir = paths.files_dir
+    if not files_dir.is_dir() or not database.table_exists("file_ref"):
+        return 0
+    referenced = {sha for (sha,) in database.execute_sql("SELECT DISTINCT sha256 FROM file_ref").fetchall()}
+    cutoff = time.time() - ORPHAN_GRACE_SECONDS
+    orphans = []
+    removed = 0
+    for entry in files_dir.iterdir():
+        if entry.is_file() and entry.name.startswith(".upload-"):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < time.time() - 86400:
+                    entry.unlink()
+                    removed += 1
+            continue
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        for stored in entry.iterdir():
+            if not _DIGEST_NAME.match(stored.name) or stored.name[:2] != entry.name or stored.name in referenced:
+                continue
+            with contextlib.suppress(OSError):
+                if stored.stat().st_mtime < cutoff:
+                    orphans.append(stored.name)
+    return removed + remove_unreferenced(files_dir, orphans)
+
+
 def _cleanup_job(ctx: JobContext) -> str:
+    from appliance.sessions import delete_expired_sessions
     from appliance.setup_links import SetupLink
     from appliance.throttle import ThrottleRules, prune_throttle
     from appliance.tokens import prune_tokens
@@ -561,6 +637,7 @@ def _cleanup_job(ctx: JobContext) -> str:
     now = ctx.now()
     with database.atomic():
         tokens = prune_tokens(now)
+        sessions = delete_expired_sessions(now)
         throttle = prune_throttle(ThrottleRules.from_settings(ctx.settings), now)
         links = (
             SetupLink.delete()
@@ -568,12 +645,13 @@ def _cleanup_job(ctx: JobContext) -> str:
             .execute()
         )
     archived, target = archive_audit_events(ctx.instance.paths, ctx.settings.audit_retention_days, now)
+    orphans = remove_orphan_files(ctx.instance.paths)
     message = (
-        f"removed {tokens} expired token(s), {throttle} old sign-in record(s), {links} used or expired set-up link(s)"
+        f"removed {tokens} expired token(s), {sessions} expired session(s), {throttle} old sign-in record(s), "
+        f"{links} used or expired set-up link(s), {orphans} stored file(s) no record refers to"
     )
     if archived:
         message += f"; archived {archived} audit event(s) to {target.name}"
-    # Browser sessions are signed cookies that expire by themselves: nothing is stored to remove.
     return message
 
 
@@ -594,5 +672,5 @@ register_job(
     "cleanup",
     _cleanup_job,
     "15 4 * * *",
-    "Remove expired tokens, sign-in records and set-up links; archive old audit events to CSV.",
+    "Remove expired tokens, sign-in records, set-up links and unreferenced stored files; archive old audit events to CSV.",
 )

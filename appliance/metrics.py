@@ -187,16 +187,30 @@ def read_metrics(path: Path) -> dict:
     }
 
 
+def bucket_percentile(
+    buckets: list[int] | tuple[int, ...], fraction: float, bounds: tuple[float, ...] | list[float] = BUCKETS_MS
+) -> float | None:
+    """The ``fraction`` percentile (0.95 for p95) of latency bucket counts, as the upper bound of its bucket
+    in ms (twice the last bound for the "more" bucket); ``None`` when the buckets are empty.
+
+    ``buckets`` may be the difference of two cumulative readings (what the console charts).
+    """
+    total = sum(buckets)
+    if total <= 0 or not bounds:
+        return None
+    target = fraction * total
+    seen = 0
+    for index, count in enumerate(buckets):
+        seen += count
+        if seen >= target:
+            return float(bounds[index]) if index < len(bounds) else float(bounds[-1]) * 2
+    return float(bounds[-1]) * 2
+
+
 def _percentile(entry: _Route, fraction: float) -> float | None:
     if entry.count == 0:
         return None
-    target = fraction * entry.count
-    seen = 0
-    for index, count in enumerate(entry.buckets):
-        seen += count
-        if seen >= target:
-            return float(BUCKETS_MS[index]) if index < len(BUCKETS_MS) else float(BUCKETS_MS[-1]) * 2
-    return float(BUCKETS_MS[-1]) * 2
+    return bucket_percentile(entry.buckets, fraction)
 
 
 def _summary(entry: _Route) -> dict:

@@ -1,9 +1,12 @@
-"""The OpenAPI 3.1 document of the records API, generated from the collections' definitions.
+"""The OpenAPI 3.1 document of the whole API of API.md, with every collection the caller may view.
 
-Each collection the caller may view gets its own paths (``/api/collections/
+The fixed part (health checks, token, me, users, roles, tokens, audit,
+files, backups, jobs, system status, collections) is written out here; each
+collection the caller may view adds its own paths (``/api/collections/
 customers/records`` ...) and schemas (``customers.Record``, ``customers.Input``,
 ``customers.Patch``), so a client generator or a fuzzer sees the real
-field types, choices, bounds and filters.
+field types, choices, bounds and filters, the system fields' filters
+(``id__gt``, ``created_at__gte`` ...) included.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from appliance import __version__
 from appliance.collections import CollectionDef
 from appliance.fields import MAX_LONG_TEXT, MAX_TEXT, Field
-from appliance.record_query import operators_for
+from appliance.record_query import SYSTEM_FIELD_TYPES, operators_for
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -28,6 +31,8 @@ def _error_responses(*codes: int) -> dict[str, Any]:
         409: "Conflict (a unique value taken, a record still referred to)",
         413: "Too large",
         422: "Invalid field values",
+        429: "Throttled; see Retry-After",
+        503: "Busy or not ready; see Retry-After",
     }
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
@@ -138,7 +143,8 @@ _QUERY_TYPES = {"integer": "integer", "relation": "integer", "number": "number",
 
 def _filter_parameters(collection: CollectionDef) -> list[dict[str, Any]]:
     params = []
-    for spec in collection.fields:
+    system = [Field(name=name, type=kind) for name, kind in SYSTEM_FIELD_TYPES.items()]
+    for spec in [*system, *collection.fields]:
         for op in operators_for(spec.type):
             name = spec.name if op == "eq" else f"{spec.name}__{op}"
             schema: dict[str, Any] = {"type": "string"}
@@ -153,9 +159,279 @@ def _filter_parameters(collection: CollectionDef) -> list[dict[str, Any]]:
             elif spec.type == "date":
                 schema["format"] = "date"
             elif spec.type == "datetime":
-                schema["format"] = "date-time"
+                schema["description"] = "A date and time (ISO 8601), or a date for that whole UTC day."
             params.append({"name": name, "in": "query", "required": False, "schema": schema})
     return params
+
+
+_STATIC_SCHEMAS: dict[str, Any] = {
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "name", "role", "active", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string", "format": "email"},
+            "name": {"type": "string"},
+            "role": {"type": "string"},
+            "active": {"type": "boolean"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "required": ["id", "actor", "action", "target", "at", "address", "details"],
+        "properties": {
+            "id": {"type": "integer"},
+            "actor": {"type": ["string", "null"]},
+            "action": {"type": "string"},
+            "target": {"type": ["string", "null"]},
+            "at": {"type": "string", "format": "date-time"},
+            "address": {"type": ["string", "null"]},
+            "details": {},
+        },
+    },
+    "Backup": {
+        "type": "object",
+        "required": ["name", "size", "created_at", "verified", "verification"],
+        "properties": {
+            "name": {"type": "string"},
+            "size": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "verified": {"type": ["boolean", "null"]},
+            "verification": {},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["name", "schedule", "enabled", "last_run", "next_run", "last_outcome"],
+        "properties": {
+            "name": {"type": "string"},
+            "schedule": {},
+            "enabled": {"type": "boolean"},
+            "last_run": {"type": ["string", "null"]},
+            "next_run": {"type": ["string", "null"]},
+            "last_outcome": {"type": ["string", "null"]},
+        },
+    },
+    "JobRun": {"type": "object", "description": "One run of a job: start, end, outcome and output."},
+    "Role": {"type": "object", "properties": {"name": {"type": "string"}, "label": {"type": "string"}}},
+    "Token": {"type": "object", "description": "An API token (never its secret, except once when created)."},
+    "Status": {
+        "type": "object",
+        "description": "Version, uptime, database size, free disk, request metrics, last backup.",
+    },
+}
+
+
+def _static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[str, Any]:
+    """The paths of API.md that do not depend on the collections."""
+
+    def ref(name: str) -> dict[str, str]:
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def body(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+    def path_param(name: str, kind: str = "string") -> dict[str, Any]:
+        return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+
+    def query(name: str, **schema: Any) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": {"type": "string", **schema}}
+
+    deleted = {"204": {"description": "Deleted"}}
+    status_body = {"type": "object", "properties": {"status": {"type": "string"}}}
+    user_fields = {
+        "email": {"type": "string", "format": "email"},
+        "name": {"type": "string"},
+        "role": {"type": "string"},
+        "password": {"type": "string", "writeOnly": True},
+    }
+    return {
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Alive while the process lives",
+                "security": [],
+                "responses": ok(status_body),
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Ready when the database answers and migrations are applied",
+                "security": [],
+                "responses": {**ok(status_body), **_error_responses(503)},
+            }
+        },
+        "/api/auth/token": {
+            "post": {
+                "operationId": "createToken",
+                "summary": "An API token for an email and password (throttled like sign-in)",
+                "security": [],
+                "requestBody": body(
+                    {"email": {"type": "string"}, "password": {"type": "string"}, "name": {"type": "string"}},
+                    ["email", "password"],
+                ),
+                "responses": {
+                    **ok(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "token": {"type": "string"},
+                                "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                            },
+                        },
+                        "201",
+                        "Created",
+                    ),
+                    **_error_responses(400, 401, 429),
+                },
+            }
+        },
+        "/api/me": {
+            "get": {
+                "operationId": "me",
+                "summary": "The caller",
+                "responses": {**ok(ref("User")), **_error_responses(401)},
+            }
+        },
+        "/api/users": {
+            "get": {
+                "operationId": "listUsers",
+                "parameters": paging,
+                "responses": {**ok(listing("#/components/schemas/User")), **_error_responses(400, 401, 403)},
+            },
+            "post": {
+                "operationId": "createUser",
+                "requestBody": body(user_fields, ["email", "name", "role", "password"]),
+                "responses": {**ok(ref("User"), "201", "Created"), **_error_responses(400, 401, 403, 409, 422)},
+            },
+        },
+        "/api/users/{id}": {
+            "parameters": [path_param("id", "integer")],
+            "get": {"operationId": "readUser", "responses": {**ok(ref("User")), **_error_responses(401, 403, 404)}},
+            "patch": {
+                "operationId": "updateUser",
+                "requestBody": body({**user_fields, "active": {"type": "boolean"}}),
+                "responses": {**ok(ref("User")), **_error_responses(400, 401, 403, 404, 409, 422)},
+            },
+            "delete": {"operationId": "deleteUser", "responses": {**deleted, **_error_responses(401, 403, 404, 409)}},
+        },
+        "/api/roles": {
+            "get": {"operationId": "listRoles", "responses": {**ok({"type": "object"}), **_error_responses(401, 403)}},
+            "post": {
+                "operationId": "createRole",
+                "requestBody": body({"name": {"type": "string"}, "label": {"type": "string"}}, ["name"]),
+                "responses": {**ok(ref("Role"), "201", "Created"), **_error_responses(400, 401, 403, 409, 422)},
+            },
+        },
+        "/api/tokens": {
+            "get": {"operationId": "listTokens", "responses": {**ok({"type": "object"}), **_error_responses(401)}}
+        },
+        "/api/tokens/{id}": {
+            "parameters": [path_param("id", "integer")],
+            "delete": {"operationId": "revokeToken", "responses": {**deleted, **_error_responses(401, 403, 404)}},
+        },
+        "/api/audit": {
+            "get": {
+                "operationId": "listAudit",
+                "summary": "Audit events (admins)",
+                "parameters": [
+                    *paging,
+                    query("actor"),
+                    query("action"),
+                    query("target"),
+                    query("since", format="date-time"),
+                    query("until", format="date-time"),
+                ],
+                "responses": {**ok(listing("#/components/schemas/AuditEvent")), **_error_responses(400, 401, 403)},
+            }
+        },
+        "/api/files/{collection}/{id}/{field}/{filename}": {
+            "parameters": [
+                path_param("collection"),
+                path_param("id", "integer"),
+                path_param("field"),
+                path_param("filename"),
+            ],
+            "get": {
+                "operationId": "downloadFile",
+                "summary": "Download an uploaded file (view permission on the record)",
+                "responses": {
+                    "200": {
+                        "description": "The file, as an attachment",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    **_error_responses(401, 403, 404),
+                },
+            },
+        },
+        "/api/backups": {
+            "get": {
+                "operationId": "listBackups",
+                "parameters": paging,
+                "responses": {**ok(listing("#/components/schemas/Backup")), **_error_responses(401, 403)},
+            },
+            "post": {
+                "operationId": "createBackup",
+                "summary": "Make a backup now (answers when written and verified)",
+                "responses": {**ok(ref("Backup"), "201", "Created"), **_error_responses(401, 403, 409)},
+            },
+        },
+        "/api/backups/{name}/download": {
+            "parameters": [path_param("name")],
+            "get": {
+                "operationId": "downloadBackup",
+                "responses": {
+                    "200": {
+                        "description": "The archive",
+                        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    **_error_responses(401, 403, 404),
+                },
+            },
+        },
+        "/api/jobs": {
+            "get": {
+                "operationId": "listJobs",
+                "parameters": paging,
+                "responses": {**ok(listing("#/components/schemas/Job")), **_error_responses(401, 403)},
+            }
+        },
+        "/api/jobs/{name}": {
+            "parameters": [path_param("name")],
+            "get": {"operationId": "readJob", "responses": {**ok(ref("Job")), **_error_responses(401, 403, 404)}},
+            "patch": {
+                "operationId": "updateJob",
+                "requestBody": body({"schedule": {}, "enabled": {"type": "boolean"}}),
+                "responses": {**ok(ref("Job")), **_error_responses(400, 401, 403, 404, 422)},
+            },
+        },
+        "/api/jobs/{name}/run": {
+            "parameters": [path_param("name")],
+            "post": {
+                "operationId": "runJob",
+                "responses": {**ok(ref("JobRun"), "202", "Started"), **_error_responses(401, 403, 404, 409)},
+            },
+        },
+        "/api/jobs/{name}/runs": {
+            "parameters": [path_param("name")],
+            "get": {
+                "operationId": "listJobRuns",
+                "parameters": paging,
+                "responses": {**ok(listing("#/components/schemas/JobRun")), **_error_responses(401, 403, 404)},
+            },
+        },
+        "/api/system/status": {
+            "get": {
+                "operationId": "systemStatus",
+                "responses": {**ok(ref("Status")), **_error_responses(401, 403)},
+            }
+        },
+    }
 
 
 def build_document(collections: Iterable[CollectionDef], *, base_url: str = "") -> dict[str, Any]:
@@ -240,7 +516,32 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "") 
                     ),
                     **_error_responses(401),
                 },
-            }
+            },
+            "post": {
+                "operationId": "createCollection",
+                "summary": "Define a collection (admins)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,49}$"},
+                                    "label": {"type": "string"},
+                                    "fields": {"type": "array", "items": {"type": "object"}},
+                                    "permissions": {"type": "object"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **ok({"$ref": "#/components/schemas/Collection"}, "201", "Created"),
+                    **_error_responses(400, 401, 403, 409, 422),
+                },
+            },
         }
     }
     for collection in collections:
@@ -270,7 +571,20 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "") 
                 "operationId": f"{name}.getCollection",
                 "summary": f"The definition of {collection.label}",
                 "responses": {**ok({"$ref": "#/components/schemas/Collection"}), **_error_responses(401, 404)},
-            }
+            },
+            "patch": {
+                "operationId": f"{name}.updateCollection",
+                "summary": f"Change {collection.label} (admins); field changes migrate its table",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {
+                    **ok({"$ref": "#/components/schemas/Collection"}),
+                    **_error_responses(400, 401, 403, 404, 409, 422),
+                },
+            },
+            "delete": {
+                "operationId": f"{name}.deleteCollection",
+                "responses": {"204": {"description": "Deleted"}, **_error_responses(401, 403, 404, 409)},
+            },
         }
         paths[f"{base}/records"] = {
             "get": {
@@ -331,6 +645,8 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "") 
                 "responses": {**ok(record_ref), **_error_responses(401, 403, 404, 409, 422)},
             },
         }
+    paths.update(_static_paths(ok, listing, paging))
+    schemas.update(_STATIC_SCHEMAS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Office Appliance API", "version": __version__},

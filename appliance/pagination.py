@@ -79,3 +79,20 @@ def paginate(
         "total_items": total_items,
         "total_pages": total_pages,
     }
+
+
+def paginate_list(items: list[Any], page: int, page_size: int, max_page_size: int = MAX_PAGE_SIZE) -> dict[str, Any]:
+    """One page of a list already in memory (backups live in a folder, jobs in a registry) in the
+    listing shape; the same checks and the same answer past the end as :func:`paginate`."""
+    if page < 1:
+        raise BadRequest("'page' must be 1 or more", parameter="page")
+    if page_size < 1 or page_size > max_page_size:
+        raise BadRequest(f"'page_size' must be from 1 to {max_page_size}", parameter="page_size")
+    start = (page - 1) * page_size
+    return {
+        "items": list(items[start : start + page_size]),
+        "page": page,
+        "page_size": page_size,
+        "total_items": len(items),
+        "total_pages": (len(items) + page_size - 1) // page_size,
+    }

@@ -23,13 +23,22 @@ MAX_LENGTH = 1024  # a hash of a megabyte of text is a cheap denial of service
 _hasher = argon2.PasswordHasher(type=argon2.Type.ID)
 
 
+_DUMMY_PASSWORD = "not a real password, only spends the time of one verification"
+
+
 def configure_hasher(time_cost: int, memory_kib: int, parallelism: int) -> None:
-    """Use these argon2id parameters for new hashes from now on (process-wide)."""
+    """Use these argon2id parameters for new hashes from now on (process-wide).
+
+    The throw-away hash of :func:`spend_verify_time` is made here, at start,
+    so that the first unknown email a worker sees costs one verification like
+    every other, not a hash and a verification.
+    """
     global _hasher, _dummy_hash
-    _hasher = argon2.PasswordHasher(
+    hasher = argon2.PasswordHasher(
         time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=argon2.Type.ID
     )
-    _dummy_hash = None
+    _dummy_hash = hasher.hash(_DUMMY_PASSWORD)
+    _hasher = hasher
 
 
 def configure_from_settings(settings: object) -> None:
@@ -64,9 +73,14 @@ _dummy_hash: str | None = None
 def spend_verify_time(password: str) -> None:
     """Verify ``password`` against a throw-away hash, so that an unknown email costs what a known one does."""
     global _dummy_hash
-    if _dummy_hash is None:
-        _dummy_hash = _hasher.hash("not a real password, only spends the time of one verification")
+    if _dummy_hash is None:  # only in a process that never called configure_hasher
+        _dummy_hash = _hasher.hash(_DUMMY_PASSWORD)
     verify_password(_dummy_hash, password)
+
+
+def dummy_hash() -> str | None:
+    """The throw-away hash :func:`spend_verify_time` verifies against (``None`` before :func:`configure_hasher`)."""
+    return _dummy_hash
 
 
 @functools.cache

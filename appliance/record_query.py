@@ -10,6 +10,7 @@ filtered total is a ``COUNT(*)`` that the filter's index serves.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,13 +20,16 @@ from appliance.db import database
 from appliance.errors import BadRequest
 from appliance.fields import (
     DATE_RE,
+    FALSE_WORDS,
     SYSTEM_FIELDS,
     TEXT_TYPES,
+    TRUE_WORDS,
     Field,
     FieldError,
-    _coerce_datetime,
-    _coerce_integer,
-    _coerce_number,
+    coerce_datetime,
+    coerce_integer,
+    coerce_number,
+    parse_bool,
 )
 from appliance.pagination import parse_paging
 from appliance.records import row_to_values, serialize_record
@@ -33,22 +37,29 @@ from appliance.records import row_to_values, serialize_record
 OPERATORS = ("ne", "lt", "lte", "gt", "gte", "contains", "icontains", "startswith", "in", "isnull")
 RESERVED = frozenset({"page", "page_size", "ordering", "search"})
 _COMPARE = {"eq": "=", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-_SYSTEM_TYPES = {
+# A date on a datetime field: the condition over that UTC day [start, end), and which bound it takes.
+_DAY_COMPARE = {
+    "eq": ("({column} >= ? AND {column} < ?)", "both"),
+    "ne": ("({column} IS NULL OR {column} < ? OR {column} >= ?)", "both"),
+    "lt": ("{column} < ?", "start"),
+    "lte": ("{column} < ?", "end"),
+    "gt": ("{column} >= ?", "end"),
+    "gte": ("{column} >= ?", "start"),
+}
+SYSTEM_FIELD_TYPES = {
     "id": "integer",
     "created_at": "datetime",
     "updated_at": "datetime",
     "created_by": "integer",
     "updated_by": "integer",
 }
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 MAX_IN_VALUES = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def _kind(collection: CollectionDef, name: str) -> str | None:
-    if name in _SYSTEM_TYPES:
-        return _SYSTEM_TYPES[name]
+    if name in SYSTEM_FIELD_TYPES:
+        return SYSTEM_FIELD_TYPES[name]
     spec = collection.field(name)
     return spec.type if spec else None
 
@@ -64,33 +75,73 @@ def operators_for(kind: str) -> tuple[str, ...]:
     return ("eq", "ne", "lt", "lte", "gt", "gte", "in", "isnull")
 
 
+def _bad_value(kind: str, raw: str, parameter: str) -> BadRequest:
+    return BadRequest(f"Filter '{parameter}': {raw[:60]!r} is not a valid {kind} value.", parameter=parameter)
+
+
+def _parse_date(raw: str, parameter: str) -> str:
+    text = raw.strip()
+    if not DATE_RE.match(text):
+        raise _bad_value("date", raw, parameter)
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise BadRequest(
+            f"Filter '{parameter}': {raw[:60]!r} is not a real date (YYYY-MM-DD).", parameter=parameter
+        ) from None
+
+
 def _parse_one(kind: str, raw: str, parameter: str) -> Any:
+    if kind == "date":
+        return _parse_date(raw, parameter)
     try:
         if kind in ("integer", "relation"):
-            return _coerce_integer(raw)
+            return coerce_integer(raw)
         if kind == "number":
-            return _coerce_number(raw)
+            return coerce_number(raw)
         if kind == "boolean":
-            lowered = raw.strip().lower()
-            if lowered not in _TRUE | _FALSE:
-                raise FieldError("not true or false")
-            return 1 if lowered in _TRUE else 0
-        if kind == "date":
-            if not DATE_RE.match(raw):
-                raise FieldError("not a date")
-            return raw
+            return 1 if parse_bool(raw) else 0
         if kind == "datetime":
-            return raw if DATE_RE.match(raw) else _coerce_datetime(raw)
+            return coerce_datetime(raw)
         if kind == "computed":
             try:
-                return _coerce_number(raw)
+                return coerce_number(raw)
             except FieldError:
                 return raw
     except FieldError:
-        raise BadRequest(
-            f"Filter '{parameter}': {raw[:60]!r} is not a valid {kind} value.", parameter=parameter
-        ) from None
+        raise _bad_value(kind, raw, parameter) from None
     return raw
+
+
+def _day_range(raw: str, parameter: str) -> tuple[str, str] | None:
+    """For a bare date given to a datetime filter, the stored-form bounds ``[start, end)`` of that UTC day."""
+    if not DATE_RE.match(raw.strip()):
+        return None
+    day = dt.date.fromisoformat(_parse_date(raw, parameter))
+    start = dt.datetime.combine(day, dt.time())
+    return coerce_datetime(start.isoformat()), coerce_datetime((start + dt.timedelta(days=1)).isoformat())
+
+
+def single_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The query parameters with one value each; :class:`BadRequest` naming one given more than once.
+
+    A parameter's value may be a list (all the values a query string gave
+    it, as ``MultiDict.to_dict(flat=False)`` answers): one value is taken,
+    several are refused, since ``name=Acme&name=Bob`` has no one meaning.
+    """
+    out: dict[str, Any] = {}
+    for parameter, value in params.items():
+        if isinstance(value, (list, tuple)):
+            if len(value) > 1:
+                hint = (
+                    f"; to match any of several values use {parameter.partition('__')[0]}__in=a,b"
+                    if (parameter not in RESERVED)
+                    else ""
+                )
+                raise BadRequest(f"Give '{parameter}' once{hint}.", parameter=parameter)
+            value = value[0] if value else ""
+        out[parameter] = value
+    return out
 
 
 def _glob_escape(text: str) -> str:
@@ -109,7 +160,7 @@ def build_filters(collection: CollectionDef, params: Mapping[str, Any]) -> tuple
     """
     where: list[str] = []
     args: list[Any] = []
-    for parameter, value in params.items():
+    for parameter, value in single_values(params).items():
         if parameter in RESERVED:
             continue
         name, _, op = parameter.partition("__")
@@ -128,20 +179,36 @@ def build_filters(collection: CollectionDef, params: Mapping[str, Any]) -> tuple
         column = f"{quote(collection.table)}.{quote(name)}"
         if op == "isnull":
             lowered = raw.strip().lower()
-            if lowered not in _TRUE | _FALSE:
+            if lowered not in TRUE_WORDS | FALSE_WORDS:
                 raise BadRequest(f"Filter '{parameter}' takes true or false.", parameter=parameter)
-            where.append(f"{column} IS NULL" if lowered in _TRUE else f"{column} IS NOT NULL")
+            where.append(f"{column} IS NULL" if lowered in TRUE_WORDS else f"{column} IS NOT NULL")
+        elif op in _COMPARE and kind == "datetime" and (day := _day_range(raw, parameter)) is not None:
+            # A bare date on a datetime field stands for the whole UTC day.
+            start, end = day
+            condition, bound = _DAY_COMPARE[op]
+            where.append(condition.format(column=column))
+            args.extend([start, end] if op in ("eq", "ne") else [start if bound == "start" else end])
         elif op in _COMPARE:
             where.append(f"{column} {_COMPARE[op]} ?")
             args.append(_parse_one(kind, raw, parameter))
             if op == "ne":
                 where[-1] = f"({column} IS NULL OR {column} != ?)"
         elif op == "in":
-            parts = [p for p in raw.split(",")]
+            parts = list(raw.split(","))
             if not raw or len(parts) > MAX_IN_VALUES:
-                raise BadRequest(f"Filter '{parameter}' takes 1 to {MAX_IN_VALUES} comma-separated values.")
-            where.append(f"{column} IN ({', '.join('?' for _ in parts)})")
-            args.extend(_parse_one(kind, p.strip() if kind not in TEXT_TYPES else p, parameter) for p in parts)
+                raise BadRequest(
+                    f"Filter '{parameter}' takes 1 to {MAX_IN_VALUES} comma-separated values.", parameter=parameter
+                )
+            conditions = []
+            for part in parts:
+                day = _day_range(part, parameter) if kind == "datetime" else None
+                if day is not None:
+                    conditions.append(f"({column} >= ? AND {column} < ?)")
+                    args.extend(day)
+                else:
+                    conditions.append(f"{column} = ?")
+                    args.append(_parse_one(kind, part.strip() if kind not in TEXT_TYPES else part, parameter))
+            where.append(f"({' OR '.join(conditions)})")
         elif op == "contains":
             where.append(f"instr({column}, ?) > 0")
             args.append(raw)
@@ -198,6 +265,7 @@ def list_records(collection: CollectionDef | str, actor: Any, params: Mapping[st
     if isinstance(collection, str):
         collection = get_visible_collection(collection, actor)
     scope = require_access(collection, actor, "view")
+    params = single_values(params)
     page, page_size = parse_paging(params)
     where, args = build_filters(collection, params)
     if scope == "own":
@@ -205,9 +273,14 @@ def list_records(collection: CollectionDef | str, actor: Any, params: Mapping[st
         args.append(getattr(actor, "id", None))
     table = quote(collection.table)
     source = table
-    match = search_expression(str(params.get("search") or ""))
+    searched = str(params.get("search") or "")
+    match = search_expression(searched)
     ordering = params.get("ordering")
-    if match is not None:
+    if match is None and searched.strip():
+        # Something was searched for, but no word in it (``☃``, ``"``): nothing matches, not everything.
+        where.append("0")
+        order = build_ordering(collection, ordering)
+    elif match is not None:
         if not collection.text_fields:
             raise BadRequest(f"{collection.label!r} has no text fields to search.", parameter="search")
         fts = quote(collection.fts_table)
@@ -218,7 +291,7 @@ def list_records(collection: CollectionDef | str, actor: Any, params: Mapping[st
     else:
         order = build_ordering(collection, ordering)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    if not clause:
+    if not where:
         total = database.execute_sql("SELECT row_count FROM collection WHERE name = ?", (collection.name,)).fetchone()[
             0
         ]
@@ -241,4 +314,14 @@ def list_records(collection: CollectionDef | str, actor: Any, params: Mapping[st
     }
 
 
-__all__ = ["OPERATORS", "SYSTEM_FIELDS", "Field", "build_filters", "build_ordering", "list_records", "operators_for"]
+__all__ = [
+    "OPERATORS",
+    "SYSTEM_FIELDS",
+    "SYSTEM_FIELD_TYPES",
+    "Field",
+    "build_filters",
+    "build_ordering",
+    "list_records",
+    "operators_for",
+    "single_values",
+]

@@ -1,9 +1,17 @@
 """Records of a collection: create, read, change, delete and restore, with permissions and history.
 
-Every write runs in one transaction that also updates the full-text index
-(triggers), the collection's record count, the file references, a record
-version and an audit event; a failure leaves none of them behind. Stored
-files that no record refers to any more are removed after the commit.
+Every write first checks the values and computes the computed fields
+*outside* any transaction (field checks, patterns under a time bound,
+formulas under size bounds), then runs one short transaction that re-checks
+only what must be atomic (relation targets, unique values) and writes: the
+row, the full-text index (triggers), the collection's record count, the file
+references, a record version and an audit event; a failure leaves none of
+them behind. Stored files that no record refers to any more are removed
+after the commit.
+
+A computed field whose formula hits a size bound for the given values (a
+number or text too large to store) makes the write a 422 naming that field;
+nothing is written.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from appliance.collections import (
     get_collection,
     get_visible_collection,
     is_admin,
+    knows_collection,
     quote,
     referencing_fields,
     require_access,
@@ -40,9 +49,9 @@ from appliance.files import (
     set_file_refs,
     store_upload,
 )
-from appliance.formulas import evaluate_formula
+from appliance.formulas import FormulaLimit, compute_formula
 from appliance.history import get_version, write_version
-from appliance.validation import validate_record
+from appliance.validation import check_record, recheck_record
 
 # --- reading ------------------------------------------------------------------------------------
 
@@ -105,9 +114,19 @@ def get_record(collection_name: str, record_id: int, actor: Any) -> dict[str, An
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _compute(collection: CollectionDef, values: dict[str, Any]) -> dict[str, Any]:
+def _compute(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The computed fields' values over ``values``; :class:`ValidationFailed` naming a field whose formula hits a bound."""
     plain = {f.name: values.get(f.name) for f in collection.fields if f.type not in ("computed", "file")}
-    return {f.name: evaluate_formula(f.formula or "", plain) for f in collection.computed_fields}
+    out: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for spec in collection.computed_fields:
+        try:
+            out[spec.name] = compute_formula(spec.formula or "", plain)
+        except FormulaLimit as exc:
+            errors[spec.name] = f"This computed field cannot be stored for these values: {exc}."
+    if errors:
+        raise ValidationFailed(errors)
+    return out
 
 
 def _store_uploads(
@@ -188,7 +207,14 @@ def _unique_violation(collection: CollectionDef, exc: peewee.IntegrityError) -> 
     return Conflict("A unique value is taken", fields=fields or None)
 
 
-def _audit(action: str, collection: CollectionDef, record_id: int, actor: Any, changes: Mapping[str, list]) -> None:
+def _audit(
+    action: str,
+    collection: CollectionDef,
+    record_id: int,
+    actor: Any,
+    changes: Mapping[str, list],
+    address: str | None = None,
+) -> None:
     details = {
         "collection": collection.name,
         "id": record_id,
@@ -198,7 +224,7 @@ def _audit(action: str, collection: CollectionDef, record_id: int, actor: Any, c
             for k, pair in changes.items()
         },
     }
-    record_event(action, actor=actor, target=f"{collection.name}/{record_id}", details=details)
+    record_event(action, actor=actor, target=f"{collection.name}/{record_id}", address=address, details=details)
 
 
 def create_record(
@@ -210,11 +236,13 @@ def create_record(
     files_dir: Path | None = None,
     form: bool = False,
     upload_limit: int | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Create a record and return it as the API shows it.
 
     ``values`` are field values (JSON values, or form strings with ``form``);
-    ``uploads`` the files of file fields, stored under ``files_dir``. Raises
+    ``uploads`` the files of file fields, stored under ``files_dir``;
+    ``address`` the client's address for the audit event. Raises
     :class:`NotFound` (collection unknown to the actor), :class:`PermissionDenied`,
     :class:`ValidationFailed`, :class:`Conflict` (unique), :class:`TooLarge` (file).
     """
@@ -223,10 +251,12 @@ def create_record(
     uploads = dict(uploads or {})
     stored, created = _store_uploads(collection, uploads, files_dir, upload_limit) if uploads else ({}, [])
     try:
+        # Everything that may take time happens before the write lock is taken.
+        cleaned = check_record(collection, values, actor=actor, form=form, file_fields=stored)
+        cleaned.update(stored)
+        cleaned.update(_compute(collection, cleaned))
         with write_transaction():
-            cleaned = validate_record(collection, values, actor=actor, form=form, file_fields=stored)
-            cleaned.update(stored)
-            cleaned.update(_compute(collection, cleaned))
+            recheck_record(collection, cleaned, actor=actor)
             now = now_text()
             row = {
                 "created_at": now,
@@ -243,7 +273,7 @@ def create_record(
             saved = fetch_values(collection, record_id) or {}
             changes = _changes(collection, {}, saved)
             write_version(collection.name, record_id, "create", actor, saved, changes)
-            _audit("record.created", collection, record_id, actor, changes)
+            _audit("record.created", collection, record_id, actor, changes, address)
     except BaseException:
         remove_unreferenced(files_dir, created)
         raise
@@ -260,6 +290,7 @@ def update_record(
     files_dir: Path | None = None,
     form: bool = False,
     upload_limit: int | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Change some fields of a record; returns it as the API shows it.
 
@@ -268,25 +299,24 @@ def update_record(
     is removed from storage when nothing else refers to it.
     """
     collection = get_visible_collection(collection_name, actor)
+    before = load_record(collection, record_id, actor)
+    scope = require_access(collection, actor, "update")
+    _check_record_scope(scope, before, actor, "change")
     uploads = dict(uploads or {})
     stored, created = _store_uploads(collection, uploads, files_dir, upload_limit) if uploads else ({}, [])
     released: list[str] = []
     try:
+        cleaned = check_record(collection, values, actor=actor, existing=before, form=form, file_fields=stored)
+        cleaned.update(stored)
+        computed = _compute(collection, {**before, **cleaned})
         with write_transaction():
-            before = load_record(collection, record_id, actor)
-            scope = require_access(collection, actor, "update")
-            _check_record_scope(scope, before, actor, "change")
-            cleaned = validate_record(
-                collection,
-                values,
-                actor=actor,
-                existing=before,
-                record_id=record_id,
-                form=form,
-                file_fields=stored,
-            )
-            cleaned.update(stored)
-            released = _apply_update(collection, record_id, before, cleaned, actor, "update")
+            current = load_record(collection, record_id, actor)
+            _check_record_scope(scope, current, actor, "change")
+            if current != before:
+                # Changed by someone else since it was read: compute over what is stored now (bounded, quick).
+                computed = _compute(collection, {**current, **cleaned})
+            recheck_record(collection, cleaned, actor=actor, record_id=record_id)
+            released = _apply_update(collection, record_id, current, cleaned, computed, actor, "update", address)
             saved = fetch_values(collection, record_id) or {}
     except BaseException:
         remove_unreferenced(files_dir, created)
@@ -300,12 +330,13 @@ def _apply_update(
     record_id: int,
     before: Mapping[str, Any],
     cleaned: dict[str, Any],
+    computed: Mapping[str, Any],
     actor: Any,
     action: str,
+    address: str | None,
 ) -> list[str]:
+    cleaned.update(computed)
     merged = {**before, **cleaned}
-    cleaned.update(_compute(collection, merged))
-    merged.update(cleaned)
     changes = _changes(collection, before, merged)
     released: list[str] = []
     if changes or action == "restore":
@@ -318,64 +349,118 @@ def _apply_update(
         released = set_file_refs(collection.name, record_id, file_changes)
         saved = fetch_values(collection, record_id) or {}
         write_version(collection.name, record_id, action, actor, saved, changes)
-        _audit("record.restored" if action == "restore" else "record.updated", collection, record_id, actor, changes)
+        _audit(
+            "record.restored" if action == "restore" else "record.updated",
+            collection,
+            record_id,
+            actor,
+            changes,
+            address,
+        )
     return released
 
 
-def delete_record(collection_name: str, record_id: int, actor: Any, *, files_dir: Path | None = None) -> None:
+def delete_record(
+    collection_name: str,
+    record_id: int,
+    actor: Any,
+    *,
+    files_dir: Path | None = None,
+    address: str | None = None,
+) -> None:
     """Delete a record (it stays in history; admins can restore it).
 
     Needs delete permission (own records only, when so limited). Raises
     :class:`Conflict` while a relation field without ``cascade`` refers to
-    it; with ``cascade`` the referring records are deleted too.
+    it; with ``cascade`` the referring records are deleted too, however many.
     """
     collection = get_visible_collection(collection_name, actor)
     with write_transaction():
         before = load_record(collection, record_id, actor)
         scope = require_access(collection, actor, "delete")
         _check_record_scope(scope, before, actor, "delete")
-        released = _delete(collection, record_id, before, actor, set())
+        released = _delete(collection, record_id, before, actor, set(), address)
     remove_unreferenced(files_dir, released)
 
 
+# How many referring ids a refusal names, and how many referring rows a cascade reads at a time.
+SHOWN_REFERRERS = 10
+CASCADE_BATCH = 1000
+
+
+def _referrer_ids(other: CollectionDef, spec: Any, record_id: int, after: int, limit: int) -> list[int]:
+    rows = database.execute_sql(
+        f"SELECT id FROM {quote(other.table)} WHERE {quote(spec.name)} = ? AND id > ? ORDER BY id LIMIT ?",
+        (record_id, after, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def _delete(
-    collection: CollectionDef, record_id: int, before: Mapping[str, Any], actor: Any, seen: set[tuple[str, int]]
+    collection: CollectionDef,
+    record_id: int,
+    before: Mapping[str, Any],
+    actor: Any,
+    seen: set[tuple[str, int]],
+    address: str | None = None,
 ) -> list[str]:
     seen.add((collection.name, record_id))
     released: list[str] = []
     blocking = []
-    cascades = []
-    for other, spec in referencing_fields(collection.name):
-        rows = database.execute_sql(
-            f"SELECT id FROM {quote(other.table)} WHERE {quote(spec.name)} = ? LIMIT 1000", (record_id,)
-        ).fetchall()
-        rows = [r[0] for r in rows if (other.name, r[0]) not in seen]
-        if not rows:
-            continue
+    hidden = 0
+    referrers = referencing_fields(collection.name)
+    for other, spec in referrers:
         if spec.cascade:
-            cascades.append((other, rows))
+            continue
+        ids = [i for i in _referrer_ids(other, spec, record_id, 0, SHOWN_REFERRERS + 1) if (other.name, i) not in seen]
+        if not ids:
+            continue
+        if knows_collection(other, actor):
+            shown = ", ".join(map(str, ids[:SHOWN_REFERRERS]))
+            more = " and more" if len(ids) > SHOWN_REFERRERS else ""
+            blocking.append(f"{other.name}.{spec.name} (records {shown}{more})")
         else:
-            blocking.append(f"{other.name}.{spec.name} (records {', '.join(map(str, rows[:10]))})")
-    if blocking:
-        raise Conflict(f"Record {record_id} is still referred to by {'; '.join(blocking)}.")
-    for other, ids in cascades:
-        for other_id in ids:
-            if (other.name, other_id) in seen:
-                continue
-            values = fetch_values(other, other_id)
-            if values is not None:
-                released += _delete(other, other_id, values, actor, seen)
+            hidden += 1
+    if blocking or hidden:
+        # A collection the actor may not see is never named, only counted.
+        parts = [*blocking]
+        if hidden:
+            parts.append("records you cannot see")
+        raise Conflict(f"Record {record_id} is still referred to by {'; '.join(parts)}.")
+    for other, spec in referrers:
+        if not spec.cascade:
+            continue
+        # In batches, until none is left: a cascade has no limit (deleted rows leave the table,
+        # rows already being deleted up the chain are stepped over by id).
+        after = 0
+        while True:
+            ids = _referrer_ids(other, spec, record_id, after, CASCADE_BATCH)
+            if not ids:
+                break
+            after = ids[-1]
+            for other_id in ids:
+                if (other.name, other_id) in seen:
+                    continue
+                values = fetch_values(other, other_id)
+                if values is not None:
+                    released += _delete(other, other_id, values, actor, seen, address)
     database.execute_sql(f"DELETE FROM {quote(collection.table)} WHERE id = ?", (record_id,))
     database.execute_sql("UPDATE collection SET row_count = row_count - 1 WHERE name = ?", (collection.name,))
     released += drop_file_refs(collection.name, record_id)
     changes = {k: [pair[1], None] for k, pair in _changes(collection, {}, before).items()}
     write_version(collection.name, record_id, "delete", actor, dict(before), changes)
-    _audit("record.deleted", collection, record_id, actor, changes)
+    _audit("record.deleted", collection, record_id, actor, changes, address)
     return released
 
 
 def restore_version(
-    collection_name: str, record_id: int, version: int, actor: Any, *, files_dir: Path | None = None
+    collection_name: str,
+    record_id: int,
+    version: int,
+    actor: Any,
+    *,
+    files_dir: Path | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Bring back version ``version`` of a record as a new version; returns the record.
 
@@ -384,33 +469,48 @@ def restore_version(
     Fields added since take their current value (or default), fields removed
     since are ignored; a file whose content is gone comes back empty.
     Raises :class:`NotFound`, :class:`PermissionDenied`,
-    :class:`ValidationFailed` or :class:`Conflict` (a unique value taken since).
+    :class:`ValidationFailed` or :class:`Conflict` (a unique value taken since,
+    or the record deleted or brought back by someone else meanwhile).
     """
     collection = get_visible_collection(collection_name, actor)
+    snapshot_row = get_version(collection.name, record_id, version)
+    snapshot = json.loads(snapshot_row.data)
+    values: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    for spec in collection.fields:
+        if spec.read_only or spec.name not in snapshot:
+            continue
+        if spec.type == "file":
+            value = snapshot[spec.name]
+            present = (
+                isinstance(value, dict) and files_dir is not None and blob_path(files_dir, value["sha256"]).exists()
+            )
+            files[spec.name] = value if present else None
+        else:
+            values[spec.name] = snapshot[spec.name]
+    # Checked and computed before the write lock is taken; the transaction re-checks what must be atomic.
+    before = fetch_values(collection, record_id)
+    if before is None:
+        if not is_admin(actor):
+            raise NotFound(f"No record {record_id} in {collection.name!r}.")
+        cleaned = check_record(collection, values, actor=actor, file_fields=files)
+        cleaned.update(files)
+        computed = _compute(collection, cleaned)
+    else:
+        load_record(collection, record_id, actor)
+        scope = require_access(collection, actor, "update")
+        _check_record_scope(scope, before, actor, "change")
+        cleaned = check_record(collection, values, actor=actor, existing=before, file_fields=files)
+        cleaned.update(files)
+        computed = _compute(collection, {**before, **cleaned})
     released: list[str] = []
     with write_transaction():
-        snapshot_row = get_version(collection.name, record_id, version)
-        snapshot = json.loads(snapshot_row.data)
-        values: dict[str, Any] = {}
-        files: dict[str, Any] = {}
-        for spec in collection.fields:
-            if spec.read_only or spec.name not in snapshot:
-                continue
-            if spec.type == "file":
-                value = snapshot[spec.name]
-                present = (
-                    isinstance(value, dict) and files_dir is not None and blob_path(files_dir, value["sha256"]).exists()
-                )
-                files[spec.name] = value if present else None
-            else:
-                values[spec.name] = snapshot[spec.name]
-        before = fetch_values(collection, record_id)
-        if before is None:
-            if not is_admin(actor):
-                raise NotFound(f"No record {record_id} in {collection.name!r}.")
-            cleaned = validate_record(collection, values, actor=actor, file_fields=files)
-            cleaned.update(files)
-            cleaned.update(_compute(collection, cleaned))
+        current = fetch_values(collection, record_id)
+        if (current is None) != (before is None):
+            raise Conflict(f"Record {record_id} was deleted or restored meanwhile; try again.")
+        recheck_record(collection, cleaned, actor=actor, record_id=None if current is None else record_id)
+        if current is None:
+            cleaned.update(computed)
             row = {
                 "id": record_id,
                 "created_at": snapshot.get("created_at") or now_text(),
@@ -427,16 +527,13 @@ def restore_version(
             saved = fetch_values(collection, record_id) or {}
             changes = _changes(collection, {}, saved)
             write_version(collection.name, record_id, "restore", actor, saved, changes)
-            _audit("record.restored", collection, record_id, actor, changes)
+            _audit("record.restored", collection, record_id, actor, changes, address)
         else:
-            load_record(collection, record_id, actor)
             scope = require_access(collection, actor, "update")
-            _check_record_scope(scope, before, actor, "change")
-            cleaned = validate_record(
-                collection, values, actor=actor, existing=before, record_id=record_id, file_fields=files
-            )
-            cleaned.update(files)
-            released = _apply_update(collection, record_id, before, cleaned, actor, "restore")
+            _check_record_scope(scope, current, actor, "change")
+            if current != before:
+                computed = _compute(collection, {**current, **cleaned})
+            released = _apply_update(collection, record_id, current, cleaned, computed, actor, "restore", address)
             saved = fetch_values(collection, record_id) or {}
     remove_unreferenced(files_dir, released)
     return serialize_record(collection, saved)

@@ -4,7 +4,9 @@ The order: refuse while a server runs on the home (and hold the home's
 server lock meanwhile, so none starts); verify the archive, unpacking it into
 ``<home>/.restore/new`` (a corrupt or foreign archive, or one from a newer
 schema, is refused and nothing changes); write a safety backup of the current
-state; then swap ``db/`` and ``files/`` in by renames.
+state (and refuse to go on when it fails verification); bring the unpacked
+database up to this version's schema (a failing migration changes nothing);
+then swap ``db/`` and ``files/`` in by renames.
 
 Atomicity across the two folders comes from a commit marker: once
 ``.restore/new`` is complete and on disk, ``.restore/COMMIT`` is written, and
@@ -26,18 +28,29 @@ from typing import Any
 
 from appliance.backups import (
     DB_MEMBER,
+    FAILED_DIR,
     BackupFailed,
+    NotEnoughSpace,
     create_backup_locked,
+    disk_full,
     exclusive_operation,
     fsync_dir,
     verify_archive,
 )
-from appliance.errors import BadRequest, Conflict
+from appliance.errors import ApplianceError, BadRequest, Busy, Conflict
 from appliance.home import Paths
+from appliance.locks import FileLock
 
 WORK_DIR = ".restore"
 COMMIT = "COMMIT"
 PARTS = ("db", "files")
+
+
+class RestoreFailed(ApplianceError):
+    """A restore stopped before its commit point (disk full, a migration failed): nothing was changed."""
+
+    code = "restore_failed"
+    status = 500
 
 
 def _noop(_step: str) -> None:
@@ -109,14 +122,16 @@ def restore_backup(
     """Replace the home's database and files with those of ``archive``.
 
     Returns ``{"restored", "safety_backup", "schema_version", "migrations_applied"}``.
-    Raises :class:`Conflict` while a server runs on the home, :class:`Busy`
-    during another backup or restore, :class:`BadRequest` for an archive that
-    fails verification or comes from a newer schema (nothing is changed then).
+    Raises :class:`Conflict` while a server runs on the home or when the safety
+    backup cannot be made or fails verification, :class:`Busy` during another
+    backup or restore, :class:`BadRequest` for an archive that fails verification
+    or comes from a newer schema, :class:`RestoreFailed` when the disk is full or
+    the archive's database cannot be migrated. In every one of these cases
+    nothing is changed.
     """
     from appliance.migrate import code_schema_version, known_migrations
-    from appliance.server import HomeLock
 
-    lock = HomeLock(paths.server_lock)
+    lock = FileLock(paths.server_lock)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     if not lock.acquire():
         raise Conflict("a server is running on this home: stop it first, then restore")
@@ -124,9 +139,9 @@ def restore_backup(
         with exclusive_operation(paths, "restore"):
             recover_interrupted_restore(paths)
             work = paths.home / WORK_DIR
-            work.mkdir()
             new = work / "new"
             try:
+                work.mkdir()
                 verification = verify_archive(archive, work, keep_into=new)
                 if not verification["ok"]:
                     raise BadRequest(
@@ -145,17 +160,22 @@ def restore_backup(
                 _step("verified")
                 safety_name = None
                 if safety_backup and paths.database_file.exists():
-                    try:
-                        safety = create_backup_locked(paths, now=now, kind="safety")
-                    except BackupFailed as exc:
-                        raise Conflict(
-                            f"cannot make the safety backup of the current state ({exc.message}); "
-                            "restore with --no-safety-backup to go on without one"
-                        ) from None
-                    safety_name = safety.item["name"]
+                    safety_name = _safety_backup(paths, now)
                 _step("safety-backup")
                 _stage(new, paths)
                 _step("staged")
+                applied = _migrate(new / "db" / paths.database_file.name, archive.name)
+                _fsync_tree(new)
+                _step("migrated")
+            except NotEnoughSpace as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                raise RestoreFailed(
+                    f"not enough disk space to restore {archive.name}: {exc.message}; nothing was changed"
+                ) from None
+            except OSError as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                what = "not enough disk space to restore" if disk_full(exc) else "cannot restore"
+                raise RestoreFailed(f"{what} {archive.name}: {exc.strerror or exc}; nothing was changed") from None
             except BaseException:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
@@ -167,8 +187,6 @@ def restore_backup(
             _step("committed")
             _roll_forward(paths.home, work)
             _step("swapped")
-            applied = _migrate(paths)
-            _step("migrated")
             return {
                 "restored": archive.name,
                 "safety_backup": safety_name,
@@ -177,6 +195,27 @@ def restore_backup(
             }
     finally:
         lock.release()
+
+
+def _safety_backup(paths: Paths, now: dt.datetime | None) -> str:
+    """Back up the current state before it is replaced; refuses (:class:`Conflict`) when that backup
+    cannot be written or does not verify, since the restore would then leave no way back."""
+    try:
+        safety = create_backup_locked(paths, now=now, kind="safety")
+    except BackupFailed as exc:
+        raise Conflict(
+            f"cannot make the safety backup of the current state ({exc.message}); "
+            "restore with --no-safety-backup to go on without one"
+        ) from None
+    if not safety.verified:
+        raise Conflict(
+            f"the safety backup of the current state failed verification "
+            f"({'; '.join(safety.verification['problems'][:2])}); it was kept aside in "
+            f"{paths.backups_dir / FAILED_DIR}. Nothing was restored; restore with --no-safety-backup "
+            "to go on without a safety backup",
+            problems=safety.verification["problems"],
+        )
+    return safety.item["name"]
 
 
 def _manifest_migrations(new: Path) -> list[str]:
@@ -202,17 +241,27 @@ def _stage(new: Path, paths: Paths) -> None:
     _fsync_tree(new)
 
 
-def _migrate(paths: Paths) -> list[str]:
-    """Apply the migrations an older archive lacks, on a connection of its own."""
+def _migrate(db_file: Path, archive_name: str) -> list[str]:
+    """Apply the migrations an older archive lacks to its unpacked database ``db_file``, before the
+    restore commits, on a connection of its own. Raises :class:`RestoreFailed` naming what failed."""
     import peewee
 
     from appliance.db import sqlite_pragmas
     from appliance.migrate import apply_migrations
 
-    db = peewee.SqliteDatabase(str(paths.database_file), pragmas=sqlite_pragmas(30000))
-    db.connect()
+    db = peewee.SqliteDatabase(str(db_file), pragmas=sqlite_pragmas(30000))
     try:
+        db.connect()
         return apply_migrations(db)
+    except OSError:
+        raise
+    except Exception as exc:
+        full = "full" in str(exc).lower()
+        reason = "not enough disk space to restore" if full else "cannot restore"
+        raise RestoreFailed(
+            f"{reason} {archive_name}: bringing its database up to this version failed "
+            f"({type(exc).__name__}: {exc}); nothing was changed"
+        ) from None
     finally:
         db.close()
 
@@ -220,12 +269,9 @@ def _migrate(paths: Paths) -> list[str]:
 def recover_if_idle(paths: Paths) -> str | None:
     """:func:`recover_interrupted_restore` when nobody owns the home (no server, no restore running);
     for commands that work on a home without a server. Returns what was done (or ``None``)."""
-    from appliance.errors import Busy
-    from appliance.server import HomeLock
-
     if not (paths.home / WORK_DIR).exists():
         return None
-    lock = HomeLock(paths.server_lock)
+    lock = FileLock(paths.server_lock)
     if not lock.acquire():
         return None
     try:

@@ -1,11 +1,13 @@
 """Roles: ``admin``, ``editor`` and ``viewer`` built in, and the custom roles admins add.
 
-A user has exactly one role, by name. Collection permissions (a later issue)
-grant view/create/update/delete per role name; admins may do everything.
+A user has exactly one role, by name. Collection permissions grant
+view/create/update/delete per role name; admins may do everything. A custom
+role may be removed only while no user has it and no collection grants it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -68,22 +70,46 @@ def create_role(name: str, label: str, *, actor: Any = None, address: str | None
     return role
 
 
-def delete_role(name: str, *, actor: Any = None, address: str | None = None) -> None:
-    """Remove a custom role nobody has.
+def collections_granting(name: str) -> list[str]:
+    """Names of the collections whose permissions grant something to the role ``name``."""
+    from appliance.collections import Collection  # collections check roles by name; no import back
 
-    Raises :class:`NotFound`, or :class:`Conflict` for a built-in role or one
-    that users still have.
+    granting = []
+    for collection in Collection.select(Collection.name, Collection.permissions).order_by(Collection.name):
+        try:
+            permissions = json.loads(collection.permissions or "{}")
+        except ValueError:
+            permissions = {}
+        if isinstance(permissions, dict) and name in permissions:
+            granting.append(collection.name)
+    return granting
+
+
+def delete_role(name: str, *, actor: Any = None, address: str | None = None) -> None:
+    """Remove a custom role that no user has and no collection grants anything to.
+
+    Raises :class:`NotFound`, or :class:`Conflict` for a built-in role, one
+    that users still have, or one that collections' permissions still name.
     """
-    from appliance.users import User
+    from appliance.users import User  # users import roles
 
     with database.atomic():
-        role = Role.get_or_none(Role.name == name)
+        role = Role.get_or_none(Role.name == name) if isinstance(name, str) else None
         if role is None:
-            raise NotFound(f"No role called '{name}'.")
+            raise NotFound(f"No role called {str(name)[:40]!r}.")
         if role.builtin:
             raise Conflict(f"The built-in role '{name}' cannot be removed.")
-        if User.select().where(User.role == name).exists():
-            raise Conflict(f"Users still have the role '{name}'; give them another role first.")
+        holders = User.select().where(User.role == name).count()
+        if holders:
+            raise Conflict(
+                f"{holders} user{'s' if holders != 1 else ''} still ha{'ve' if holders != 1 else 's'} "
+                f"the role '{name}'; give them another role first."
+            )
+        granting = collections_granting(name)
+        if granting:
+            raise Conflict(
+                f"The permissions of {', '.join(granting)} still name the role '{name}'; remove it there first."
+            )
         role.delete_instance()
         record_event("role.deleted", actor=actor, target=f"role:{name}", address=address)
 

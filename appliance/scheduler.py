@@ -17,6 +17,7 @@ then) raises a "missed" alert and runs once, however many times it was missed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.alerts import raise_alert
-from appliance.clock import as_stored, iso
+from appliance.clock import as_stored, aware, iso
 from appliance.db import database
 from appliance.errors import Busy
 from appliance.home import Instance
@@ -49,14 +50,6 @@ OVERDUE_AFTER = dt.timedelta(minutes=2)
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 class JobScheduler:
@@ -148,7 +141,7 @@ class JobScheduler:
         specs = job_specs()
         for job in Job.select().where(Job.name.in_(list(specs))):
             if self._versions.get(job.name) != job.version:
-                events.append(self._apply(job, now, startup=startup))
+                events.append(self._apply_safely(job, now, startup=startup))
             if job.run_requested_at is not None:
                 cleared = (
                     Job.update(run_requested_at=None)
@@ -161,19 +154,45 @@ class JobScheduler:
         events += self._watch(now)
         return events
 
+    def _apply_safely(self, job: Job, now: dt.datetime, *, startup: bool) -> str:
+        """:meth:`_apply`, with any failure kept to this one job: it is logged, alerted once per
+        definition (version) and left unscheduled until its definition changes; the others go on."""
+        try:
+            return self._apply(job, now, startup=startup)
+        except Exception as exc:
+            log.exception("job %s could not be scheduled", job.name)
+            self._versions[job.name] = job.version
+            with contextlib.suppress(Exception):
+                if self._aps.get_job(job.name) is not None:
+                    self._aps.remove_job(job.name)
+            with contextlib.suppress(Exception):
+                Job.update(next_run_at=None).where(Job.name == job.name).execute()
+            reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+            try:
+                raise_alert(
+                    current_settings(self.instance),
+                    "job_unscheduled",
+                    f"Job {job.name} cannot be scheduled",
+                    f"The job {job.name!r} with the schedule {job.schedule!r} cannot be scheduled ({reason}); "
+                    "it does not run until its schedule is changed.",
+                    job=job.name,
+                    key=f"unscheduled:{job.name}:{job.version}",
+                    now=now,
+                )
+            except Exception:
+                log.exception("could not raise the alert for job %s", job.name)
+            return f"{job.name}: not scheduled ({reason})"
+
     def _apply(self, job: Job, now: dt.datetime, *, startup: bool) -> str:
-        """(Re)schedule one job from its definition; at start, catch up a run missed while off."""
+        """(Re)schedule one job from its definition; at start, catch up a run missed while off.
+        Raises when the definition cannot be scheduled (see :meth:`_apply_safely`)."""
         if self._aps.get_job(job.name) is not None:
             self._aps.remove_job(job.name)
         next_run = None
         event = f"{job.name}: disabled"
         if job.enabled:
-            try:
-                # An interval counts from when the schedule was set, so that restarts do not push it back.
-                trigger = parse_schedule(job.schedule).trigger(self._aps.timezone, start=_aware(job.updated_at))
-            except ValueError as exc:
-                self._versions[job.name] = job.version
-                return f"{job.name}: not scheduled, bad schedule ({exc})"
+            # An interval counts from when the schedule was set, so that restarts do not push it back.
+            trigger = parse_schedule(job.schedule).trigger(self._aps.timezone, start=aware(job.updated_at))
             aps_job = self._aps.add_job(
                 self._run_scheduled, trigger, args=[job.name], id=job.name, name=job.name, replace_existing=True
             )
@@ -181,7 +200,7 @@ class JobScheduler:
             event = (
                 f"{job.name}: scheduled '{job.schedule}', next run {iso(as_stored(next_run)) if next_run else 'never'}"
             )
-            planned = _aware(job.next_run_at)
+            planned = aware(job.next_run_at)
             if startup and planned is not None and planned < now - dt.timedelta(seconds=5):
                 self._missed(job.name, planned, "the server was not running then", now)
                 self._submit(job.name, "catch-up", scheduled_for=planned)
@@ -222,7 +241,7 @@ class JobScheduler:
             if alert.is_new:
                 events.append(f"{run.job}: stuck since {iso(run.started_at)}")
         for job in Job.select().where(Job.enabled & Job.next_run_at.is_null(False)):
-            planned = _aware(job.next_run_at)
+            planned = aware(job.next_run_at)
             if planned is not None and planned < now - OVERDUE_AFTER and self._aps.get_job(job.name) is not None:
                 self._missed(job.name, planned, "the scheduler could not start it in time", now)
                 self._refresh_next_run(job.name)

@@ -13,6 +13,10 @@ from typing import Any
 
 _INTERVAL = re.compile(r"^every\s+(\d+)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_INTERVAL_SECONDS = 10
+# The longest interval: a year and a day. Longer ones are typing mistakes, and past a few thousand
+# years the scheduler's date arithmetic overflows (year 9999).
+MAX_INTERVAL_SECONDS = 366 * 86400
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,14 @@ def parse_schedule(text: str) -> Schedule:
     cleaned = " ".join(text.split()).lower() if text.strip().lower().startswith("every") else " ".join(text.split())
     match = _INTERVAL.match(cleaned)
     if match:
-        seconds = int(match.group(1)) * _UNITS[match.group(2)]
-        if seconds < 10:
-            raise ValueError("an interval must be at least 10 seconds")
-        return Schedule("interval", f"every {match.group(1)}{match.group(2)}", seconds)
+        digits, unit = match.group(1).lstrip("0") or "0", match.group(2)
+        # Compare the digit count first so that a number thousands of digits long is never multiplied.
+        seconds = int(digits) * _UNITS[unit] if len(digits) <= 12 else MAX_INTERVAL_SECONDS + 1
+        if seconds < MIN_INTERVAL_SECONDS:
+            raise ValueError(f"an interval must be at least {MIN_INTERVAL_SECONDS} seconds")
+        if seconds > MAX_INTERVAL_SECONDS:
+            raise ValueError("an interval can be at most 366 days ('every 366d'); use a cron expression for rarer runs")
+        return Schedule("interval", f"every {digits}{unit}", seconds)
     if cleaned.lower().startswith("every"):
         raise ValueError(f"{text!r} is not an interval: write 'every' then a number and s, m, h or d (e.g. 'every 6h')")
     fields = cleaned.split(" ")
@@ -58,9 +66,14 @@ def parse_schedule(text: str) -> Schedule:
             f"{text!r} has {len(fields)} field(s); a cron expression has 5 (minute hour day month weekday)"
         )
     try:
-        _cron_trigger(cleaned, dt.UTC)
+        trigger = _cron_trigger(cleaned, dt.UTC)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid cron expression: {exc}") from None
+    # A valid expression can still name a day that never comes (30 February, 31 April): refuse it
+    # rather than store a job that never runs. A real schedule fires within about 28 years (the
+    # weekday and leap-day cycles), so look from a fixed moment, not from now.
+    if trigger.get_next_fire_time(None, _NEVER_CHECK_FROM) is None:
+        raise ValueError(f"{text!r} never fires: no date matches its day, month and weekday fields")
     return Schedule("cron", cleaned)
 
 
@@ -73,6 +86,7 @@ def schedule_problem(text: str) -> str | None:
     return None
 
 
+_NEVER_CHECK_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 

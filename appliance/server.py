@@ -37,6 +37,7 @@ from appliance import __version__
 from appliance.db import open_database
 from appliance.errors import MigrationRequired, StartupRefused
 from appliance.home import Instance, check_writable, write_private_file
+from appliance.locks import FileLock, is_locked
 from appliance.logs import LogFiles, configure_parent_logging, relay_worker_output
 from appliance.metrics import create_metrics_file
 from appliance.migrate import apply_migrations, pending_migrations, unknown_migrations
@@ -61,47 +62,14 @@ class ServerRuntime:
 # --- the home lock -------------------------------------------------------
 
 
-class HomeLock:
+class HomeLock(FileLock):
     """An exclusive OS lock on ``run/server.lock``: released by the OS when the process dies,
-    so a stale file left by a killed server never blocks a new one."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._fh = None
-
-    def acquire(self) -> bool:
-        """Take the lock without waiting; ``False`` when another process holds it."""
-        fh = open(self.path, "a+")
-        try:
-            if os.name == "nt":  # pragma: no cover - exercised on Windows only
-                import msvcrt
-
-                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            return False
-        self._fh = fh
-        return True
-
-    def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+    so a stale file left by a killed server never blocks a new one (see :mod:`appliance.locks`)."""
 
 
 def is_home_locked(path: Path) -> bool:
     """Whether a server holds the lock of the home whose lock file is ``path``."""
-    if not path.exists():
-        return False
-    lock = HomeLock(path)
-    if lock.acquire():
-        lock.release()
-        return False
-    return True
+    return is_locked(path)
 
 
 def read_server_info(instance: Instance) -> dict | None:

@@ -74,6 +74,7 @@ def _choice(*choices: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         return None if value in choices else "not one of the choices"
 
+    check.choices = choices  # type: ignore[attr-defined]  # forms (the console) offer them as a drop-down
     return check
 
 

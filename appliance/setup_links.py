@@ -9,7 +9,6 @@ does the same job headless).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from typing import Any
 
@@ -20,7 +19,8 @@ from appliance.clock import as_stored
 from appliance.db import BaseModel, database
 from appliance.errors import NotFound
 from appliance.roles import ADMIN
-from appliance.users import User, create_user, has_active_admin
+from appliance.tokens import digest_of
+from appliance.users import User, has_active_admin, insert_user, prepare_user
 
 VALID_FOR = dt.timedelta(hours=1)
 
@@ -33,10 +33,6 @@ class SetupLink(BaseModel):
 
     class Meta:
         table_name = "setup_link"
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def needs_setup() -> bool:
@@ -55,7 +51,7 @@ def create_setup_link(now: dt.datetime | None = None) -> str | None:
         if not needs_setup():
             return None
         SetupLink.delete().where(SetupLink.used_at.is_null()).execute()
-        SetupLink.create(digest=_digest(secret), created_at=now, expires_at=now + VALID_FOR)
+        SetupLink.create(digest=digest_of(secret), created_at=now, expires_at=now + VALID_FOR)
     return secret
 
 
@@ -65,7 +61,7 @@ def check_setup_link(secret: Any, now: dt.datetime | None = None) -> None:
     if not isinstance(secret, str) or len(secret) > 200 or not needs_setup():
         raise NotFound("This set-up link is not valid (any more).")
     link = SetupLink.get_or_none(
-        (SetupLink.digest == _digest(secret)) & SetupLink.used_at.is_null() & (SetupLink.expires_at > now)
+        (SetupLink.digest == digest_of(secret)) & SetupLink.used_at.is_null() & (SetupLink.expires_at > now)
     )
     if link is None:
         raise NotFound("This set-up link is not valid (any more).")
@@ -81,15 +77,17 @@ def complete_setup(
     """
     now = as_stored(now)
     check_setup_link(secret, now)
+    # Checked and hashed before the write transaction: the hash is slow, and the write lock is everyone's.
+    new_admin = prepare_user(email, name, ADMIN, password)
     with database.atomic():
         spent = (
             SetupLink.update(used_at=now)
-            .where((SetupLink.digest == _digest(secret)) & SetupLink.used_at.is_null() & (SetupLink.expires_at > now))
+            .where((SetupLink.digest == digest_of(secret)) & SetupLink.used_at.is_null() & (SetupLink.expires_at > now))
             .execute()
         )
         if not spent or not needs_setup():
             raise NotFound("This set-up link is not valid (any more).")
-        user = create_user(email, name, ADMIN, password, actor="setup", address=address)
+        user = insert_user(new_admin, actor="setup", address=address)
         # The set-up page signs the new admin in at once.
         User.update(last_sign_in_at=now).where(User.id == user.id).execute()
         record_event("setup.completed", actor=user, target=user.email, address=address, now=now)

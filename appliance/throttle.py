@@ -6,6 +6,14 @@ emails are real) and per client address. When the failures within the window
 reach the limit, the account is locked (or the address blocked) for the
 lock-out time. Failures are rare writes, so they belong in the database
 (DESIGN.md), where every worker sees them.
+
+An attempt is counted *before* its password is checked: :func:`start_attempt`
+checks the locks, counts the recent failures and the attempts still in
+flight, and inserts a pending row, all in one short write transaction. So
+parallel guesses cannot all pass the check before any of them is counted: at
+most ``account_failures`` passwords of an account are ever checked per
+window. :func:`fail_attempt` turns the pending rows into failures (and locks
+when the limit is reached); :func:`succeed_attempt` removes them.
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import peewee
 
-from appliance.clock import as_stored
-from appliance.db import BaseModel
+from appliance.audit import record_event
+from appliance.clock import as_stored, iso
+from appliance.db import BaseModel, database
 from appliance.errors import Throttled
 
 ACCOUNT = "account"
@@ -28,6 +38,8 @@ class SignInFailure(BaseModel):
     kind = peewee.CharField(max_length=10)
     key = peewee.CharField(max_length=320)
     at = peewee.DateTimeField()
+    # True while the attempt's password is being checked; it counts against the limit all the same.
+    pending = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "sign_in_failure"
@@ -90,33 +102,134 @@ def check_throttle(email: object, address: str | None, now: dt.datetime | None =
             raise Throttled(message.format(minutes=math.ceil(seconds / 60)), retry_after=seconds, reason=kind)
 
 
-def register_failure(
-    email: object, address: str | None, rules: ThrottleRules, now: dt.datetime | None = None
-) -> dict[str, dt.datetime]:
-    """Count one failed sign-in; returns the locks it started, as ``{kind: locked_until}``.
+# Answered when the limit is taken up by attempts still being checked: they end within seconds.
+IN_FLIGHT_RETRY_SECONDS = 5
 
-    Call inside a transaction. A lock replaces the failures that caused it,
-    so the count starts afresh when the lock ends.
+
+@dataclass(frozen=True)
+class Attempt:
+    """A counted attempt: the ids of its pending rows (one per account, one per address)."""
+
+    email: str
+    address: str | None
+    row_ids: tuple[int, ...]
+
+
+def _recent(kind: str, key: str, window: dt.timedelta, now: dt.datetime, *, pending_too: bool) -> int:
+    query = SignInFailure.select().where(
+        (SignInFailure.kind == kind) & (SignInFailure.key == key) & (SignInFailure.at > now - window)
+    )
+    if not pending_too:
+        query = query.where(SignInFailure.pending == False)  # noqa: E712
+    return query.count()
+
+
+def start_attempt(email: object, address: str | None, rules: ThrottleRules, now: dt.datetime | None = None) -> Attempt:
+    """Count one attempt before its password is checked; returns it for :func:`fail_attempt` / :func:`succeed_attempt`.
+
+    Raises :class:`Throttled` (nothing written) while the account or the address
+    is locked, or while the failures and the attempts in flight already reach
+    the limit. Runs in its own short write transaction (nested in the caller's
+    when there is one).
     """
     now = as_stored(now)
-    started: dict[str, dt.datetime] = {}
-    for kind, key, limit in (
+    keys = (
         (ACCOUNT, account_key(email), rules.account_failures),
         (ADDRESS, _address_key(address), rules.address_failures),
+    )
+    with database.atomic():
+        check_throttle(email, address, now)
+        for kind, key, limit in keys:
+            if _recent(kind, key, rules.window, now, pending_too=True) >= limit:
+                raise Throttled(
+                    "Too many sign-in attempts at once; try again in a few seconds.",
+                    retry_after=IN_FLIGHT_RETRY_SECONDS,
+                    reason=kind,
+                )
+        ids = tuple(SignInFailure.create(kind=kind, key=key, at=now, pending=True).id for kind, key, _ in keys)
+    return Attempt(account_key(email), address, ids)
+
+
+def fail_attempt(attempt: Attempt, rules: ThrottleRules, now: dt.datetime | None = None) -> dict[str, dt.datetime]:
+    """The attempt's password was wrong: count it as a failure; returns the locks it started ``{kind: until}``.
+
+    Call inside a transaction. A lock replaces the failures that caused it.
+    """
+    now = as_stored(now)
+    SignInFailure.update(pending=False, at=now).where(SignInFailure.id.in_(attempt.row_ids)).execute()
+    started: dict[str, dt.datetime] = {}
+    for kind, key, limit in (
+        (ACCOUNT, attempt.email, rules.account_failures),
+        (ADDRESS, _address_key(attempt.address), rules.address_failures),
     ):
-        SignInFailure.create(kind=kind, key=key, at=now)
-        recent = (
-            SignInFailure.select()
-            .where((SignInFailure.kind == kind) & (SignInFailure.key == key) & (SignInFailure.at > now - rules.window))
-            .count()
-        )
-        if recent >= limit:
-            until = now + rules.lockout
-            SignInLock.delete().where((SignInLock.kind == kind) & (SignInLock.key == key)).execute()
-            SignInLock.create(kind=kind, key=key, locked_until=until)
-            SignInFailure.delete().where((SignInFailure.kind == kind) & (SignInFailure.key == key)).execute()
-            started[kind] = until
+        if _recent(kind, key, rules.window, now, pending_too=False) >= limit:
+            started[kind] = _lock(kind, key, now + rules.lockout)
     return started
+
+
+def succeed_attempt(attempt: Attempt) -> None:
+    """The attempt's password was right: it is no failure, and the account's failures are forgotten.
+
+    Attempts of the account still in flight keep their rows (they still count).
+    Call inside a transaction.
+    """
+    SignInFailure.delete().where(SignInFailure.id.in_(attempt.row_ids)).execute()
+    SignInFailure.delete().where(
+        (SignInFailure.kind == ACCOUNT) & (SignInFailure.key == attempt.email) & (SignInFailure.pending == False)  # noqa: E712
+    ).execute()
+
+
+def start_audited_attempt(
+    key: str, address: str | None, rules: ThrottleRules, *, actor: Any, action: str, details: dict, now: dt.datetime
+) -> Attempt:
+    """:func:`start_attempt`, auditing a refusal (``action``, reason ``<kind>_locked``)
+    in the same transaction; raises :class:`Throttled` after that transaction committed."""
+    refusal: Throttled | None = None
+    with database.atomic():
+        try:
+            return start_attempt(key, address, rules, now)
+        except Throttled as exc:
+            refusal = exc
+            reason = f"{exc.extra.get('reason')}_locked"
+            record_event(
+                action, actor=actor, target=key, address=address, details={**details, "reason": reason}, now=now
+            )
+    raise refusal
+
+
+def record_locks(locks: dict[str, dt.datetime], key: str, address: str | None, actor: Any, now: dt.datetime) -> None:
+    """Audit the locks a failure started (inside the failure's transaction)."""
+    if "account" in locks:
+        record_event(
+            "sign_in.locked",
+            actor=actor,
+            target=key,
+            address=address,
+            details={"until": iso(locks["account"]), "kind": "account"},
+            now=now,
+        )
+    if "address" in locks:
+        record_event(
+            "sign_in.locked",
+            target=address or "unknown",
+            address=address,
+            details={"until": iso(locks["address"]), "kind": "address"},
+            now=now,
+        )
+
+
+def drop_attempt(attempt: Attempt) -> None:
+    """Forget an attempt that was refused after all (a lock started while its password was checked)."""
+    SignInFailure.delete().where(SignInFailure.id.in_(attempt.row_ids)).execute()
+
+
+def _lock(kind: str, key: str, until: dt.datetime) -> dt.datetime:
+    SignInLock.delete().where((SignInLock.kind == kind) & (SignInLock.key == key)).execute()
+    SignInLock.create(kind=kind, key=key, locked_until=until)
+    SignInFailure.delete().where(
+        (SignInFailure.kind == kind) & (SignInFailure.key == key) & (SignInFailure.pending == False)  # noqa: E712
+    ).execute()
+    return until
 
 
 def clear_account_failures(email: object) -> None:

@@ -5,14 +5,16 @@ compare case-insensitively. Every write runs in one transaction with its
 audit event; a refused change changes nothing. The last active admin can be
 neither disabled, demoted nor deleted.
 
-``session_version`` ends sessions: every browser session remembers the
-version it was made with, and a session whose version is no longer the
-user's is refused. A role change, disabling, a password change and "sign out
-everywhere" all move it on.
+Browser sessions are rows of ``user_session`` (:class:`UserSession`; the
+services are in :mod:`appliance.sessions`): a role change, disabling, a
+password change and "sign out everywhere" delete the user's rows in the same
+transaction, which ends those sessions at once in every worker. They also
+move ``session_version`` on, which the console shows; the rows are the truth.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
@@ -20,10 +22,11 @@ from email_validator import EmailNotValidError, validate_email
 
 from appliance import passwords
 from appliance.audit import record_event
-from appliance.clock import iso, utcnow
+from appliance.clock import as_stored, iso, utcnow
 from appliance.db import BaseModel, database
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from appliance.roles import ADMIN, role_exists
+from appliance.throttle import ThrottleRules, fail_attempt, record_locks, start_audited_attempt, succeed_attempt
 
 NAME_MAX = 200
 EDITABLE_FIELDS = ("email", "name", "role", "active")
@@ -49,6 +52,26 @@ class User(BaseModel):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email} {self.role}{'' if self.active else ' disabled'}>"
+
+
+class UserSession(BaseModel):
+    """A signed-in browser. The cookie carries a random key; only its SHA-256 digest is stored."""
+
+    digest = peewee.CharField(max_length=64, unique=True)
+    user = peewee.ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    created_at = peewee.DateTimeField()
+    last_seen_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField(index=True)  # the earlier of the idle end and the absolute end
+    address = peewee.CharField(max_length=100, null=True)
+    user_agent = peewee.CharField(max_length=300, default="")
+
+    class Meta:
+        table_name = "user_session"
+
+
+def end_user_sessions(user_id: int) -> int:
+    """Delete every session of the user (call inside the transaction of the change that ends them)."""
+    return UserSession.delete().where(UserSession.user == user_id).execute()
 
 
 # --- validation ---------------------------------------------------------------
@@ -131,8 +154,11 @@ def get_user_by_email(email: str) -> User:
 def list_users(*, search: str | None = None, role: str | None = None, active: bool | None = None) -> peewee.ModelSelect:
     """Users matching the filters, by email (a query, ready for paging).
 
-    ``search`` matches part of the email or the name, any case.
+    ``search`` matches part of the email or the name, any case. An unknown
+    ``role`` is a :class:`BadRequest` (a filter is never ignored).
     """
+    if role and not role_exists(role):
+        raise BadRequest(f"There is no role called {role[:40]!r}.", parameter="role")
     query = User.select()
     if search and search.strip():
         term = search.strip().lower()
@@ -166,6 +192,59 @@ def serialize_user(user: User) -> dict[str, Any]:
 # --- writing --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NewUser:
+    """A user checked and with their password hashed, ready for :func:`insert_user` (no lock held yet)."""
+
+    email: str
+    name: str
+    role: str
+    password_hash: str
+    must_change_password: bool = False
+
+
+def prepare_user(email: Any, name: Any, role: Any, password: Any, *, must_change_password: bool = False) -> NewUser:
+    """Check a new user's fields and hash the password (slow: do it before any write transaction).
+
+    Raises :class:`ValidationFailed` naming every bad field (email, name, role, password).
+    """
+    fields: dict[str, str] = {}
+    stored_email = _collect(fields, lambda: normalize_email(email))
+    if problem := _name_problem(name):
+        fields["name"] = problem
+    if problem := _role_problem(role):
+        fields["role"] = problem
+    if problem := passwords.policy_problem(password, stored_email or (email if isinstance(email, str) else None)):
+        fields["password"] = problem
+    if fields:
+        raise ValidationFailed(fields)
+    return NewUser(stored_email, name.strip(), role, passwords.hash_password(password), must_change_password)
+
+
+def insert_user(new: NewUser, *, actor: Any = None, address: str | None = None) -> User:
+    """Write a prepared user and its audit event; call inside a transaction.
+
+    Raises :class:`Conflict` on ``email`` when the address is taken.
+    """
+    if find_user_by_email(new.email) is not None:
+        raise Conflict("A user with this email already exists.", fields={"email": "This email is taken."})
+    try:
+        with database.atomic():
+            user = User.create(
+                email=new.email,
+                name=new.name,
+                role=new.role,
+                active=True,
+                password_hash=new.password_hash,
+                must_change_password=new.must_change_password,
+                created_at=utcnow(),
+            )
+    except peewee.IntegrityError:
+        raise Conflict("A user with this email already exists.", fields={"email": "This email is taken."}) from None
+    record_event("user.created", actor=actor, target=new.email, address=address, details={"role": new.role})
+    return user
+
+
 def create_user(
     email: Any,
     name: Any,
@@ -181,34 +260,9 @@ def create_user(
     Raises :class:`ValidationFailed` naming every bad field (email, name,
     role, password), :class:`Conflict` on ``email`` when the address is taken.
     """
-    fields: dict[str, str] = {}
-    stored_email = _collect(fields, lambda: normalize_email(email))
-    if problem := _name_problem(name):
-        fields["name"] = problem
-    if problem := _role_problem(role):
-        fields["role"] = problem
-    if problem := passwords.policy_problem(password, stored_email or (email if isinstance(email, str) else None)):
-        fields["password"] = problem
-    if fields:
-        raise ValidationFailed(fields)
-    password_hash = passwords.hash_password(password)  # slow: before the write lock is taken
-    try:
-        with database.atomic():
-            if find_user_by_email(stored_email) is not None:
-                raise Conflict("A user with this email already exists.", fields={"email": "This email is taken."})
-            user = User.create(
-                email=stored_email,
-                name=name.strip(),
-                role=role,
-                active=True,
-                password_hash=password_hash,
-                must_change_password=must_change_password,
-                created_at=utcnow(),
-            )
-            record_event("user.created", actor=actor, target=stored_email, address=address, details={"role": role})
-    except peewee.IntegrityError:
-        raise Conflict("A user with this email already exists.", fields={"email": "This email is taken."}) from None
-    return user
+    new = prepare_user(email, name, role, password, must_change_password=must_change_password)
+    with database.atomic():
+        return insert_user(new, actor=actor, address=address)
 
 
 def _parse_changes(changes: dict[str, Any]) -> dict[str, Any]:
@@ -244,40 +298,76 @@ def _parse_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def update_user(user_id: Any, changes: dict[str, Any], *, actor: Any = None, address: str | None = None) -> User:
-    """Change some of ``email``, ``name``, ``role``, ``active``; returns the updated user.
+def update_user(
+    user_id: Any,
+    changes: dict[str, Any],
+    *,
+    actor: Any = None,
+    address: str | None = None,
+    password: Any = None,
+    must_change_password: bool | None = None,
+) -> User:
+    """Change some of ``email``, ``name``, ``role``, ``active``, and optionally reset the password, all in one
+    transaction; returns the updated user.
 
-    A role change or disabling ends the user's sessions. Raises
-    :class:`NotFound`, :class:`BadRequest` for unknown fields,
-    :class:`ValidationFailed`, :class:`Conflict` for a taken email or when
-    the change would leave no active admin.
+    With ``password`` the user gets that password (checked against the policy
+    and the user's new email) and must choose another at the next sign-in
+    unless ``must_change_password`` is ``False``. A role change, disabling or
+    a new password ends the user's sessions. Raises :class:`NotFound`,
+    :class:`BadRequest` for unknown fields (or ``must_change_password``
+    without a password), :class:`ValidationFailed`, :class:`Conflict` for a
+    taken email or when the change would leave no active admin. A refused
+    change changes nothing.
     """
     clean = _parse_changes(changes)
+    password_hash = None
+    if password is None:
+        if must_change_password is not None:
+            raise BadRequest("'must_change_password' goes with a new 'password'.")
+    else:
+        if not isinstance(must_change_password, bool | None):
+            raise BadRequest("'must_change_password' must be true or false.")
+        email = clean.get("email") or get_user(user_id).email
+        passwords.check_password_policy(password, email)
+        password_hash = passwords.hash_password(password)  # slow: before the write lock is taken
     with database.atomic():
         user = get_user(user_id)
         diff = {key: [getattr(user, key), value] for key, value in clean.items() if getattr(user, key) != value}
-        if not diff:
+        if not diff and password_hash is None:
             return user
         if "email" in diff and find_user_by_email(clean["email"]) is not None:
             raise Conflict("A user with this email already exists.", fields={"email": "This email is taken."})
         was_admin = user.is_admin
         for key, (_old, new) in diff.items():
             setattr(user, key, new)
-        if "role" in diff or "active" in diff:
+        if password_hash is not None:
+            user.password_hash = password_hash
+            user.must_change_password = must_change_password is not False
+        if "role" in diff or "active" in diff or password_hash is not None:
             user.session_version += 1
+            end_user_sessions(user.id)
         try:
             user.save()
         except peewee.IntegrityError:
             raise Conflict("A user with this email already exists.", fields={"email": "This email is taken."}) from None
         if was_admin and not user.is_admin:
             _guard_last_admin("disabled" if "active" in diff else "demoted")
-        if "active" in diff:
-            action = "user.enabled" if user.active else "user.disabled"
-        elif "role" in diff:
-            action = "user.role_changed"
-        else:
-            action = "user.updated"
-        record_event(action, actor=actor, target=user.email, address=address, details={"changes": diff})
+        if diff:
+            if "active" in diff:
+                action = "user.enabled" if user.active else "user.disabled"
+            elif "role" in diff:
+                action = "user.role_changed"
+            else:
+                action = "user.updated"
+            record_event(action, actor=actor, target=user.email, address=address, details={"changes": diff})
+        if password_hash is not None:
+            record_event(
+                "user.password_reset",
+                actor=actor,
+                target=user.email,
+                address=address,
+                details={"must_change": user.must_change_password},
+            )
     return user
 
 
@@ -304,50 +394,65 @@ def set_password(
     With ``must_change`` the user has to choose a new one at the next sign-in.
     Raises :class:`NotFound`, or :class:`ValidationFailed` on ``password``.
     """
-    user = get_user(user_id)
-    passwords.check_password_policy(password, user.email)
-    password_hash = passwords.hash_password(password)
-    with database.atomic():
-        updated = (
-            User.update(
-                password_hash=password_hash,
-                must_change_password=must_change,
-                session_version=User.session_version + 1,
-            )
-            .where(User.id == user.id)
-            .execute()
-        )
-        if not updated:
-            raise NotFound(f"No user with id {user.id}.")
-        record_event(
-            "user.password_reset",
-            actor=actor,
-            target=user.email,
-            address=address,
-            details={"must_change": must_change},
-        )
-    return get_user(user.id)
+    return update_user(
+        user_id, {}, actor=actor, address=address, password=password, must_change_password=bool(must_change)
+    )
 
 
-def change_password(user_id: Any, current_password: Any, new_password: Any, *, address: str | None = None) -> User:
+def change_password(
+    user_id: Any,
+    current_password: Any,
+    new_password: Any,
+    *,
+    address: str | None = None,
+    rules: ThrottleRules | None = None,
+    now: Any = None,
+) -> User:
     """The user's own change: checks the current password, applies the policy to the new one.
 
-    Ends every session of the user (the caller signs the current browser in
-    again with the returned user's new session version). Raises
-    :class:`ValidationFailed` on ``current_password`` or ``new_password``.
+    The check of the current password is throttled like a sign-in of the
+    account (it counts towards the same lock-out), and a wrong one is audited
+    (``user.password_change_failed``). Ends every session of the user (the
+    caller signs the current browser in again). Raises :class:`ValidationFailed`
+    on ``current_password`` or ``new_password``, :class:`Throttled` while the
+    account or the address is locked.
     """
+    rules = rules or ThrottleRules()
+    now = as_stored(now)
     user = get_user(user_id)
-    if not isinstance(current_password, str) or not passwords.verify_password(user.password_hash, current_password):
-        raise ValidationFailed({"current_password": "This is not your current password."})
+    # The policy first: a form refused for its new password checks (and counts) nothing.
     passwords.check_password_policy(new_password, user.email, field="new_password")
+    if not isinstance(current_password, str) or not current_password:
+        raise ValidationFailed({"current_password": "Enter your current password."})
+    details = {"via": "password_change"}
+    attempt = start_audited_attempt(
+        user.email, address, rules, actor=user, action="user.password_change_failed", details=details, now=now
+    )
+    if not passwords.verify_password(user.password_hash, current_password[: passwords.MAX_LENGTH + 1]):
+        with database.atomic():
+            locks = fail_attempt(attempt, rules, now)
+            record_event(
+                "user.password_change_failed",
+                actor=user,
+                target=user.email,
+                address=address,
+                details={**details, "reason": "wrong_current_password"},
+                now=now,
+            )
+            record_locks(locks, user.email, address, user, now)
+        raise ValidationFailed({"current_password": "This is not your current password."})
     if new_password == current_password:
+        with database.atomic():
+            succeed_attempt(attempt)
         raise ValidationFailed({"new_password": "Choose a password different from the current one."})
     password_hash = passwords.hash_password(new_password)
     with database.atomic():
+        succeed_attempt(attempt)
         User.update(
             password_hash=password_hash, must_change_password=False, session_version=User.session_version + 1
         ).where(User.id == user.id).execute()
-        record_event("user.password_changed", actor=user, target=user.email, address=address)
+        end_user_sessions(user.id)
+        record_event("user.password_changed", actor=user, target=user.email, address=address, now=now)
     return get_user(user.id)
 
 
@@ -356,7 +461,14 @@ def sign_out_everywhere(user_id: Any, *, actor: Any = None, address: str | None 
     with database.atomic():
         user = get_user(user_id)
         User.update(session_version=User.session_version + 1).where(User.id == user.id).execute()
-        record_event("user.signed_out_everywhere", actor=actor or user, target=user.email, address=address)
+        ended = end_user_sessions(user.id)
+        record_event(
+            "user.signed_out_everywhere",
+            actor=actor or user,
+            target=user.email,
+            address=address,
+            details={"sessions": ended},
+        )
     return get_user(user.id)
 
 
@@ -372,6 +484,7 @@ def delete_user(user_id: Any, *, actor: Any = None, address: str | None = None) 
             email = user.email
             if getattr(actor, "id", None) == user.id:
                 actor = user.email  # the event cannot point at the row it deletes
+            end_user_sessions(user.id)
             user.delete_instance()
             if user.is_admin:
                 _guard_last_admin("deleted")

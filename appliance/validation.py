@@ -1,11 +1,19 @@
 """The one validation of a record's values, used by the API and the pages alike.
 
-:func:`validate_record` checks every submitted value against its field
-(type, required, min/max, pattern, choices, email, url, dates), the relation
-targets (they exist and the actor may view them) and uniqueness, and either
-returns the values in their stored form or raises: :class:`ValidationFailed`
-(422) naming every bad field, or :class:`Conflict` (409) for a unique value
-already taken. Nothing is written here.
+It comes in two parts, so that a write transaction (which holds SQLite's
+one write lock) only does what must be atomic:
+
+- :func:`check_record`, run *before* the transaction: every submitted value
+  against its field (type, required, min/max, pattern under a time bound,
+  choices, email, url, dates) and the relation targets (they exist and the
+  actor may view them), raising :class:`ValidationFailed` (422) naming every
+  bad field.
+- :func:`recheck_record`, run *inside* the transaction: the relation targets
+  again (one may have gone meanwhile) and uniqueness, raising
+  :class:`ValidationFailed` or :class:`Conflict` (409).
+
+:func:`validate_record` runs both, for callers that need no split. Nothing
+is written here. Messages never name a collection the actor may not see.
 """
 
 from __future__ import annotations
@@ -93,7 +101,8 @@ def relation_errors(collection: CollectionDef, cleaned: Mapping[str, Any], actor
         ).fetchone()
         scope = access_scope(target, actor, "view")
         if row is None or scope is None or (scope == "own" and row[0] != getattr(actor, "id", None)):
-            errors[spec.name] = f"There is no record {target_id} in {target.label!r} that you may see."
+            # Never the target's name or label: the actor may not know that collection exists.
+            errors[spec.name] = f"There is no record {target_id} here that you may see."
     return errors
 
 
@@ -116,6 +125,43 @@ def unique_conflicts(
     return errors
 
 
+def check_record(
+    collection: CollectionDef,
+    values: Mapping[str, Any],
+    *,
+    actor: Any,
+    existing: Mapping[str, Any] | None = None,
+    form: bool = False,
+    file_fields: Iterable[str] = (),
+) -> dict[str, Any]:
+    """``values`` checked and converted, outside any write transaction; raises :class:`ValidationFailed`.
+
+    Returns the values to write (stored form, defaults applied for a new
+    record). Reads the relation targets but takes no write lock.
+    """
+    cleaned, errors = clean_values(collection, values, existing=existing, form=form, file_fields=file_fields)
+    errors.update({k: v for k, v in relation_errors(collection, cleaned, actor).items() if k not in errors})
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned
+
+
+def recheck_record(
+    collection: CollectionDef, cleaned: Mapping[str, Any], *, actor: Any, record_id: int | None = None
+) -> None:
+    """Inside the write's transaction: relation targets still there, unique values free.
+
+    Raises :class:`ValidationFailed` (a target gone meanwhile) or
+    :class:`Conflict` naming the unique fields whose value is taken.
+    """
+    errors = relation_errors(collection, cleaned, actor)
+    if errors:
+        raise ValidationFailed(errors)
+    taken = unique_conflicts(collection, cleaned, record_id)
+    if taken:
+        raise Conflict("A unique value is taken" if len(taken) == 1 else "Unique values are taken", fields=taken)
+
+
 def validate_record(
     collection: CollectionDef,
     values: Mapping[str, Any],
@@ -126,17 +172,8 @@ def validate_record(
     form: bool = False,
     file_fields: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """``values`` checked and converted for a new record (or a change of ``existing``).
-
-    Returns the values to write (stored form, defaults applied for a new
-    record). Raises :class:`ValidationFailed` naming every invalid field, then
-    :class:`Conflict` naming the unique fields whose value is taken. Run it
-    inside the write's transaction so that the checks hold when it writes.
-    """
-    cleaned, errors = clean_values(collection, values, existing=existing, form=form, file_fields=file_fields)
-    errors.update({k: v for k, v in relation_errors(collection, cleaned, actor).items() if k not in errors})
-    if errors:
-        raise ValidationFailed(errors)
+    """:func:`check_record` then :func:`unique_conflicts` (:class:`Conflict`), in one call."""
+    cleaned = check_record(collection, values, actor=actor, existing=existing, form=form, file_fields=file_fields)
     taken = unique_conflicts(collection, cleaned, record_id)
     if taken:
         raise Conflict("A unique value is taken" if len(taken) == 1 else "Unique values are taken", fields=taken)

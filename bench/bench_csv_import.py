@@ -1,6 +1,6 @@
 """CSV import of 50,000 rows: how long it takes, and how long another writer waits meanwhile.
 
-Run: ``.venv/bin/python bench/bench_csv_import.py [--rows 50000] [--batch 500]``
+Run: ``.venv/bin/python bench/bench_csv_import.py [--rows 50000] [--batch 200]``
 
 In a temporary home it imports a generated file twice into an empty
 collection: once as the appliance does (batches of ``--batch`` rows, each a
@@ -102,7 +102,7 @@ def timed_import(home: Path, data: bytes, batch: int) -> tuple[float, int, float
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=50_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args(argv)
     from appliance.db import database, open_database
     from appliance.home import open_instance

@@ -1,6 +1,10 @@
 """The backups tab: the archives with their verification state, back up now (with progress), verify,
 open the folder, and restore — the console confirms with the archive's date and counts, stops the server,
-restores (the core keeps a safety backup), starts it again and shows the result."""
+restores (the core keeps a safety backup), starts it again and shows the result.
+
+A server the console started is started again after the restore; a server that ran on its own (a service,
+a terminal) is not replaced by a console child: the person is told to start it again the way it runs.
+Each wait on the server (to stop, to come back) ends after ``restore_wait_ms`` with a plain message."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -24,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from appliance.backups import MANIFEST, find_backup, list_backups, verify_archive, write_verification
 from appliance.home import Paths
-from console.client import ServerClient, human_bytes, run_in_background
+from console.client import ServerClient, human_bytes, local_time, run_in_background
 from console.supervisor import CRASHED, RUNNING, STOPPED, Supervisor
 from console.tab_support import ServiceTab, describe_error, fill_table, selected_key
 
@@ -40,23 +44,39 @@ def archive_summary(archive: Path) -> dict[str, Any]:
 
 
 def describe_counts(manifest: dict[str, Any]) -> str:
+    """``"1 user, 3 roles, 4 jobs, 2 files"``: what an archive holds, in words (bookkeeping tables left out)."""
     counts = manifest.get("row_counts") or {}
-    interesting = {k: v for k, v in counts.items() if not k.startswith(("migratehistory", "sqlite_")) and v}
-    parts = [f"{count} {table}" for table, count in sorted(interesting.items())]
+    skip = ("migratehistory", "sqlite_", "schema_migration")
+    interesting = {k: v for k, v in counts.items() if not k.startswith(skip) and v}
+    parts = [
+        f"{count} {table.replace('_', ' ')}{'' if count == 1 else 's'}" for table, count in sorted(interesting.items())
+    ]
     files = manifest.get("files")
     if isinstance(files, (list, dict)):
         parts.append(f"{len(files)} files")
     return ", ".join(parts) or "no rows"
 
 
-class BackupsTab(ServiceTab):
-    """``restore_finished(result dict)`` fires after a restore, when the server is back (if it was running)."""
+# How long a restore waits for the server to stop, and to come back, before it says so and gives up waiting.
+RESTORE_WAIT_MS = 120_000
 
+
+class BackupsTab(ServiceTab):
+    """``restore_started(name)`` fires when a restore begins; ``restore_finished(result dict or None)`` when it
+    is over (after the server is back, if the console starts it again); ``None`` when nothing was restored."""
+
+    restore_started = Signal(str)
     restore_finished = Signal(object)
 
     def __init__(self, paths: Paths, client: ServerClient, supervisor: Supervisor, parent: QWidget | None = None):
         super().__init__(paths, client, supervisor, parent)
         self.items: list[dict[str, Any]] = []
+        self.restoring = False
+        self.restore_wait_ms = RESTORE_WAIT_MS
+        self._wait_timer = QTimer(self)
+        self._wait_timer.setSingleShot(True)
+        self._on_wait_over: Any = None
+        self._wait_timer.timeout.connect(self._wait_over)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["Name", "Created", "Size", "Verification", "Kind"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -95,7 +115,13 @@ class BackupsTab(ServiceTab):
     def _show(self, items: list[dict[str, Any]]) -> None:
         self.items = items
         rows = [
-            [i["name"], i["created_at"], human_bytes(i["size"]), i.get("status", i["verified"]), i.get("kind")]
+            [
+                i["name"],
+                local_time(i["created_at"]),
+                human_bytes(i["size"]),
+                i.get("status", i["verified"]),
+                i.get("kind"),
+            ]
             for i in items
         ]
         fill_table(self.table, rows, [i["name"] for i in items])
@@ -156,66 +182,119 @@ class BackupsTab(ServiceTab):
         self._set_busy(True, f"Verifying {name}…")
         run_in_background(work, done, failed, owner=self)
 
+    def _wait(self, on_over: Any) -> None:
+        """Call ``on_over()`` unless :meth:`_stop_waiting` comes first, within ``restore_wait_ms``."""
+        self._on_wait_over = on_over
+        self._wait_timer.start(self.restore_wait_ms)
+
+    def _stop_waiting(self) -> None:
+        self._wait_timer.stop()
+        self._on_wait_over = None
+
+    def _wait_over(self) -> None:
+        on_over, self._on_wait_over = self._on_wait_over, None
+        if on_over is not None:
+            on_over()
+
+    def _end_restore(self, text: str, result: dict | None, *, ok: bool) -> None:
+        self._stop_waiting()
+        self.supervisor.auto_restart = True
+        self.restoring = False
+        self._set_busy(False)
+        self.message.setText(text)
+        self.refresh()
+        (self.done if ok else self.failed).emit(text)
+        self.restore_finished.emit(result)
+
     def restore(self, name: str) -> None:
-        """Stop the server (if it runs), restore ``name``, and start the server again if it was running."""
-        was_running = self.supervisor.state not in (STOPPED, CRASHED)
+        """Stop the server (if it runs), restore ``name``, and start the server again if the console ran it."""
+        if self.restoring:
+            self.message.setText("A restore is already running.")
+            return
+        supervisor = self.supervisor
+        was_running = supervisor.state not in (STOPPED, CRASHED)
+        # A server that runs on its own (a service) is started again the way it runs, not as a console child.
+        restart = was_running and not supervisor.attached
+        self.restoring = True
+        self.restore_started.emit(name)
         self._set_busy(True, f"Restoring {name}: stopping the server…" if was_running else f"Restoring {name}…")
+        seconds = self.restore_wait_ms // 1000
 
         def go(state: str | None = None) -> None:
             if state is not None:
                 if state not in (STOPPED, CRASHED):
                     return
-                self.supervisor.state_changed.disconnect(go)
-            self._restore_now(name, was_running)
+                supervisor.state_changed.disconnect(go)
+                self._stop_waiting()
+            self._restore_now(name, restart=restart, attached=was_running and not restart)
+
+        def did_not_stop() -> None:
+            supervisor.state_changed.disconnect(go)
+            self._end_restore(
+                f"⚠ The server did not stop within {seconds} s, so nothing was restored. "
+                "Stop it (the dashboard shows its state), then restore again.",
+                None,
+                ok=False,
+            )
 
         if was_running:
-            self.supervisor.auto_restart = False
-            self.supervisor.state_changed.connect(go)
-            if not self.supervisor.stop():
-                self.supervisor.state_changed.disconnect(go)
+            supervisor.auto_restart = False
+            supervisor.state_changed.connect(go)
+            if not supervisor.stop():
+                supervisor.state_changed.disconnect(go)
                 go()
+            elif self.restoring and supervisor.state not in (STOPPED, CRASHED):
+                self._wait(did_not_stop)
         else:
             go()
 
-    def _restore_now(self, name: str, restart: bool) -> None:
+    def _restore_now(self, name: str, *, restart: bool, attached: bool) -> None:
         paths = self.paths
         self.message.setText(f"Restoring {name}…")
+        seconds = self.restore_wait_ms // 1000
 
         def work() -> dict:
             from appliance.restore import restore_backup
 
             return restore_backup(paths, find_backup(paths, name))
 
-        def finish(text: str, result: dict | None) -> None:
-            self.message.setText(text)
-            self.supervisor.auto_restart = True
-            self.refresh()
-            if restart:
-                self.message.setText(text + " Starting the server again…")
+        def finish(text: str, result: dict | None, ok: bool) -> None:
+            if not restart:
+                if attached:
+                    text += (
+                        " The server ran on its own (as a service, or from a terminal): start it again the way it "
+                        "was started, for example by starting the service."
+                    )
+                self._end_restore(text, result, ok=ok)
+                return
+            self.message.setText(text + " Starting the server again…")
+            supervisor = self.supervisor
 
-                def started(state: str) -> None:
-                    if state in (RUNNING, CRASHED):
-                        self.supervisor.state_changed.disconnect(started)
-                        self._set_busy(False)
-                        self.message.setText(text + (" The server is running again." if state == RUNNING else ""))
-                        self.restore_finished.emit(result)
+            def started(state: str) -> None:
+                if state in (RUNNING, CRASHED):
+                    supervisor.state_changed.disconnect(started)
+                    back = " The server is running again." if state == RUNNING else " The server did not start again."
+                    self._end_restore(text + back, result, ok=ok)
 
-                self.supervisor.state_changed.connect(started)
-                self.supervisor.start()
-            else:
-                self._set_busy(False)
-                self.restore_finished.emit(result)
+            def did_not_come_back() -> None:
+                supervisor.state_changed.disconnect(started)
+                self._end_restore(
+                    text + f" The server has not come back within {seconds} s; see the dashboard.", result, ok=ok
+                )
+
+            supervisor.state_changed.connect(started)
+            supervisor.auto_restart = True
+            supervisor.start()
+            if self.restoring:
+                self._wait(did_not_come_back)
 
         def done(result: dict) -> None:
             safety = result.get("safety_backup")
             text = f"Restored {result['restored']}." + (f" The state before is kept as {safety}." if safety else "")
-            finish(text, result)
-            self.done.emit(text)
+            finish(text, result, True)
 
         def failed(exc: Exception) -> None:
-            text = f"⚠ The restore was refused, nothing changed: {describe_error(exc)}"
-            finish(text, None)
-            self.failed.emit(text)
+            finish(f"⚠ The restore was refused, nothing changed: {describe_error(exc)}", None, False)
 
         run_in_background(work, done, failed, owner=self)
 
@@ -238,20 +317,32 @@ class BackupsTab(ServiceTab):
     def on_folder_clicked(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.paths.backups_dir)))
 
+    def restore_question(self, name: str) -> str:
+        """The confirmation text: the archive's date (local time), version and what it holds.
+
+        Raises what :func:`find_backup` raises for an unknown name.
+        """
+        manifest = archive_summary(find_backup(self.paths, name))
+        running = self.supervisor.state not in (STOPPED, CRASHED)
+        made = local_time(manifest["created_at"]) if manifest.get("created_at") else "at an unknown date"
+        text = (
+            f"Restore {name}?\n\nMade {made} (version {manifest.get('app_version', '?')}), "
+            f"holding {describe_counts(manifest)}.\n\n"
+            "Everything entered since then is replaced; a safety backup of the current state is made first."
+        )
+        if running and self.supervisor.attached:
+            text += "\nThe server is stopped for the restore; start it again afterwards the way it runs (the service)."
+        elif running:
+            text += "\nThe server is stopped for the restore and started again afterwards."
+        return text
+
     def confirm_restore(self, name: str) -> bool:
         """Ask, naming the archive's date and what it holds."""
         try:
-            manifest = archive_summary(find_backup(self.paths, name))
+            text = self.restore_question(name)
         except Exception as exc:
             self.message.setText(f"⚠ {describe_error(exc)}")
             return False
-        running = self.supervisor.state not in (STOPPED, CRASHED)
-        text = (
-            f"Restore {name}?\n\nMade {manifest.get('created_at', 'at an unknown date')} "
-            f"(version {manifest.get('app_version', '?')}), holding {describe_counts(manifest)}.\n\n"
-            "Everything entered since then is replaced; a safety backup of the current state is made first."
-            + ("\nThe server is stopped for the restore and started again afterwards." if running else "")
-        )
         answer = QMessageBox.warning(
             self, "Restore a backup", text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel
         )

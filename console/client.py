@@ -260,3 +260,21 @@ class StatusPoller(QObject):
             return
         self._busy = False
         self.failed.emit(str(exc))
+
+
+def local_time(value: str | None) -> str:
+    """An ISO time from the server (UTC) in this computer's time zone, ``2026-01-05 13:04``; ``—`` for none.
+
+    A value that is not a time is shown as it is.
+    """
+    import datetime as dt
+
+    if not value:
+        return "—"
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")

@@ -88,26 +88,44 @@ def _alert_text(alert: object) -> str:
     return str(alert)
 
 
-def alerts_from_status(status: dict, now: dt.datetime | None = None) -> list[str]:
-    """Plain-word alerts from a status answer: the server's own, and what the console can tell from it."""
+def _alert_key(alert: object) -> str:
+    """What stays the same while a server alert stays the same (its key, else its row id, else its kind)."""
+    if isinstance(alert, dict):
+        for field in ("key", "id"):
+            if alert.get(field) is not None:
+                return f"server:{field}:{alert[field]}"
+        return f"server:kind:{alert.get('kind')}:{alert.get('subject')}"
+    return f"server:text:{alert}"
+
+
+def keyed_alerts_from_status(status: dict, now: dt.datetime | None = None) -> list[tuple[str, str]]:
+    """The alerts of a status answer as ``(key, text)``: the text may name figures that change from one
+    poll to the next (an age, free space); the key does not, so a notification is sent once per alert."""
     now = now or dt.datetime.now(dt.UTC)
-    alerts = [_alert_text(a) for a in status.get("alerts", []) or []]
+    alerts = [(_alert_key(a), _alert_text(a)) for a in status.get("alerts", []) or []]
     last = last_backup_of(status)
     if last is not None:
         if last.get("verified") is False:
-            alerts.append(f"The last backup ({last.get('name', '?')}) failed its verification.")
+            name = last.get("name", "?")
+            alerts.append((f"backup-unverified:{name}", f"The last backup ({name}) failed its verification."))
         created = _parse_time(last.get("created_at"))
         if created is not None and (now - created).total_seconds() > 26 * 3600:
-            alerts.append(f"The last backup is {human_duration((now - created).total_seconds())} old.")
+            age = human_duration((now - created).total_seconds())
+            alerts.append((f"backup-old:{last.get('name', '?')}", f"The last backup is {age} old."))
     disk = status.get("disk") or {}
     free = disk.get("free_bytes")
     if free is not None and free < 500 * 1024 * 1024:
-        alerts.append(f"Only {human_bytes(free)} of disk space is left for the appliance's home.")
+        alerts.append(("disk-low", f"Only {human_bytes(free)} of disk space is left for the appliance's home."))
     return alerts
 
 
-def missed_run_alerts(jobs: list[dict], now: dt.datetime | None = None) -> list[str]:
-    """While the server is off: every enabled job whose planned run has passed, in plain words."""
+def alerts_from_status(status: dict, now: dt.datetime | None = None) -> list[str]:
+    """Plain-word alerts from a status answer: the server's own, and what the console can tell from it."""
+    return [text for _key, text in keyed_alerts_from_status(status, now)]
+
+
+def keyed_missed_run_alerts(jobs: list[dict], now: dt.datetime | None = None) -> list[tuple[str, str]]:
+    """While the server is off: every enabled job whose planned run has passed, as ``(key, text)``."""
     now = now or dt.datetime.now(dt.UTC)
     alerts = []
     for job in jobs:
@@ -117,8 +135,15 @@ def missed_run_alerts(jobs: list[dict], now: dt.datetime | None = None) -> list[
         local = due.astimezone()
         when = local.strftime("%H:%M") if local.date() == now.astimezone().date() else local.strftime("%a %d %b %H:%M")
         what = "The nightly backup" if job.get("name") == "backup" else f"The '{job.get('name')}' job"
-        alerts.append(f"{what} did not run: the server was off at {when}.")
+        alerts.append(
+            (f"missed:{job.get('name')}:{job.get('next_run')}", f"{what} did not run: the server was off at {when}.")
+        )
     return alerts
+
+
+def missed_run_alerts(jobs: list[dict], now: dt.datetime | None = None) -> list[str]:
+    """While the server is off: every enabled job whose planned run has passed, in plain words."""
+    return [text for _key, text in keyed_missed_run_alerts(jobs, now)]
 
 
 class DashboardTab(QWidget):
@@ -204,6 +229,8 @@ class DashboardTab(QWidget):
         self._alerts: list[str] = []
         self._event_alerts: list[str] = []
         self._offline_alerts: list[str] = []
+        self._offline_keyed: list[tuple[str, str]] = []
+        self.restore_running = False
         self.set_state(STOPPED, None)
 
     # --- updates from the window -----------------------------------------
@@ -216,7 +243,11 @@ class DashboardTab(QWidget):
         self.url_label.setText(self.url or NOT_AVAILABLE)
         self.open_button.setEnabled(bool(self.url))
         self.copy_button.setEnabled(bool(self.url))
-        self.start_button.setEnabled(state in (STOPPED, CRASHED))
+        # A restore holds the home's lock: a server started now would only be refused.
+        self.start_button.setEnabled(state in (STOPPED, CRASHED) and not self.restore_running)
+        self.start_button.setToolTip(
+            "A restore is running; the server can start when it is done." if self.restore_running else ""
+        )
         self.stop_button.setEnabled(state in (RUNNING, STARTING, UNREACHABLE, CRASHED))
         self.restart_button.setEnabled(state in (RUNNING, UNREACHABLE, CRASHED))
         if info:
@@ -226,6 +257,12 @@ class DashboardTab(QWidget):
         if state in (STOPPED, CRASHED):
             self.figures["uptime"].setText(NOT_AVAILABLE)
             self.show_offline_figures()
+
+    def set_restore_running(self, running: bool) -> None:
+        """A restore started or ended: Start waits for it."""
+        self.restore_running = running
+        self.start_button.setEnabled(self.state in (STOPPED, CRASHED) and not running)
+        self.start_button.setToolTip("A restore is running; the server can start when it is done." if running else "")
 
     def show_offline_figures(self) -> None:
         """What the console can tell without a server: database size and free disk, read from the home."""
@@ -262,10 +299,10 @@ class DashboardTab(QWidget):
         self._offline_alerts = []
         self._render_alerts()
 
-    def show_offline_state(self, last_backup: dict | None, jobs: list[dict] | None) -> list[str]:
+    def show_offline_state(self, last_backup: dict | None, jobs: list[dict] | None) -> list[tuple[str, str]]:
         """While the server is stopped: the last backup and next job read from the home, and missed runs.
 
-        Returns the missed-run alerts now shown.
+        Returns the missed-run alerts now shown, as ``(key, text)``.
         """
         if last_backup is not None:
             verified = {True: "verified", False: "NOT verified"}.get(last_backup.get("verified"), "not checked")
@@ -275,10 +312,11 @@ class DashboardTab(QWidget):
             self.figures["next_job"].setText(
                 f"{due[0]['name']} {describe_age(due[0]['next_run'])} (when the server runs)" if due else NOT_AVAILABLE
             )
-            self._offline_alerts = missed_run_alerts(jobs)
+            self._offline_keyed = keyed_missed_run_alerts(jobs)
+            self._offline_alerts = [text for _key, text in self._offline_keyed]
             self._alerts = []
             self._render_alerts()
-        return list(self._offline_alerts)
+        return list(self._offline_keyed)
 
     def add_event_alert(self, text: str) -> None:
         """An alert the console itself raised (a crash, a refused start); kept until the server runs again."""

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from appliance.home import Paths
 from appliance.schedules import schedule_problem
-from console.client import ServerClient
+from console.client import ServerClient, local_time
 from console.dashboard import describe_age
 from console.supervisor import Supervisor
 from console.tab_support import ServiceTab, fill_table, selected_key
@@ -66,7 +66,7 @@ class JobsTab(ServiceTab):
             ensure_jobs(instance.settings)
             return job_items()
 
-        self.perform(online, offline, self._show)
+        self.perform(online, offline, self._show, deferrable=True)
 
     def _show(self, jobs: list[dict[str, Any]]) -> None:
         self.jobs = jobs
@@ -145,12 +145,13 @@ class JobsTab(ServiceTab):
         def done(runs: list[dict]) -> None:
             self.runs = runs
             rows = [
-                [r["started_at"], r["trigger"], r["outcome"], r.get("duration_seconds"), r.get("message")] for r in runs
+                [local_time(r["started_at"]), r["trigger"], r["outcome"], r.get("duration_seconds"), r.get("message")]
+                for r in runs
             ]
             fill_table(self.history, rows, [r["id"] for r in runs])
             return None
 
-        self.perform(online, offline, done)
+        self.perform(online, offline, done, deferrable=True)
 
     # --- buttons ----------------------------------------------------------------------
 

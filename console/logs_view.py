@@ -177,14 +177,28 @@ class LogModel(QAbstractTableModel):
         self.endResetModel()
 
     def append(self, lines: list[LogLine]) -> None:
+        """Add new lines at the end; the oldest kept lines fall out beyond ``max_lines``.
+
+        Only the rows that change are announced (rows removed at the top, rows inserted at the end), so the
+        view keeps its selection and scroll position: no model reset, however full the buffer.
+        """
         if not lines:
             return
-        overflow = len(self.lines) + len(lines) - (self.lines.maxlen or 0)
-        self.lines.extend(lines)
-        if overflow > 0:
-            # The oldest kept lines fell out: rebuild the shown list (rare: once per MAX_LINES).
+        limit = self.lines.maxlen or 0
+        if len(lines) >= limit:
+            # Everything kept so far falls out: nothing of the view can be kept either.
+            self.lines.extend(lines)
             self.set_filter()
             return
+        overflow = max(0, len(self.lines) + len(lines) - limit)
+        if overflow:
+            # The shown rows are in the kept lines' order: those that fall out are a prefix of them.
+            dropped = sum(1 for index in range(overflow) if self._passes(self.lines[index]))
+            if dropped:
+                self.beginRemoveRows(QModelIndex(), 0, dropped - 1)
+                del self.shown[:dropped]
+                self.endRemoveRows()
+        self.lines.extend(lines)
         new = [line for line in lines if self._passes(line)]
         if new:
             start = len(self.shown)

@@ -2,7 +2,13 @@
 
 Nothing is written unless every changed value passes; the tab then says
 which of the changes need a server restart and offers it. Opening the bind
-address to the network shows a warning before saving.
+address to the network shows a warning before saving. Each field has a label
+in words and its help shown under it; a setting with fixed choices is a
+drop-down of the values the registry accepts.
+
+``backup_schedule`` is not shown: it only seeds the 'backup' job when that job
+is first created, so editing it later would change nothing. The job's real
+schedule is edited in the Jobs tab; the backups section says so and links there.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -30,6 +37,10 @@ from console.client import run_in_background
 from console.supervisor import RUNNING, STARTING, UNREACHABLE, Supervisor
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Settings this form leaves out, with why: see the module's docstring.
+HIDDEN = {"backup_schedule"}
+# Words the labels write in capitals.
+ACRONYMS = {"smtp": "SMTP", "url": "URL", "ms": "ms", "mb": "MB", "kib": "KiB", "tls": "TLS", "api": "API"}
 # The sections shown first, in this order; the rest follow as declared.
 FIRST_SECTIONS = ("server", "mail", "backups")
 
@@ -50,6 +61,18 @@ def parse_text(setting: Setting, text: str) -> Any:
     return parse_value(setting, raw, "the form")
 
 
+def setting_label(name: str) -> str:
+    """``smtp_timeout_seconds`` -> ``"SMTP timeout seconds"``: a setting's name as words."""
+    words = [ACRONYMS.get(word, word) for word in name.split("_")]
+    first = words[0] if words[0] in ACRONYMS.values() else words[0].capitalize()
+    return " ".join([first, *words[1:]])
+
+
+def setting_choices(setting: Setting) -> tuple[str, ...]:
+    """The values a setting with fixed choices accepts (from its registry check), or ``()``."""
+    return tuple(getattr(setting.check, "choices", ()) or ())
+
+
 def network_warning(host: str) -> str | None:
     """The warning for a bind address that serves more than this machine, or ``None``."""
     if host.strip() in LOOPBACK:
@@ -64,13 +87,14 @@ class SettingsTab(QWidget):
     """The form; ``restart_requested`` asks the window to restart the server."""
 
     restart_requested = Signal()
+    jobs_tab_requested = Signal()
     saved = Signal(list)
 
     def __init__(self, paths: Paths, supervisor: Supervisor | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.paths = paths
         self.supervisor = supervisor
-        self.editors: dict[str, QLineEdit | QCheckBox] = {}
+        self.editors: dict[str, QLineEdit | QCheckBox | QComboBox] = {}
         self.errors: dict[str, QLabel] = {}
         self.values: dict[str, Any] = {}
         self.sources: dict[str, str] = {}
@@ -84,11 +108,14 @@ class SettingsTab(QWidget):
             box = QGroupBox(section.capitalize())
             form = QFormLayout(box)
             for setting in settings.values():
-                if setting.section != section:
+                if setting.section != section or setting.name in HIDDEN:
                     continue
-                editor: QLineEdit | QCheckBox
+                editor: QLineEdit | QCheckBox | QComboBox
                 if setting.type is bool:
                     editor = QCheckBox()
+                elif setting_choices(setting):
+                    editor = QComboBox()
+                    editor.addItems(list(setting_choices(setting)))
                 else:
                     editor = QLineEdit()
                     if setting.secret:
@@ -101,11 +128,17 @@ class SettingsTab(QWidget):
                 error.setStyleSheet("color: #c62828;")
                 error.setWordWrap(True)
                 error.hide()
+                help_label = QLabel(tip)
+                help_label.setObjectName(f"{setting.name}-help")
+                help_label.setWordWrap(True)
+                help_label.setStyleSheet("color: #616161; font-size: 9pt;")
                 cell = QVBoxLayout()
+                cell.setSpacing(2)
                 cell.addWidget(editor)
+                cell.addWidget(help_label)
                 cell.addWidget(error)
-                label = QLabel(setting.name.replace("_", " ") + (" *" if setting.restart else ""))
-                label.setToolTip(tip)
+                label = QLabel(setting_label(setting.name) + (" *" if setting.restart else ""))
+                label.setToolTip(setting.name)
                 form.addRow(label, cell)
                 self.editors[setting.name] = editor
                 self.errors[setting.name] = error
@@ -115,6 +148,16 @@ class SettingsTab(QWidget):
                 self.host_warning.setStyleSheet("color: #ef6c00;")
                 self.host_warning.hide()
                 form.addRow(self.host_warning)
+            if section == "backups":
+                jobs_note = QLabel(
+                    "When backups run is the schedule of the 'backup' job: change it in the Jobs tab "
+                    "(select 'backup', then Edit schedule…)."
+                )
+                jobs_note.setObjectName("backup-schedule-note")
+                jobs_note.setWordWrap(True)
+                self.jobs_button = QPushButton("Open the Jobs tab")
+                self.jobs_button.clicked.connect(self.jobs_tab_requested)
+                form.insertRow(0, jobs_note, self.jobs_button)
             if section == "mail":
                 self.test_mail_button = QPushButton("Send test email")
                 self.test_mail_button.setToolTip("Sends with the saved settings: save your changes first.")
@@ -166,6 +209,11 @@ class SettingsTab(QWidget):
             value = self.values.get(name)
             if isinstance(editor, QCheckBox):
                 editor.setChecked(bool(value))
+            elif isinstance(editor, QComboBox):
+                text = "" if value is None else str(value)
+                if editor.findText(text) < 0:
+                    editor.addItem(text)  # a value the file holds is shown as it is, even if refused
+                editor.setCurrentText(text)
             else:
                 editor.setText("" if value is None else str(value))
             self.errors[name].hide()
@@ -183,7 +231,12 @@ class SettingsTab(QWidget):
                 continue
             setting = settings[name]
             try:
-                value = editor.isChecked() if isinstance(editor, QCheckBox) else parse_text(setting, editor.text())
+                if isinstance(editor, QCheckBox):
+                    value = editor.isChecked()
+                elif isinstance(editor, QComboBox):
+                    value = parse_text(setting, editor.currentText())
+                else:
+                    value = parse_text(setting, editor.text())
             except SettingsError as exc:
                 problems[name] = exc.message.replace("setting '" + name + "' from the form: ", "")
                 continue

@@ -133,7 +133,9 @@ class Supervisor(QObject):
             if info and info.get("pid") == pid:
                 self._set_info(info)
                 self._remember_workers(pid)
-                if self.state in (STARTING, UNREACHABLE, CRASHED):
+                # UNREACHABLE is the status poller's verdict, undone only by mark_reachable: the run
+                # files say the child lives, not that it answers.
+                if self.state in (STARTING, CRASHED):
                     self._set_state(RUNNING)
                     if self.restarts and now - self._started_at > STABLE_SECONDS:
                         self.restarts = 0
@@ -149,12 +151,16 @@ class Supervisor(QObject):
                 self._spawn()
             return self.state
         if info:
-            if not self.attached or self.state != RUNNING:
+            if not self.attached or self._is_another_server(info):
                 self._attach(info)
             else:
+                # The same server as before: a stop it was asked for (STOPPING) or the poller's
+                # UNREACHABLE stays as it is until the server goes or answers again.
                 self._set_info(info)
+                if self.state in (STARTING, CRASHED):
+                    self._set_state(RUNNING)
         elif self.attached or self.state in (RUNNING, UNREACHABLE, STOPPING):
-            if self.attached and self.state == RUNNING and not self._stop_requested:
+            if self.attached and self.state in (RUNNING, UNREACHABLE) and not self._stop_requested:
                 self.event.emit("The server this console was attached to has stopped.")
             self.attached = False
             self._stop_requested = False
@@ -162,7 +168,14 @@ class Supervisor(QObject):
             self._set_state(STOPPED)
         return self.state
 
+    def _is_another_server(self, info: dict) -> bool:
+        """Whether ``info`` names another process than the one attached to (the old one went, a new one came)."""
+        known = (self.info or {}).get("pid")
+        return info.get("pid") is not None and known is not None and info.get("pid") != known
+
     def _attach(self, info: dict) -> None:
+        # A stop asked of the previous server is done: this is another one.
+        self._stop_requested = False
         self.attached = True
         self._set_info(info)
         self._set_state(RUNNING)
@@ -192,6 +205,11 @@ class Supervisor(QObject):
         info = _read_info(self.paths)
         if info:
             self._attach(info)
+            return False
+        if info is not None:
+            # The home's lock is held but no server describes itself: a restore (or a server still
+            # starting) owns the home; a child started now would only be refused.
+            self.event.emit("The home is busy (a restore, or a server starting): try again in a moment.")
             return False
         self.restarts = 0
         self.restart_at = None
@@ -264,16 +282,6 @@ class Supervisor(QObject):
         if self._stop_requested and self.owns_child:
             self.event.emit("The server did not stop in time; killing it.")
             self.process.kill()
-
-    def detach(self) -> None:
-        """Leave a child running on its own when the console quits (it keeps the home's lock and port)."""
-        self._timer.stop()
-        if self.process is not None:
-            self.process.finished.disconnect(self.on_finished)
-            self.process.readyReadStandardOutput.disconnect(self.on_ready_read)
-            # QProcess kills its child on destruction; a detached copy would be a
-            # new process, so the caller keeps the console process alive instead
-            # (tray) or starts the server through the service. See app.py.
 
     # --- the child's signals -------------------------------------------------
 

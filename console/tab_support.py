@@ -40,6 +40,9 @@ class ServiceTab(QWidget):
         self.client = client
         self.supervisor = supervisor
         self.busy = 0
+        # While a restore swaps the database (see hold()), offline work waits or is refused.
+        self.held = False
+        self._deferred: dict[str, Callable[[], None]] = {}
         self.message = QLabel()
         self.message.setObjectName("message")
         self.message.setWordWrap(True)
@@ -57,10 +60,29 @@ class ServiceTab(QWidget):
         *,
         use_offline: bool | None = None,
         on_error: Callable[[str], None] | None = None,
+        deferrable: bool = False,
     ) -> None:
-        """Run the online or the offline form in the background; ``on_done(result)`` returns the message to show."""
+        """Run the online or the offline form in the background; ``on_done(result)`` returns the message to show.
+
+        While the tab is held (a restore swaps the database), offline work does not touch the database: a
+        ``deferrable`` read (a refresh) runs once the hold ends, anything else is refused in plain words.
+        """
         go_online = self.online if use_offline is None else not use_offline
         client, paths = self.client, self.paths
+        if not go_online and self.held:
+            if deferrable:
+                again = lambda: self.perform(  # noqa: E731
+                    online, offline, on_done, use_offline=use_offline, on_error=on_error, deferrable=True
+                )
+                # One of each kind waits (the newest): two refreshes queued are one refresh later.
+                self._deferred[getattr(offline, "__qualname__", repr(offline))] = again
+                return
+            text = "A restore is running; try again when it is done."
+            self.message.setText(f"⚠ {text}")
+            if on_error is not None:
+                on_error(text)
+            self.failed.emit(text)
+            return
 
         def work() -> Any:
             if go_online:
@@ -85,6 +107,14 @@ class ServiceTab(QWidget):
 
         self.busy += 1
         run_in_background(work, finished, refused, owner=self)
+
+    def hold(self, held: bool) -> None:
+        """Hold offline work while a restore runs; on release, run the reads that waited (each kind once)."""
+        self.held = held
+        if not held:
+            waiting, self._deferred = self._deferred, {}
+            for again in waiting.values():
+                again()
 
     def on_server_state_changed(self, state: str) -> None:
         """Reload when the server comes or goes (the source of truth changes with it)."""

@@ -16,6 +16,8 @@ from PySide6.QtCore import QDateTime, QPointF, Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from appliance.metrics import bucket_percentile
+
 WINDOW_SECONDS = 3600
 
 
@@ -62,16 +64,7 @@ def interval_between(before: Sample, after: Sample) -> Interval | None:
         return None
     errors = max(0, after.errors - before.errors)
     deltas = [b - a for a, b in zip(before.buckets, after.buckets, strict=True)]
-    p95 = None
-    total = sum(deltas)
-    if total > 0 and after.bounds:
-        target = 0.95 * total
-        seen = 0
-        for index, count in enumerate(deltas):
-            seen += count
-            if seen >= target:
-                p95 = float(after.bounds[index]) if index < len(after.bounds) else float(after.bounds[-1]) * 2
-                break
+    p95 = bucket_percentile(deltas, 0.95, after.bounds)
     return Interval(
         wall=after.wall,
         requests_per_second=requests / seconds,
@@ -102,10 +95,14 @@ class _Chart:
         self.view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.view.setMinimumHeight(160)
 
-    def show(self, points: list[tuple[float, float]], now: float) -> None:
+    def show(self, points: list[tuple[float, float]], now: float, since: float | None = None) -> None:
+        """Draw ``points`` (epoch seconds, value); the x axis spans the data seen (``since`` .. ``now``),
+        at most the last hour, so a few minutes of data are not squeezed into the right edge."""
         self.series.replace([QPointF(wall * 1000.0, value) for wall, value in points])
+        start = now - WINDOW_SECONDS if since is None else max(now - WINDOW_SECONDS, min(since, now - 60))
+        self.x_axis.setFormat("HH:mm" if now - start > 600 else "HH:mm:ss")
         self.x_axis.setRange(
-            QDateTime.fromMSecsSinceEpoch(int((now - WINDOW_SECONDS) * 1000)),
+            QDateTime.fromMSecsSinceEpoch(int(start * 1000)),
             QDateTime.fromMSecsSinceEpoch(int(now * 1000)),
         )
         top = max((value for _, value in points), default=0.0)
@@ -154,6 +151,7 @@ class TrafficTab(QWidget):
 
     def _redraw(self, now: float) -> None:
         items = list(self.intervals)
-        self.rate_chart.show([(i.wall, i.requests_per_second) for i in items], now)
-        self.latency_chart.show([(i.wall, i.p95_ms) for i in items if i.p95_ms is not None], now)
-        self.error_chart.show([(i.wall, i.error_rate) for i in items], now)
+        since = items[0].wall if items else None
+        self.rate_chart.show([(i.wall, i.requests_per_second) for i in items], now, since)
+        self.latency_chart.show([(i.wall, i.p95_ms) for i in items if i.p95_ms is not None], now, since)
+        self.error_chart.show([(i.wall, i.error_rate) for i in items], now, since)

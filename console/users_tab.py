@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QInputDialog,
     QLineEdit,
     QMessageBox,
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from appliance.home import Paths
-from console.client import ServerClient
+from console.client import ServerClient, local_time
 from console.supervisor import Supervisor
 from console.tab_support import ServiceTab, fill_table, selected_key
 
@@ -68,7 +69,9 @@ class UsersTab(ServiceTab):
         self.table.setHorizontalHeaderLabels(["Email", "Name", "Role", "Active", "Created", "Id"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # The email column takes the spare width (the id column stays narrow).
+        self.table.horizontalHeader().setStretchLastSection(False)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         buttons = QHBoxLayout()
         self.buttons: dict[str, QPushButton] = {}
         for key, title, slot in (
@@ -104,13 +107,20 @@ class UsersTab(ServiceTab):
 
             return [serialize_user(u) for u in list_users()], [r.name for r in list_roles()]
 
-        self.perform(online, offline, self._show)
+        self.perform(online, offline, self._show, deferrable=True)
 
     def _show(self, result: tuple[list[dict], list[str]]) -> str | None:
         self.users, roles = result
         self.roles = roles or list(ROLES)
         rows = [
-            [u["email"], u["name"], u["role"], "yes" if u["active"] else "disabled", u.get("created_at"), u["id"]]
+            [
+                u["email"],
+                u["name"],
+                u["role"],
+                "yes" if u["active"] else "disabled",
+                local_time(u.get("created_at")),
+                u["id"],
+            ]
             for u in self.users
         ]
         fill_table(self.table, rows, [u["id"] for u in self.users])
@@ -181,14 +191,19 @@ class UsersTab(ServiceTab):
         self.perform(online, offline, done)
 
     def sign_out_everywhere(self, user_id: int) -> None:
-        # The API offers this only for the caller (/api/me/sign-out-everywhere), so the console asks
-        # the core directly, online or not: the server reads session versions from the database.
+        """End every session of the user: through the server's admin API while it runs (so its audit names
+        the console), through the core while it is stopped."""
+
+        def online(client: ServerClient) -> dict:
+            client.call("POST", f"/api/users/{user_id}/sign-out-everywhere", {})
+            return client.call("GET", f"/api/users/{user_id}")
+
         def offline(_instance: Any) -> dict:
             from appliance.users import serialize_user, sign_out_everywhere
 
-            return serialize_user(sign_out_everywhere(user_id))
+            return serialize_user(sign_out_everywhere(user_id, actor="console"))
 
-        self.perform(lambda _c: None, offline, lambda u: f"{u['email']} was signed out everywhere.", use_offline=True)
+        self.perform(online, offline, lambda u: f"{u['email']} was signed out everywhere.")
 
     def _show_password(self, email: str, password: str) -> None:
         """Show the password once, in a box that is not kept: it is never written anywhere."""

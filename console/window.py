@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QSystemTrayIcon, QTabWidget, QWidget
 
 from appliance.home import Paths
 from console.backups_tab import BackupsTab
 from console.client import ServerClient, StatusPoller
-from console.dashboard import DashboardTab, alerts_from_status
+from console.dashboard import DashboardTab, keyed_alerts_from_status
 from console.jobs_tab import JobsTab
 from console.logs_view import LogsTab
 from console.settings_tab import SettingsTab
@@ -20,6 +22,9 @@ from console.users_tab import UsersTab
 
 # The status poller's failures in a row before a running server is called unreachable.
 UNREACHABLE_AFTER = 2
+
+# Alerts already notified, by key; the oldest are forgotten past this many.
+SEEN_ALERTS_MAX = 200
 
 KEEP = "keep"
 STOP = "stop"
@@ -53,7 +58,7 @@ class MainWindow(QMainWindow):
         # Standalone (run_console): closing for good quits the application; tests keep their QApplication.
         self.standalone = standalone
         self._failures = 0
-        self._seen_alerts: set[str] = set()
+        self._seen_alerts: OrderedDict[str, None] = OrderedDict()
         self.last_status: dict | None = None
 
         self.dashboard = DashboardTab(paths)
@@ -93,8 +98,11 @@ class MainWindow(QMainWindow):
         self.tray.open_console_requested.connect(self.bring_to_front)
         self.tray.quit_requested.connect(self.on_quit_requested)
         self.settings.restart_requested.connect(self.on_restart_requested)
+        self.settings.jobs_tab_requested.connect(lambda: self.tabs.setCurrentWidget(self.jobs))
         self.jobs.loaded.connect(self.on_jobs_loaded)
         self.backups.loaded.connect(self.on_backups_loaded)
+        self.backups.restore_started.connect(self.on_restore_started)
+        self.backups.restore_finished.connect(self.on_restore_finished)
         self._offline_jobs: list[dict] | None = None
         self._offline_backup: dict | None = None
         # While the server is off, the home is read again now and then (missed runs, new archives).
@@ -126,6 +134,8 @@ class MainWindow(QMainWindow):
     def on_state_changed(self, state: str) -> None:
         self.dashboard.set_state(state, self.supervisor.info)
         self.tray.set_state(state)
+        if self.backups.restoring:
+            self.tray.start_action.setEnabled(False)  # a restore holds the home: Start waits for it
         self.statusBar().showMessage(f"Server: {state}")
         if state == RUNNING:
             self._failures = 0
@@ -156,10 +166,35 @@ class MainWindow(QMainWindow):
             self._show_offline()
 
     def _show_offline(self) -> None:
-        for alert in self.dashboard.show_offline_state(self._offline_backup, self._offline_jobs):
-            if alert not in self._seen_alerts:
-                self._seen_alerts.add(alert)
-                self.tray.notify("Office Appliance", alert)
+        for key, alert in self.dashboard.show_offline_state(self._offline_backup, self._offline_jobs):
+            self._notify_once(key, alert)
+
+    def _notify_once(self, key: str, text: str) -> None:
+        """Notify an alert the first time its key is seen: its text may change (an age, free space), its key not."""
+        if key in self._seen_alerts:
+            self._seen_alerts.move_to_end(key)
+            return
+        self._seen_alerts[key] = None
+        while len(self._seen_alerts) > SEEN_ALERTS_MAX:
+            self._seen_alerts.popitem(last=False)
+        self.tray.notify("Office Appliance", text)
+
+    # --- restore -----------------------------------------------------------------
+
+    def on_restore_started(self, _name: str) -> None:
+        """The database is about to be swapped: offline reads wait, and the server cannot be started."""
+        self.dashboard.set_restore_running(True)
+        self.tray.start_action.setEnabled(False)
+        for tab in (self.users, self.jobs):
+            tab.hold(True)
+
+    def on_restore_finished(self, _result: object) -> None:
+        """The users and jobs now shown may be those from before the restore: read them again."""
+        self.dashboard.set_restore_running(False)
+        self.tray.set_state(self.supervisor.state)
+        for tab in (self.users, self.jobs):
+            tab.refresh()  # while still held: it waits, and runs once below (not twice)
+            tab.hold(False)
 
     def on_info_changed(self, info: dict | None) -> None:
         self.client.refresh(info)
@@ -180,10 +215,8 @@ class MainWindow(QMainWindow):
         self.supervisor.mark_reachable(True)
         self.dashboard.show_status(status)
         self.traffic.add_status(status)
-        for alert in alerts_from_status(status):
-            if alert not in self._seen_alerts:
-                self._seen_alerts.add(alert)
-                self.tray.notify("Office Appliance", alert)
+        for key, alert in keyed_alerts_from_status(status):
+            self._notify_once(key, alert)
         self.status_received.emit(status)
 
     def on_status_failed(self, reason: str) -> None:
@@ -195,6 +228,9 @@ class MainWindow(QMainWindow):
     # --- commands --------------------------------------------------------------
 
     def on_start_requested(self) -> None:
+        if self.backups.restoring:
+            self.statusBar().showMessage("A restore is running; the server can start when it is done.", 10_000)
+            return
         self.dashboard.clear_event_alerts()
         self.supervisor.start()
 
@@ -276,6 +312,15 @@ class MainWindow(QMainWindow):
         if self.supervisor.owns_child:
             # The child lives as long as this process: hide to the tray instead of quitting.
             event.ignore()
+            if not QSystemTrayIcon.isSystemTrayAvailable():
+                # No tray to come back from: a hidden window would be an invisible process. Minimise instead.
+                self.showMinimized()
+                self.statusBar().showMessage(
+                    "There is no system tray here, so the console was minimised: the server runs as long as "
+                    "this window stays open (minimised).",
+                    30_000,
+                )
+                return
             self.hide()
             self.tray.notify("Office Appliance", "The server keeps running; the console is in the tray.", False)
             return

@@ -1,12 +1,19 @@
 """The first-run wizard: a new home gets its port (checked free), its first admin, optionally the starter
-collections, and then the console starts the server."""
+collections, and then the console starts the server.
+
+The slow steps (hashing the admin's password, loading the starter collections) run off the GUI thread: the
+page's Next starts them and refuses for now; when they end well, the page moves on by itself. Back then Next
+on the admin page does not create the admin twice: it keeps (or updates) the one it made."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
@@ -22,10 +29,14 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from appliance.demo import load_starter_collections
 from appliance.errors import ApplianceError
 from appliance.home import Paths, init_home, open_instance
 from appliance.server import port_holder
 from appliance.settings import load_settings, write_settings
+from console.client import run_in_background
+from console.offline import offline_database
+from console.tab_support import describe_error
 
 
 def port_problem(port: int, host: str = "127.0.0.1") -> str | None:
@@ -53,20 +64,6 @@ def prepare_home(home: Path) -> None:
     db = open_database(open_instance(home))
     with db.connection_context():
         apply_migrations(db)
-
-
-def starter_loader():
-    """The core's loader of the starter collections, or ``None`` when this version has none."""
-    for module_name, name in (
-        ("appliance.demo", "load_starter_collections"),
-        ("appliance.collections", "load_starter_collections"),
-    ):
-        with contextlib.suppress(ImportError):
-            module = __import__(module_name, fromlist=[name])
-            loader = getattr(module, name, None)
-            if loader is not None:
-                return loader
-    return None
 
 
 class _ErrorLabel(QLabel):
@@ -126,10 +123,64 @@ class PortPage(QWizardPage):
         return True
 
 
-class AdminPage(QWizardPage):
+class _BackgroundPage(QWizardPage):
+    """A page whose Next runs slow work off the GUI thread, then moves on by itself when it succeeded."""
+
     def __init__(self, wizard: FirstRunWizard):
         super().__init__()
         self.owner = wizard
+        self.working = False
+        self._passed = False
+        self.error = _ErrorLabel()
+        self.progress = QLabel()
+        self.progress.setObjectName("progress")
+        self.progress.hide()
+
+    def _run(self, text: str, work: Callable[[], Any], on_done: Callable[[Any], None]) -> bool:
+        """Start ``work``; ``on_done(result)`` then Next again (it passes). Returns ``False`` (not yet)."""
+        self.working = True
+        self.error.say("")
+        self.progress.setText(text)
+        self.progress.show()
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+
+        def done(result: Any) -> None:
+            self._finish()
+            on_done(result)
+            if self.owner.currentPage() is self:  # not if the person went Back meanwhile
+                self._passed = True
+                self.owner.next()
+
+        def failed(exc: Exception) -> None:
+            self._finish()
+            if isinstance(exc, ApplianceError):
+                details = "; ".join(f"{field}: {text}" for field, text in exc.fields.items())
+                self.error.say(exc.message + (f" — {details}" if details else ""))
+            else:
+                self.error.say(describe_error(exc))
+
+        run_in_background(work, done, failed, owner=self)
+        return False
+
+    def _finish(self) -> None:
+        self.working = False
+        self.progress.hide()
+        QGuiApplication.restoreOverrideCursor()
+
+    def _take_pass(self) -> bool:
+        """Whether the work just ended well (Next was pressed again by the page itself)."""
+        passed, self._passed = self._passed, False
+        return passed
+
+
+def _fingerprint(email: str, name: str, password: str) -> tuple[str, str, str]:
+    """What the admin page entered, to tell whether it changed since the admin was created (no password kept)."""
+    return email.strip().lower(), name, hashlib.sha256(password.encode()).hexdigest()
+
+
+class AdminPage(_BackgroundPage):
+    def __init__(self, wizard: FirstRunWizard):
+        super().__init__(wizard)
         self.setTitle("The first administrator")
         self.setSubTitle("This account signs in to the web pages and can add everyone else.")
         self.email = QLineEdit()
@@ -145,67 +196,81 @@ class AdminPage(QWizardPage):
             (self.confirm, "confirm"),
         ):
             editor.setObjectName(name)
-        self.error = _ErrorLabel()
+        # The admin this page made (Back then Next keeps or updates it) and what was entered for it.
+        self.user_id: int | None = None
+        self.created: tuple[str, str, str] | None = None
         form = QFormLayout(self)
         form.addRow("Email:", self.email)
         form.addRow("Name:", self.name)
         form.addRow("Password:", self.password)
         form.addRow("Password again:", self.confirm)
+        form.addRow(self.progress)
         form.addRow(self.error)
 
     def validatePage(self) -> bool:
+        if self._take_pass():
+            return True
+        if self.working:
+            return False
         if self.password.text() != self.confirm.text():
             self.error.say("The two passwords differ.")
             return False
-        try:
-            from appliance.users import create_user
-            from console.offline import offline_database
-        except ImportError:
-            self.error.say("This version cannot create users yet.")
-            return False
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            with offline_database(self.owner.paths):
-                user = create_user(self.email.text(), self.name.text(), "admin", self.password.text(), actor=None)
-        except ApplianceError as exc:
-            details = "; ".join(f"{field}: {text}" for field, text in exc.fields.items())
-            self.error.say(f"{exc.message}" + (f" — {details}" if details else ""))
-            return False
-        finally:
-            QGuiApplication.restoreOverrideCursor()
-        self.owner.admin_email = user.email
-        self.error.say("")
-        return True
+        entered = _fingerprint(self.email.text(), self.name.text(), self.password.text())
+        if self.created == entered:
+            self.error.say("")
+            return True  # back, then next again with nothing changed: the admin exists already
+        paths, user_id, created = self.owner.paths, self.user_id, self.created
+        email, name, password = self.email.text(), self.name.text(), self.password.text()
+
+        def work() -> tuple[int, str]:
+            from appliance.users import create_user, set_password, update_user
+
+            with offline_database(paths):
+                if user_id is None:
+                    user = create_user(email, name, "admin", password, actor=None)
+                else:
+                    user = update_user(user_id, {"email": email, "name": name})
+                    if created is None or created[2] != entered[2]:
+                        user = set_password(user_id, password, must_change=False)
+                return user.id, user.email
+
+        def done(result: tuple[int, str]) -> None:
+            self.user_id, self.owner.admin_email = result
+            self.created = entered
+
+        what = "Creating the administrator…" if user_id is None else "Updating the administrator…"
+        return self._run(what, work, done)
 
 
-class StarterPage(QWizardPage):
+class StarterPage(_BackgroundPage):
     def __init__(self, wizard: FirstRunWizard):
-        super().__init__()
-        self.owner = wizard
+        super().__init__(wizard)
         self.setTitle("Starter collections")
         self.load_box = QCheckBox("Load the starter collections (customers, inventory, orders)")
-        self.error = _ErrorLabel()
         layout = QVBoxLayout(self)
         layout.addWidget(self.load_box)
-        if starter_loader() is None:
-            self.load_box.setEnabled(False)
-            layout.addWidget(QLabel("This version has no starter collections to load."))
+        layout.addWidget(self.progress)
         layout.addWidget(self.error)
 
     def validatePage(self) -> bool:
+        if self._take_pass():
+            return True
+        if self.working:
+            return False
         if not self.load_box.isChecked():
             return True
-        loader = starter_loader()
-        try:
-            from console.offline import offline_database
+        paths = self.owner.paths
 
-            with offline_database(self.owner.paths) as instance:
-                loader(instance)
-        except ApplianceError as exc:
-            self.error.say(exc.message)
-            return False
-        self.owner.loaded_starters = True
-        return True
+        def work() -> dict:
+            with offline_database(paths) as instance:
+                # Creates only the collections that do not exist yet: Back then Next loads nothing twice.
+                return load_starter_collections(instance).to_dict()
+
+        def done(result: dict) -> None:
+            self.owner.loaded_starters = True
+            self.owner.starter_result = result
+
+        return self._run("Loading the starter collections…", work, done)
 
 
 class DonePage(QWizardPage):
@@ -237,6 +302,7 @@ class FirstRunWizard(QWizard):
         self.port = 0
         self.admin_email = ""
         self.loaded_starters = False
+        self.starter_result: dict | None = None
         self.setWindowTitle("Set up Office Appliance")
         self.port_page = PortPage(self)
         self.admin_page = AdminPage(self)

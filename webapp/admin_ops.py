@@ -14,6 +14,7 @@ from appliance.errors import Busy, PermissionDenied, ValidationFailed
 from appliance.pagination import paginate, parse_paging
 from webapp import current_instance
 from webapp.auth import client_address
+from webapp.pages_auth import _safe_next
 from webapp.layout import add_nav_link, form_errors
 
 bp = Blueprint("admin_ops", __name__, url_prefix="/admin")
@@ -24,7 +25,7 @@ bp = Blueprint("admin_ops", __name__, url_prefix="/admin")
 def _admins_only():
     if not current_user.is_admin:
         raise PermissionDenied("Only admins may manage jobs and backups.")
-    jobs.ensure_jobs(current_instance().settings)
+    jobs.ensure_jobs_once(current_instance().settings)
 
 
 def _actor() -> dict[str, Any]:
@@ -79,7 +80,9 @@ def job_runs(name: str):
 def acknowledge():
     count = acknowledge_alerts()
     flash(f"{count} alert{'' if count == 1 else 's'} marked as seen.", "success")
-    return redirect(request.form.get("next") or url_for("admin_ops.jobs_page"))
+    target = request.form.get("next")
+    # Only a path on this site: a crafted form must not send the admin elsewhere (open redirect).
+    return redirect(_safe_next(target) if target else url_for("admin_ops.jobs_page"))
 
 
 @bp.get("/backups")

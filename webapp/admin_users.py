@@ -1,4 +1,4 @@
-"""``/admin/users``: admins list, add, change, disable and enable, reset and delete users; add roles."""
+"""``/admin/users``: admins list, add, change, disable and enable, reset and delete users; add and remove roles."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from appliance import roles, tokens, users
-from appliance.errors import Conflict, PermissionDenied, ValidationFailed
+from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
 from appliance.pagination import paginate, parse_paging
 from webapp.auth import client_address
 from webapp.layout import form_errors
@@ -33,13 +33,20 @@ def _role_options() -> list[tuple[str, str]]:
     return [(role.name, role.label) for role in roles.list_roles()]
 
 
+_STATES = {"": None, "active": True, "disabled": False}
+
+
 def _active_filter(raw: str | None) -> bool | None:
-    return {"active": True, "disabled": False}.get(raw or "")
+    """The ``state`` filter; an unknown value is a 400, never ignored (API.md's rule for listings)."""
+    if (raw or "") not in _STATES:
+        raise BadRequest(f"Unknown state {raw[:40]!r}: use active or disabled.", parameter="state")
+    return _STATES[raw or ""]
 
 
 def _list_page(status: int = 200, **context: Any):
     args = request.args
     page, page_size = parse_paging(args)
+    # An unknown role is refused by the service, like the API's listing.
     query = users.list_users(
         search=args.get("search"), role=args.get("role") or None, active=_active_filter(args.get("state"))
     )
@@ -53,6 +60,7 @@ def _list_page(status: int = 200, **context: Any):
         "add_errors": {},
         "role_values": {},
         "role_errors": {},
+        "role_delete_errors": {},
     }
     defaults.update(context)
     return render_template("admin/users.html", **defaults), status
@@ -95,6 +103,16 @@ def add_role():
     except _FORM_ERRORS as exc:
         return _list_page(exc.status, role_values=values, role_errors=form_errors(exc))
     flash(f"Added the role {role.name}.", "success")
+    return redirect(url_for("admin_users.list_users"))
+
+
+@bp.post("/roles/<name>/delete")
+def delete_role(name: str):
+    try:
+        roles.delete_role(name, **_actor())
+    except (Conflict, NotFound) as exc:
+        return _list_page(exc.status, role_delete_errors={"_form": exc.message})
+    flash(f"Removed the role {name}.", "success")
     return redirect(url_for("admin_users.list_users"))
 
 

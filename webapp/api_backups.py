@@ -3,31 +3,18 @@ and the ``last_backup``, ``jobs``, ``next_job`` and ``alerts`` sections of ``/ap
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request, send_file
 
 from appliance.alerts import list_alerts, serialize_alert
 from appliance.backups import find_backup, last_backup, list_backups
-from appliance.jobs import ensure_jobs, job_items, take_backup
-from appliance.pagination import parse_paging
+from appliance.jobs import ensure_jobs_once, job_items, take_backup
+from appliance.pagination import paginate_list, parse_paging
 from webapp import current_instance
 from webapp.auth import require_admin, require_write
 
 bp = Blueprint("api_backups", __name__, url_prefix="/api")
-
-
-def paginate_items(items: list[Any], page: int, page_size: int) -> dict[str, Any]:
-    """The listing shape of API.md over a list already in memory (backups live in a folder, not a table)."""
-    start = (page - 1) * page_size
-    return {
-        "items": items[start : start + page_size],
-        "page": page,
-        "page_size": page_size,
-        "total_items": len(items),
-        "total_pages": math.ceil(len(items) / page_size),
-    }
 
 
 @bp.get("/backups")
@@ -35,7 +22,7 @@ def list_all():
     """Every archive, newest first, with its verification result (failed ones included)."""
     require_admin()
     page, page_size = parse_paging(request.args)
-    return jsonify(paginate_items(list_backups(current_instance().paths), page, page_size))
+    return jsonify(paginate_list(list_backups(current_instance().paths), page, page_size))
 
 
 @bp.post("/backups")
@@ -57,7 +44,7 @@ def status_section() -> dict[str, Any]:
     """What ``/api/system/status`` adds for backups and jobs: the newest backup, every job with its
     last and next run, the next job due, and the alerts nobody acknowledged."""
     newest = last_backup(current_instance().paths)
-    ensure_jobs(current_instance().settings)  # the scheduler makes the rows; without a server, this does
+    ensure_jobs_once(current_instance().settings)  # the scheduler makes the rows; without a server, this does
     jobs = job_items()
     due = sorted((j for j in jobs if j["next_run"]), key=lambda j: j["next_run"])
     return {
@@ -65,8 +52,10 @@ def status_section() -> dict[str, Any]:
             {key: newest[key] for key in ("name", "created_at", "size", "verified", "status")} if newest else None
         ),
         "jobs": [
-            {key: job[key] for key in ("name", "schedule", "enabled", "next_run", "last_outcome", "running")}
-            | {"last_run": job["last_run"]["started_at"] if job["last_run"] else None}
+            {
+                key: job[key]
+                for key in ("name", "schedule", "enabled", "last_run", "next_run", "last_outcome", "running")
+            }
             for job in jobs
         ],
         "next_job": {"name": due[0]["name"], "next_run": due[0]["next_run"]} if due else None,

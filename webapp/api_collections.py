@@ -17,14 +17,14 @@ from appliance.files import remove_unreferenced
 from appliance.history import list_deleted_records
 from appliance.openapi import build_document
 from webapp import current_instance
-from webapp.api_records import actor_of
+from webapp.api_records import actor_of, json_body
 from webapp.auth import current_principal, require_admin, require_write
 
 bp = Blueprint("api_collections", __name__)
 
 
 def _json_object() -> dict:
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
     return body
@@ -58,7 +58,8 @@ def change(name: str):
     principal = current_principal()
     get_visible_collection(name, actor_of(principal))
     require_admin()
-    return jsonify(serialize_collection(update_collection(name, _json_object(), actor_of(principal))))
+    changed = update_collection(name, _json_object(), actor_of(principal), files_dir=current_instance().paths.files_dir)
+    return jsonify(serialize_collection(changed))
 
 
 @bp.delete("/api/collections/<name>")

@@ -12,18 +12,19 @@ from flask import Blueprint, jsonify, request
 
 from appliance import jobs
 from appliance.errors import BadRequest
-from appliance.pagination import paginate, parse_paging
+from appliance.pagination import paginate, paginate_list, parse_paging
 from webapp import current_instance
-from webapp.api_backups import paginate_items
 from webapp.auth import client_address, require_admin, require_write
 
 bp = Blueprint("api_jobs", __name__, url_prefix="/api")
 
 
-@bp.before_request
-def _rows_exist() -> None:
-    # The scheduler creates the job rows at start; an API without a server running makes them too.
-    jobs.ensure_jobs(current_instance().settings)
+def _admin():
+    """The admin principal (401/403 otherwise); then make sure the job rows exist, once per process
+    (the scheduler creates them at start; an app without a server running makes them here)."""
+    principal = require_admin()
+    jobs.ensure_jobs_once(current_instance().settings)
+    return principal
 
 
 def _job_item(name: str) -> dict:
@@ -33,21 +34,21 @@ def _job_item(name: str) -> dict:
 
 @bp.get("/jobs")
 def list_all():
-    require_admin()
+    _admin()
     page, page_size = parse_paging(request.args)
-    return jsonify(paginate_items(jobs.job_items(), page, page_size))
+    return jsonify(paginate_list(jobs.job_items(), page, page_size))
 
 
 @bp.get("/jobs/<name>")
 def show(name: str):
-    require_admin()
+    _admin()
     return jsonify(_job_item(name))
 
 
 @bp.patch("/jobs/<name>")
 def change(name: str):
     """Change ``schedule`` (cron or ``every 6h``), ``enabled`` or ``options``; 422 names a bad field and why."""
-    principal = require_admin()
+    principal = _admin()
     require_write()
     data = request.get_json(silent=True) if request.is_json else None
     if not isinstance(data, dict):
@@ -59,7 +60,7 @@ def change(name: str):
 @bp.post("/jobs/<name>/run")
 def run_now(name: str):
     """Ask the scheduler to run the job now: 202, the run shows in ``/runs`` within seconds."""
-    principal = require_admin()
+    principal = _admin()
     require_write()
     jobs.request_run(name, actor=principal.actor, address=client_address())
     return jsonify(_job_item(name)), 202
@@ -67,6 +68,6 @@ def run_now(name: str):
 
 @bp.get("/jobs/<name>/runs")
 def runs(name: str):
-    require_admin()
+    _admin()
     page, page_size = parse_paging(request.args)
     return jsonify(paginate(jobs.list_runs(name), page, page_size, jobs.serialize_run))

@@ -13,7 +13,7 @@ from appliance.history import list_history
 from appliance.record_query import list_records
 from appliance.records import create_record, delete_record, get_record, restore_version, update_record
 from webapp import current_instance
-from webapp.auth import Principal, current_principal, require_write
+from webapp.auth import Principal, client_address, current_principal, require_write
 
 bp = Blueprint("api_records", __name__)
 
@@ -23,6 +23,14 @@ MB = 1024 * 1024
 def actor_of(principal: Principal) -> Any:
     """What the services take as the actor: the user, or the system actor for the control token."""
     return principal.user if principal.user is not None else SYSTEM
+
+
+def json_body() -> Any:
+    """The request's JSON body (``None`` when it is not JSON); a body nested too deeply to parse is a 400."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise BadRequest("The JSON body is nested too deeply.") from None
 
 
 def upload_limit() -> int:
@@ -49,7 +57,7 @@ def read_body() -> tuple[dict[str, Any], dict[str, Upload], bool]:
         return values, uploads, True
     if mimetype != "application/json":
         raise BadRequest("Send JSON (application/json), or multipart/form-data when the record carries files.")
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object of field values.")
     return body, {}, False
@@ -58,7 +66,8 @@ def read_body() -> tuple[dict[str, Any], dict[str, Upload], bool]:
 @bp.get("/api/collections/<name>/records")
 def list_(name: str):
     principal = current_principal()
-    return jsonify(list_records(name, actor_of(principal), request.args.to_dict()))
+    # Every value of every parameter, so that a filter given twice is refused rather than half-read.
+    return jsonify(list_records(name, actor_of(principal), request.args.to_dict(flat=False)))
 
 
 @bp.post("/api/collections/<name>/records")
@@ -74,6 +83,7 @@ def create(name: str):
         files_dir=current_instance().paths.files_dir,
         form=form,
         upload_limit=upload_limit(),
+        address=client_address(),
     )
     response = jsonify(record)
     response.status_code = 201
@@ -100,6 +110,7 @@ def change(name: str, record_id: int):
         files_dir=current_instance().paths.files_dir,
         form=form,
         upload_limit=upload_limit(),
+        address=client_address(),
     )
     return jsonify(record)
 
@@ -107,7 +118,13 @@ def change(name: str, record_id: int):
 @bp.delete("/api/collections/<name>/records/<int:record_id>")
 def remove(name: str, record_id: int):
     principal = require_write()
-    delete_record(name, record_id, actor_of(principal), files_dir=current_instance().paths.files_dir)
+    delete_record(
+        name,
+        record_id,
+        actor_of(principal),
+        files_dir=current_instance().paths.files_dir,
+        address=client_address(),
+    )
     return Response(status=204)
 
 
@@ -122,6 +139,11 @@ def history(name: str, record_id: int):
 def restore(name: str, record_id: int, version: int):
     principal = require_write()
     record = restore_version(
-        name, record_id, version, actor_of(principal), files_dir=current_instance().paths.files_dir
+        name,
+        record_id,
+        version,
+        actor_of(principal),
+        files_dir=current_instance().paths.files_dir,
+        address=client_address(),
     )
     return jsonify(record)

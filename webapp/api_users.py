@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance import passwords, roles, tokens, users
+from appliance import roles, tokens, users
 from appliance.errors import BadRequest, PermissionDenied
 from appliance.pagination import paginate, parse_paging
 from appliance.sign_in import sign_in
@@ -124,25 +124,32 @@ def get_user(user_id: int):
 
 @bp.patch("/users/<int:user_id>")
 def update_user(user_id: int):
-    """Change ``email``, ``name``, ``role``, ``active``; ``password`` resets it (with ``must_change_password``)."""
+    """Change ``email``, ``name``, ``role``, ``active``; ``password`` resets it (with ``must_change_password``,
+    true unless given), all in one transaction."""
     principal = require_admin()
     data = json_body()
     _only(data, (*users.EDITABLE_FIELDS, "password", "must_change_password"))
     changes = {key: value for key, value in data.items() if key in users.EDITABLE_FIELDS}
-    who = {"actor": principal.actor, "address": client_address()}
-    if "password" in data:
-        must_change = data.get("must_change_password", True)
-        if not isinstance(must_change, bool):
-            raise BadRequest("'must_change_password' must be true or false.")
-        # The password is checked before anything is written, so a refused one changes nothing.
-        email = changes.get("email") if isinstance(changes.get("email"), str) else users.get_user(user_id).email
-        passwords.check_password_policy(data["password"], email)
-    elif "must_change_password" in data:
-        raise BadRequest("'must_change_password' goes with a new 'password'.")
-    user = users.update_user(user_id, changes, **who) if changes else users.get_user(user_id)
-    if "password" in data:
-        user = users.set_password(user_id, data["password"], must_change=must_change, **who)
+    # A null password is a bad password (the policy says why), not "no password given".
+    password = (data["password"] if data["password"] is not None else "") if "password" in data else None
+    user = users.update_user(
+        user_id,
+        changes,
+        password=password,
+        must_change_password=data.get("must_change_password"),
+        actor=principal.actor,
+        address=client_address(),
+    )
     return jsonify(users.serialize_user(user))
+
+
+@bp.post("/users/<int:user_id>/sign-out-everywhere")
+def sign_out_user_everywhere(user_id: int):
+    """End every session of user ``user_id`` (admins; the console uses it while the server runs)."""
+    principal = require_admin()
+    require_write()
+    users.sign_out_everywhere(user_id, actor=principal.actor, address=client_address())
+    return Response(status=204)
 
 
 @bp.delete("/users/<int:user_id>")
@@ -165,6 +172,14 @@ def create_role():
     _only(data, ("name", "label"))
     role = roles.create_role(data.get("name"), data.get("label"), actor=principal.actor, address=client_address())
     return _created(roles.serialize_role(role))
+
+
+@bp.delete("/roles/<name>")
+def delete_role(name: str):
+    """Remove a custom role; 409 for a built-in one, or one a user has or a collection grants."""
+    principal = require_admin()
+    roles.delete_role(name, actor=principal.actor, address=client_address())
+    return Response(status=204)
 
 
 @bp.get("/tokens")

@@ -1,12 +1,14 @@
 """Who is asking: browser sessions (flask-login), API tokens and the control token.
 
-A browser session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure
-when the request came over HTTPS through the trusted proxy). It holds the
-user's id and the user's *session version* at sign-in; a session whose
-version is no longer the user's is refused, which is how "sign out
-everywhere", a password change, a role change and disabling end every
-session at once, in every worker. It also holds when it was made and last
-seen, for the idle and absolute time-outs.
+A browser session is a ``user_session`` row (:mod:`appliance.sessions`); the
+cookie (Flask's signed cookie: HttpOnly, SameSite=Lax, Secure when the
+request came over HTTPS through the trusted proxy) carries only the row's
+random key, as flask-login's user id. Each request loads the session and its
+user in one indexed query, and a missing or expired row is refused: signing
+out deletes the row (a copied cookie dies with it), and "sign out
+everywhere", a password change, a role change and disabling delete every row
+of the user, in every worker at once. The idle and absolute time-outs live
+in the row.
 
 API views call :func:`current_principal`; pages use ``login_required``.
 """
@@ -14,7 +16,6 @@ API views call :func:`current_principal`; pages use ``login_required``.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,16 +23,14 @@ from flask import Flask, current_app, flash, g, redirect, request, session, url_
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
-from appliance import passwords
+from appliance import passwords, sessions
 from appliance.errors import NotAuthenticated, PermissionDenied
 from appliance.throttle import ThrottleRules
 from appliance.tokens import ApiToken, authenticate_token
-from appliance.users import User
-from webapp import bearer_token, control_token_matches, current_instance
+from appliance.users import User, UserSession
+from webapp import bearer_token, control_token_matches
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Rewriting the cookie on every request would be a Set-Cookie per request; a minute is fine-grained enough.
-_SEEN_EVERY_SECONDS = 60
 # Pages a user who must choose a new password may still open.
 _OPEN_WHILE_MUST_CHANGE = {
     "auth_pages.account",
@@ -43,13 +42,15 @@ _OPEN_WHILE_MUST_CHANGE = {
 
 
 class SessionUser(UserMixin):
-    """What flask-login keeps as ``current_user``: the user, and an id that carries the session version."""
+    """What flask-login keeps as ``current_user``: the user, and as its id the session's key."""
 
-    def __init__(self, user: User):
+    def __init__(self, user: User, key: str, row: UserSession | None = None):
         self.user = user
+        self.session_key = key
+        self.session_row = row
 
     def get_id(self) -> str:
-        return f"{self.user.id}:{self.user.session_version}"
+        return self.session_key
 
     @property
     def is_active(self) -> bool:
@@ -98,55 +99,49 @@ def client_address() -> str | None:
     return request.remote_addr
 
 
-def _load_user(user_id: str) -> SessionUser | None:
-    key, _, version = user_id.partition(":")
-    try:
-        user = User.get_or_none(User.id == int(key))
-    except ValueError:
+def _timeouts() -> sessions.Timeouts:
+    return current_app.extensions["appliance.session_timeouts"]
+
+
+def _load_user(key: str) -> SessionUser | None:
+    row = sessions.authenticate_session(key, _timeouts())
+    if row is None:
+        g.session_expired = True  # the cookie named a session that has ended
         return None
-    if user is None or not user.active or str(user.session_version) != version:
-        return None
-    return SessionUser(user)
+    return SessionUser(row.user, key, row)
+
+
+def _start(user: User) -> None:
+    key = sessions.start_session(
+        user, _timeouts(), address=client_address(), user_agent=request.headers.get("User-Agent", "")
+    )
+    login_user(SessionUser(user, key), remember=False)
+
+
+def _current_key() -> str | None:
+    key = session.get("_user_id")
+    return key if isinstance(key, str) else None
 
 
 def sign_in_session(user: User) -> None:
-    """Start a browser session for ``user`` (a fresh cookie: nothing from before sign-in is kept)."""
+    """Start a browser session for ``user`` (a fresh cookie: nothing from before sign-in is kept;
+    a session this browser still had is ended)."""
+    sessions.end_session(_current_key())
     session.clear()
     session.permanent = True
-    now = int(time.time())
-    session["signed_in_at"] = now
-    session["seen_at"] = now
-    login_user(SessionUser(user), remember=False)
+    _start(user)
 
 
 def renew_session(user: User) -> None:
     """Keep this browser signed in after its own change ended every session of ``user`` (a password change)."""
-    signed_in_at = session.get("signed_in_at", int(time.time()))
-    login_user(SessionUser(user), remember=False)
-    session["signed_in_at"] = signed_in_at
+    _start(user)
 
 
 def end_session() -> None:
+    """Sign this browser out: its session row is deleted, so a copy of the cookie no longer works."""
+    sessions.end_session(_current_key())
     logout_user()
     session.clear()
-
-
-def _enforce_session_timeouts() -> None:
-    if "_user_id" not in session:
-        return
-    settings = current_instance().settings
-    now = int(time.time())
-    signed_in_at = session.get("signed_in_at", 0)
-    seen_at = session.get("seen_at", 0)
-    if (
-        now - seen_at > settings.session_idle_minutes * 60
-        or now - signed_in_at > settings.session_absolute_hours * 3600
-    ):
-        end_session()
-        g.session_expired = True
-        return
-    if now - seen_at >= _SEEN_EVERY_SECONDS:
-        session["seen_at"] = now
 
 
 def _enforce_password_change():
@@ -229,6 +224,7 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["appliance.instance"].settings
     passwords.configure_from_settings(settings)
     app.extensions["appliance.throttle_rules"] = ThrottleRules.from_settings(settings)
+    app.extensions["appliance.session_timeouts"] = sessions.Timeouts.from_settings(settings)
     app.session_interface = _SessionInterface()
     app.config.update(
         SESSION_COOKIE_NAME="appliance_session",
@@ -238,7 +234,7 @@ def init_app(app: Flask) -> None:
         REMEMBER_COOKIE_HTTPONLY=True,
     )
     manager = LoginManager(app)
-    manager.session_protection = None  # our own time-outs and session versions do this job
+    manager.session_protection = None  # the session rows and their time-outs do this job
     manager.login_view = "auth_pages.login"
     manager.login_message = "Sign in to see this page."
     manager.login_message_category = "info"
@@ -254,7 +250,6 @@ def init_app(app: Flask) -> None:
             flash(manager.login_message, manager.login_message_category)
         return redirect(url_for("auth_pages.login", next=request.full_path.rstrip("?")))
 
-    app.before_request(_enforce_session_timeouts)
     app.before_request(_refuse_read_tokens_on_writes)
     app.before_request(_enforce_password_change)
     app.extensions.setdefault("appliance.system_auth", []).append(_admin_may_read_system)

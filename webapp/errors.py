@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import peewee
 from flask import Flask, Response, jsonify, render_template, request
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
@@ -83,7 +84,20 @@ def _unexpected(exc: Exception) -> Response:
     )
 
 
+def _database_error(exc: peewee.OperationalError) -> Response:
+    # SQLite's "database is locked" after the busy timeout: the database is busy, not broken; try again.
+    if "locked" not in str(exc).lower():
+        return _unexpected(exc)
+    log.warning("database busy on %s %s: %s", request.method, request.path, exc)
+    response = error_response(
+        503, {"error": {"code": "busy", "message": "The database is busy; try again in a moment."}}
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.register_error_handler(peewee.OperationalError, _database_error)
     app.register_error_handler(ApplianceError, _appliance_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -114,10 +114,16 @@ def change_password():
         if new_password != request.form.get("new_password_confirm", ""):
             raise ValidationFailed({"new_password_confirm": "The two passwords differ."})
         user = users.change_password(
-            current_user.id, request.form.get("current_password", ""), new_password, address=client_address()
+            current_user.id,
+            request.form.get("current_password", ""),
+            new_password,
+            address=client_address(),
+            rules=throttle_rules(),
         )
-    except _FORM_ERRORS as exc:
-        return _account_page(exc.status, password_errors=form_errors(exc))
+    except (*_FORM_ERRORS, Throttled) as exc:
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else {}
+        page, status = _account_page(exc.status, password_errors=form_errors(exc))
+        return page, status, headers
     renew_session(user)
     flash("Your password has changed; every other session of yours has ended.", "success")
     return redirect(url_for("auth_pages.account"))

@@ -52,12 +52,15 @@ def export(name: str):
     return csv_response(name, export_csv(name, _actor(), request.args.to_dict()))
 
 
-def _upload_page(name: str, status: int = 200, errors: dict | None = None, failed: dict | None = None):
+def _creatable(name: str) -> Any:
+    """The collection, if the user may create records in it (else 404 / 403)."""
     collection = get_visible_collection(name, _actor())
     require_access(collection, _actor(), "create")
-    return render_template(
-        "admin/import.html", collection=collection, errors=errors or {}, failed=failed, shown=ERRORS_SHOWN
-    ), status
+    return collection
+
+
+def _upload_page(name: str, status: int = 200, errors: dict | None = None):
+    return render_template("admin/import.html", collection=_creatable(name), errors=errors or {}), status
 
 
 @bp.get("/c/<name>/import")
@@ -69,7 +72,7 @@ def upload_form(name: str):
 @bp.post("/c/<name>/import")
 @login_required
 def upload(name: str):
-    _upload_page(name)  # the permission checks, before reading the file
+    _creatable(name)  # the permission checks, before reading the file
     try:
         filename, data = uploaded_csv()
         job = save_import_upload(_jobs_dir(), name, filename, data, _actor())

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -163,6 +164,16 @@ def filter_inputs(collection: CollectionDef) -> list[FilterInput]:
     return out
 
 
+def _export_url(name: str, args: dict[str, str]) -> str:
+    """The CSV export of this list: the same filters, search and ordering, not the paging.
+
+    Built by hand because a filter may be called ``name``, like the route's own argument.
+    """
+    query = urlencode({k: v for k, v in args.items() if k not in ("page", "page_size")})
+    base = url_for("csv_pages.export", name=name)
+    return f"{base}?{query}" if query else base
+
+
 @bp.get("/c/<name>")
 @login_required
 def list_page(name: str):
@@ -196,6 +207,7 @@ def list_page(name: str):
         error=error,
         relations=relations,
         may_create=_scope_allows(collection, "create"),
+        export_url=_export_url(collection.name, args),
     ), status
 
 

@@ -2,6 +2,8 @@
 
 Flask-WTF's ``CSRFProtect`` checks every form (``csrf_token`` field) and
 every cookie-authenticated unsafe API request (``X-CSRFToken`` header).
+An unsafe API request without a bearer token and without a live session is
+refused as unauthenticated (401) before its CSRF header is looked at.
 Requests that carry a bearer token need none: a browser never adds one by
 itself, so another site cannot forge it. ``POST /api/auth/token`` needs none
 either: it takes JSON only, which another site cannot send without the
@@ -10,9 +12,11 @@ browser asking first (CORS), and it signs nobody in by cookie.
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request, session
+from flask import Flask, Response, current_app, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
+from appliance.errors import NotAuthenticated
 from webapp import bearer_token
 
 csrf = CSRFProtect()
@@ -51,8 +55,11 @@ def _needs_csrf_check() -> bool:
     if request.path.startswith("/api/"):
         if bearer_token() is not None or request.path == "/api/auth/token":
             return False
-        # Without a signed-in session the view answers 401; a CSRF 400 would hide that.
-        return "_user_id" in session
+        # Authentication first: a request without a live session (none, or one that has ended) is a 401,
+        # which a CSRF 400 would hide; only a live cookie session needs its CSRF header.
+        if not current_user.is_authenticated:
+            raise NotAuthenticated("Sign in, or send an API token as 'Authorization: Bearer <token>'.")
+        return True
     return True
 
 

@@ -68,7 +68,7 @@ def up(migrator, db):
 
 def down(migrator, db):
     for (name,) in db.execute_sql("SELECT name FROM collection").fetchall():
-        db.execute_sql(f'DROP TABLE IF EXISTS "c_{name}_fts"')
+        db.execute_sql(f'DROP TABLE IF EXISTS "c_{name}__fts"')
         db.execute_sql(f'DROP TABLE IF EXISTS "c_{name}"')
     for table in ("file_ref", "record_version", "collection"):
         db.execute_sql(f'DROP TABLE "{table}"')

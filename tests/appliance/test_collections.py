@@ -38,7 +38,7 @@ def test_creating_a_collection_makes_a_typed_table_with_indexes_and_a_search_ind
     indexes = _indexes("c_orders")
     assert indexes["ix_c_orders__title__u"] is True
     assert indexes["ix_c_orders__quantity__i"] is False
-    fts = database.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'c_orders_fts'").fetchone()[0]
+    fts = database.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'c_orders__fts'").fetchone()[0]
     assert "fts5" in fts and "title" in fts and "notes" in fts and "quantity" not in fts
 
 
@@ -137,3 +137,114 @@ def test_a_referenced_collection_cannot_be_removed(users):
     delete_collection("lines", admin)
     delete_collection("orders", admin)
     assert database.execute_sql("SELECT name FROM sqlite_master WHERE name LIKE 'c_orders%'").fetchall() == []
+
+
+def _fields(name: str) -> list[dict]:
+    return [f.to_dict() for f in get_collection(name).fields]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"name": "zz", "fields": [{"name": "t", "type": "text"}]}, {"name": "zz_fts_data"}),
+        ({"name": "yy_fts_idx"}, {"name": "yy", "fields": [{"name": "t", "type": "text"}]}),
+        ({"name": "ab_fts", "fields": [{"name": "t", "type": "text"}]}, {"name": "ab"}),
+        ({"name": "cd", "fields": [{"name": "t", "type": "text"}]}, {"name": "cd_fts_config"}),
+    ],
+)
+def test_no_collection_name_collides_with_another_collections_search_index(users, first, second):
+    admin = users["admin"]
+    for data in (first, second):
+        fields = data.get("fields", [{"name": "t", "type": "text"}])
+        create_collection({**data, "label": data["name"], "fields": fields}, admin)
+    for data in (first, second):
+        create_record(data["name"], {"t": f"word {data['name']}"}, admin)
+        assert list_records(data["name"], admin, {"search": "word"})["total_items"] == 1
+    delete_collection(first["name"], admin)
+    assert list_records(second["name"], admin, {"search": "word"})["total_items"] == 1
+
+
+def test_a_field_named_like_the_search_index_is_harmless(users):
+    admin = users["admin"]
+    create_collection({"name": "ab", "label": "AB", "fields": [{"name": "c_ab_fts", "type": "text"}]}, admin)
+    create_record("ab", {"c_ab_fts": "findable"}, admin)
+    assert list_records("ab", admin, {"search": "findable"})["total_items"] == 1
+    update_collection(
+        "ab", {"fields": [{"name": "c_ab_fts", "type": "text"}, {"name": "ab_fts", "type": "text"}]}, admin
+    )
+    assert list_records("ab", admin, {"search": "findable"})["total_items"] == 1
+
+
+def test_a_name_with_a_double_underscore_is_refused(users):
+    with pytest.raises(ValidationFailed):
+        create_collection({"name": "zz__fts", "label": "x"}, users["admin"])
+
+
+def test_pointing_a_relation_at_another_collection_is_checked_against_existing_rows(users):
+    admin = users["admin"]
+    make_orders(admin)
+    create_collection({"name": "other", "label": "Other", "fields": [{"name": "x", "type": "text"}]}, admin)
+    create_collection(
+        {"name": "lines", "label": "Lines", "fields": [{"name": "ref", "type": "relation", "collection": "orders"}]},
+        admin,
+    )
+    for title in ("a", "b", "c"):
+        create_record("orders", {"title": title}, admin)
+    create_record("other", {"x": "only one"}, admin)
+    for ref in (1, 3, None):
+        create_record("lines", {"ref": ref}, admin)
+    moved = [{"name": "ref", "type": "relation", "collection": "other"}]
+    with pytest.raises(ValidationFailed) as caught:
+        update_collection("lines", {"fields": moved}, admin)
+    assert caught.value.fields["fields.ref"].endswith("record 2 refer to ids it does not have.")
+    assert get_collection("lines").field("ref").collection == "orders"
+    database.execute_sql("DELETE FROM c_lines WHERE id = 2")
+    update_collection("lines", {"fields": moved}, admin)
+    assert get_collection("lines").field("ref").collection == "other"
+
+
+def test_a_new_or_tightened_pattern_is_checked_against_existing_rows(users):
+    admin = users["admin"]
+    make_orders(admin)
+    for title in ("AB-1", "AB-2", "cd-3"):
+        create_record("orders", {"title": title}, admin)
+    fields = _fields("orders")
+    fields[0]["pattern"] = "[A-Z]{2}-[0-9]+"
+    with pytest.raises(ValidationFailed) as caught:
+        update_collection("orders", {"fields": fields}, admin)
+    assert caught.value.fields == {"fields.title": "Cannot set this pattern: record 3 do not match it."}
+    assert get_collection("orders").field("title").pattern is None
+    fields[0]["pattern"] = "[A-Za-z]{2}-[0-9]+"
+    update_collection("orders", {"fields": fields}, admin)
+    with pytest.raises(ValidationFailed):
+        create_record("orders", {"title": "nope"}, admin)
+
+
+@pytest.mark.parametrize(
+    ("field", "change", "expected"),
+    [
+        (0, {"unique": True}, "Cannot make this field unique: records 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 5 more share"),
+        (1, {"max": 2}, "Cannot set 'max' to 2: records 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 5 more fall outside it."),
+        (
+            2,
+            {"choices": ["b"]},
+            "Cannot remove choices still in use: records 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 5 more.",
+        ),
+        (3, {"required": True}, "Cannot make this field required: records 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 5 more"),
+    ],
+)
+def test_the_rows_named_in_a_refusal_are_counted_beyond_the_first_eleven(users, field, change, expected):
+    admin = users["admin"]
+    fields = [
+        {"name": "tag", "type": "text"},
+        {"name": "qty", "type": "integer"},
+        {"name": "kind", "type": "select", "choices": ["a", "b"]},
+        {"name": "empty", "type": "text"},
+    ]
+    create_collection({"name": "things", "label": "Things", "fields": fields}, admin)
+    for _ in range(15):
+        create_record("things", {"tag": "same", "qty": 5, "kind": "a"}, admin)
+    fields[field] = {**fields[field], **change}
+    with pytest.raises(ValidationFailed) as caught:
+        update_collection("things", {"fields": fields}, admin)
+    assert caught.value.fields[f"fields.{fields[field]['name']}"].startswith(expected)

@@ -82,3 +82,44 @@ def test_a_refused_upload_leaves_nothing_stored(instance, admin):
     with pytest.raises(ValidationFailed):
         create_record("docs", {"title": 5}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF))}, files_dir=files)
     assert stored(instance) == []
+
+
+def _refs() -> list[tuple]:
+    from appliance.db import database
+
+    return database.execute_sql("SELECT collection, record_id, field FROM file_ref ORDER BY record_id").fetchall()
+
+
+def test_renaming_a_file_field_keeps_its_files_and_removing_it_removes_them(instance, admin):
+    from appliance.collections import update_collection
+    from appliance.records import get_record_file
+
+    files = instance.paths.files_dir
+    record = create_record("docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF))}, files_dir=files)
+    renamed = [{"name": "title", "type": "text"}, {"name": "contract", "type": "file", "rename_from": "scan"}]
+    update_collection("docs", {"fields": renamed}, admin, files_dir=files)
+    assert _refs() == [("docs", record["id"], "contract")]
+    assert get_record_file("docs", record["id"], "contract", "a.pdf", admin)["size"] == len(PDF)
+    # The content is still referenced: deleting the record now removes it.
+    other = create_record("docs", {}, admin, uploads={"contract": Upload("b.pdf", io.BytesIO(PDF))}, files_dir=files)
+    delete_record("docs", other["id"], admin, files_dir=files)
+    assert stored(instance) == [PDF]
+    update_collection("docs", {"fields": [{"name": "title", "type": "text"}]}, admin, files_dir=files)
+    assert _refs() == []
+    assert stored(instance) == []
+
+
+def test_swapping_two_file_fields_names_swaps_their_references(instance, admin):
+    from appliance.collections import update_collection
+
+    files = instance.paths.files_dir
+    two = [{"name": "scan", "type": "file"}, {"name": "photo", "type": "file"}]
+    update_collection("docs", {"fields": two}, admin, files_dir=files)
+    record = create_record("docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF))}, files_dir=files)
+    swapped = [
+        {"name": "photo", "type": "file", "rename_from": "scan"},
+        {"name": "scan", "type": "file", "rename_from": "photo"},
+    ]
+    update_collection("docs", {"fields": swapped}, admin, files_dir=files)
+    assert _refs() == [("docs", record["id"], "photo")]
+    assert stored(instance) == [PDF]

@@ -99,3 +99,48 @@ def test_cleanup_removes_used_and_expired_set_up_links(instance):
         run = run_job(instance, "cleanup", now=lambda: now.replace(tzinfo=dt.UTC))
         assert "2 used or expired set-up link(s)" in run.message
         assert [link.digest[0] for link in SetupLink.select()] == ["c"]
+
+
+def test_cleanup_removes_stored_files_no_record_refers_to_once_they_are_an_hour_old(instance):
+    import hashlib
+    import os
+    import time
+
+    def stored(content: bytes, age_seconds: float, referenced: bool) -> object:
+        digest = hashlib.sha256(content).hexdigest()
+        path = instance.home / "files" / digest[:2] / digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        os.utime(path, (time.time() - age_seconds, time.time() - age_seconds))
+        if referenced:
+            database.execute_sql(
+                "INSERT INTO file_ref (sha256, collection, record_id, field) VALUES (?, 'notes', 1, ?)",
+                (digest, digest[:8]),
+            )
+        return path
+
+    with database.connection_context():
+        kept = stored(b"a file a record refers to", 7200, referenced=True)
+        orphan = stored(b"left behind while a backup ran", 7200, referenced=False)
+        fresh = stored(b"an upload whose record is being written", 5, referenced=False)
+        run = run_job(instance, "cleanup")
+    assert run.outcome == "ok", run.message
+    assert "1 stored file(s) no record refers to" in run.message
+    assert kept.exists() and fresh.exists() and not orphan.exists()
+
+
+def test_the_audit_archive_guards_cells_a_spreadsheet_would_run_as_formulas(instance):
+    clock = FakeClock(dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.UTC))
+    write_settings(instance.home / "appliance.toml", {"audit_retention_days": 30})
+    with database.connection_context():
+        with database.atomic():
+            record_event(
+                "user.created", actor="test", target="=HYPERLINK(\"http://evil\")", now=clock.now() - dt.timedelta(days=40)
+            )
+        assert run_job(instance, "cleanup", now=clock.now).outcome == "ok"
+    [archive] = (instance.home / "backups" / "audit-archive").glob("*.csv")
+    with archive.open(encoding="utf-8", newline="") as fh:
+        [row] = list(csv.DictReader(fh))
+    assert row["target"] == "'=HYPERLINK(\"http://evil\")"
+    assert archive.stat().st_mode & 0o777 == 0o600
+    assert archive.parent.stat().st_mode & 0o777 == 0o700

@@ -109,3 +109,59 @@ def test_the_unfiltered_total_is_the_maintained_count(admin):
     delete_record("orders", 4, admin)
     assert list_records("orders", admin, {})["total_items"] == 3
     assert list_records("orders", admin, {"status": "open"})["total_items"] == 2
+
+
+def test_search_orders_by_rank_not_by_id(admin):
+    # Inserted last, so its id is the highest; it says "walnut" most and most briefly, so it ranks first.
+    create_record("orders", {"title": "Walnut", "notes": "walnut walnut walnut"}, admin)
+    create_record("orders", {"title": "Shelf", "notes": "a long shelf of stained pine, walnut edges, oak feet"}, admin)
+    update_record("orders", 1, {"notes": "walnut top"}, admin)
+    found = titles(list_records("orders", admin, {"search": "walnut"}))
+    assert found == ["Walnut", "Oak table", "Shelf"]
+    assert found != ["Oak table", "Walnut", "Shelf"]  # the id order
+
+
+@pytest.mark.parametrize(
+    "params", [{"due": "2020-13-45"}, {"due__gte": "2026-02-30"}, {"due__in": "2026-01-10,2026-99-01"}]
+)
+def test_an_impossible_date_in_a_filter_is_a_bad_request(admin, params):
+    with pytest.raises(BadRequest) as caught:
+        list_records("orders", admin, params)
+    assert caught.value.extra["parameter"] == next(iter(params))
+
+
+def test_a_date_on_a_datetime_field_stands_for_the_whole_utc_day(admin):
+    for title, moment in (
+        ("early", "2026-03-01T00:00:00Z"),
+        ("late", "2026-03-01T23:59:59.999Z"),
+        ("next", "2026-03-02T00:00:00Z"),
+    ):
+        create_record("orders", {"title": title, "sent_at": moment}, admin)
+    assert titles(list_records("orders", admin, {"sent_at": "2026-03-01"})) == ["early", "late"]
+    assert titles(list_records("orders", admin, {"sent_at__gt": "2026-03-01"})) == ["next"]
+    assert titles(list_records("orders", admin, {"sent_at__lte": "2026-03-01"})) == ["early", "late"]
+    assert titles(list_records("orders", admin, {"sent_at__lt": "2026-03-01"})) == []
+    assert titles(list_records("orders", admin, {"sent_at__gte": "2026-03-02"})) == ["next"]
+    assert titles(list_records("orders", admin, {"sent_at__in": "2026-03-02,2026-01-01"})) == ["next"]
+    assert len(titles(list_records("orders", admin, {"sent_at__ne": "2026-03-01"}))) == 5
+    assert titles(list_records("orders", admin, {"sent_at": "2026-03-01T23:59:59.999Z"})) == ["late"]
+
+
+def test_a_filter_given_twice_is_a_bad_request_pointing_at_in(admin):
+    with pytest.raises(BadRequest) as caught:
+        list_records("orders", admin, {"title": ["Oak table", "Desk lamp"]})
+    assert "title__in" in caught.value.message and caught.value.extra["parameter"] == "title"
+    assert titles(list_records("orders", admin, {"title": ["Desk lamp"]})) == ["Desk lamp"]
+
+
+def test_an_empty_in_filter_names_its_parameter(admin):
+    with pytest.raises(BadRequest) as caught:
+        list_records("orders", admin, {"quantity__in": ""})
+    assert caught.value.extra["parameter"] == "quantity__in"
+
+
+@pytest.mark.parametrize("search", ["☃", '"', "  -- ; ", "☃ ☃"])
+def test_a_search_without_words_finds_nothing_rather_than_everything(admin, search):
+    page = list_records("orders", admin, {"search": search})
+    assert (page["items"], page["total_items"]) == ([], 0)
+    assert list_records("orders", admin, {"search": ""})["total_items"] == 4

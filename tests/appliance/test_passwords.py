@@ -50,3 +50,15 @@ def test_a_sign_in_rehashes_when_the_parameters_changed(instance):
         assert passwords.verify_password(rehashed, "a-long-enough-password")
     finally:
         passwords.configure_from_settings(instance.settings)
+
+
+def test_the_throw_away_hash_for_unknown_emails_is_made_when_the_hasher_is_configured(instance):
+    """Made at start, so the first unknown email a worker sees costs one verification, not a hash too."""
+    try:
+        passwords.configure_hasher(2, 9216, 1)
+        dummy = passwords.dummy_hash()
+        assert dummy is not None and "m=9216,t=2,p=1" in dummy
+        passwords.spend_verify_time("any-password-typed")
+        assert passwords.dummy_hash() == dummy  # used, not made again
+    finally:
+        passwords.configure_from_settings(instance.settings)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from appliance import fields as fields_module
+from appliance import records
 from appliance.audit import list_events
 from appliance.collections import create_collection, get_collection
 from appliance.db import database
@@ -192,3 +194,181 @@ def test_a_failed_write_leaves_no_version_no_audit_event_and_no_count(users):
     after = (list_events().count(), database.execute_sql("SELECT COUNT(*) FROM record_version").fetchone()[0])
     assert before == after
     assert get_collection("orders").row_count == 1
+
+
+def _counts() -> tuple[int, int, int, int]:
+    return (
+        database.execute_sql("SELECT COUNT(*) FROM c_orders").fetchone()[0],
+        database.execute_sql("SELECT COUNT(*) FROM record_version").fetchone()[0],
+        list_events().count(),
+        get_collection("orders").row_count,
+    )
+
+
+def test_a_failure_after_the_insert_rolls_back_the_row_its_version_and_its_audit_event(users, monkeypatch):
+    create_record("orders", {"title": "kept"}, users["admin"])
+    before = _counts()
+
+    def failing_audit(*args, **kwargs):
+        raise RuntimeError("the audit write failed")
+
+    monkeypatch.setattr(records, "record_event", failing_audit)
+    with pytest.raises(RuntimeError):
+        create_record("orders", {"title": "lost"}, users["admin"])
+    with pytest.raises(RuntimeError):
+        update_record("orders", 1, {"title": "changed"}, users["admin"])
+    assert _counts() == before
+    assert database.execute_sql("SELECT title FROM c_orders").fetchall() == [("kept",)]
+    assert list_records("orders", users["admin"], {"search": "lost"})["total_items"] == 0
+
+
+def _collection_with(admin, fields, name="calc"):
+    return create_collection({"name": name, "label": name.title(), "fields": fields}, admin)
+
+
+def test_a_formula_too_large_to_store_is_a_422_naming_the_computed_field_and_writes_nothing(users):
+    admin = users["admin"]
+    _collection_with(
+        admin,
+        [
+            {"name": "a", "type": "integer"},
+            {"name": "s", "type": "text"},
+            {"name": "power", "type": "computed", "formula": "a ** a"},
+            {"name": "wide", "type": "computed", "formula": "s * 100000"},
+            {"name": "half", "type": "computed", "formula": "a / 0"},
+        ],
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        create_record("calc", {"a": 4_000_000, "s": "xy"}, admin)
+    assert set(caught.value.fields) == {"power", "wide"}
+    assert "too large" in caught.value.fields["power"]
+    assert database.execute_sql("SELECT COUNT(*) FROM c_calc").fetchone()[0] == 0
+    record = create_record("calc", {"a": 3}, admin)
+    assert (record["power"], record["wide"], record["half"]) == (27, None, None)
+    with pytest.raises(ValidationFailed) as caught:
+        update_record("calc", record["id"], {"a": 2**40}, admin)
+    assert "power" in caught.value.fields
+    assert get_record("calc", record["id"], admin)["a"] == 3
+
+
+def test_formulas_and_patterns_are_evaluated_before_the_write_transaction_opens(users, monkeypatch):
+    admin = users["admin"]
+    _collection_with(
+        admin,
+        [
+            {"name": "code", "type": "text", "pattern": "[A-Z]{2}[0-9]+"},
+            {"name": "n", "type": "integer"},
+            {"name": "twice", "type": "computed", "formula": "n * 2"},
+        ],
+    )
+    seen: list[tuple[str, bool]] = []
+    real_compute, real_match = records.compute_formula, fields_module.match_pattern
+
+    def spy_compute(formula, values):
+        seen.append(("formula", database.in_transaction()))
+        return real_compute(formula, values)
+
+    def spy_match(pattern, value):
+        seen.append(("pattern", database.in_transaction()))
+        return real_match(pattern, value)
+
+    monkeypatch.setattr(records, "compute_formula", spy_compute)
+    monkeypatch.setattr(fields_module, "match_pattern", spy_match)
+    record = create_record("calc", {"code": "AB12", "n": 4}, admin)
+    update_record("calc", record["id"], {"code": "CD3", "n": 5}, admin)
+    restore_version("calc", record["id"], 1, admin)
+    assert {kind for kind, _ in seen} == {"formula", "pattern"}
+    assert not any(inside for _, inside in seen), seen
+    assert get_record("calc", record["id"], admin)["twice"] == 8
+
+
+def test_a_pattern_with_catastrophic_backtracking_is_a_422_not_a_stalled_write(users):
+    admin = users["admin"]
+    _collection_with(admin, [{"name": "code", "type": "text", "pattern": "(a|aa)+b"}])
+    assert create_record("calc", {"code": "aab"}, admin)["code"] == "aab"
+    with pytest.raises(ValidationFailed) as caught:
+        create_record("calc", {"code": "a" * 60}, admin)
+    assert "too long" in caught.value.fields["code"]
+    with pytest.raises(ValidationFailed) as caught:
+        _collection_with(admin, [{"name": "code", "type": "text", "pattern": "([a-z]"}], name="broken")
+    assert "fields.code" in caught.value.fields
+
+
+def test_a_cascade_deletes_every_referring_record_however_many(users):
+    admin = users["admin"]
+    create_collection({"name": "parents", "label": "Parents", "fields": [{"name": "x", "type": "text"}]}, admin)
+    create_collection(
+        {
+            "name": "children",
+            "label": "Children",
+            "fields": [{"name": "parent", "type": "relation", "collection": "parents", "cascade": True}],
+        },
+        admin,
+    )
+    parent = create_record("parents", {"x": "p"}, admin)
+    other = create_record("parents", {"x": "q"}, admin)
+    count = 1005
+    with database.atomic():
+        database.execute_sql(
+            "INSERT INTO c_children (created_at, updated_at, parent) VALUES (?, ?, ?)",
+            ("2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z", parent["id"]),
+        )
+        for _ in range(count - 1):
+            database.execute_sql(
+                "INSERT INTO c_children (created_at, updated_at, parent) SELECT created_at, updated_at, parent "
+                "FROM c_children LIMIT 1"
+            )
+        database.execute_sql("UPDATE collection SET row_count = ? WHERE name = 'children'", (count,))
+    create_record("children", {"parent": other["id"]}, admin)
+    delete_record("parents", parent["id"], admin)
+    remaining = database.execute_sql("SELECT parent, COUNT(*) FROM c_children GROUP BY parent").fetchall()
+    assert remaining == [(other["id"], 1)]
+    assert get_collection("children").row_count == 1
+
+
+def test_errors_never_name_a_collection_the_actor_cannot_see(users):
+    admin, editor = users["admin"], users["editor"]
+    create_collection(
+        {
+            "name": "payroll",
+            "label": "Payroll Secrets",
+            "fields": [{"name": "order", "type": "relation", "collection": "orders"}],
+        },
+        admin,
+    )
+    create_collection(
+        {
+            "name": "notes",
+            "label": "Notes",
+            "fields": [{"name": "pay", "type": "relation", "collection": "payroll"}],
+            "permissions": {"editor": ["view", "create"]},
+        },
+        admin,
+    )
+    order = create_record("orders", {"title": "mine"}, editor)
+    hidden = create_record("payroll", {"order": order["id"]}, admin)
+    with pytest.raises(ValidationFailed) as caught:
+        create_record("notes", {"pay": hidden["id"]}, editor)
+    assert "payroll" not in caught.value.fields["pay"].lower()
+    with pytest.raises(Conflict) as caught:
+        delete_record("orders", order["id"], editor)
+    assert "payroll" not in caught.value.message.lower()
+    assert "cannot see" in caught.value.message
+    with pytest.raises(Conflict) as caught:
+        delete_record("orders", order["id"], admin)
+    assert "payroll.order" in caught.value.message
+
+
+def test_record_audit_events_carry_the_client_address(users):
+    admin = users["admin"]
+    record = create_record("orders", {"title": "a"}, admin, address="192.0.2.7")
+    update_record("orders", record["id"], {"title": "b"}, admin, address="192.0.2.8")
+    restore_version("orders", record["id"], 1, admin, address="192.0.2.9")
+    delete_record("orders", record["id"], admin, address="192.0.2.10")
+    events = [(e.action, e.address) for e in list_events(target=f"orders/{record['id']}")]
+    assert events == [
+        ("record.deleted", "192.0.2.10"),
+        ("record.restored", "192.0.2.9"),
+        ("record.updated", "192.0.2.8"),
+        ("record.created", "192.0.2.7"),
+    ]

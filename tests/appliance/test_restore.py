@@ -172,7 +172,7 @@ restore.restore_backup(Paths(Path(sys.argv[1])), Path(sys.argv[2]))
 print("finished without being killed")
 """
 
-STEPS_BEFORE_COMMIT = ["verified", "safety-backup", "staged"]
+STEPS_BEFORE_COMMIT = ["verified", "safety-backup", "staged", "migrated"]
 STEPS_AFTER_COMMIT = [
     "committed",
     "moved-old-db",
@@ -227,3 +227,54 @@ def test_restore_during_a_backup_is_refused_as_busy(archived_home):
     with exclusive_operation(Paths(home), "scheduled backup"), pytest.raises(Busy, match="scheduled backup"):
         restore_backup(Paths(home), archive)
     assert state(home) == OLD
+
+
+def test_a_migration_that_fails_on_the_restored_database_changes_nothing_and_says_why(home, tmp_path):
+    import peewee
+    from playhouse.migrations import Runner
+
+    from appliance.home import init_home
+    from appliance.migrate import MIGRATIONS_DIR
+    from appliance.restore import RestoreFailed
+
+    set_marker(home, "old")
+    old_home = tmp_path / "old-home"
+    init_home(old_home)
+    db_file = old_home / "db" / "appliance.sqlite3"
+    db = peewee.SqliteDatabase(str(db_file))
+    names = [m.name for m in Runner(db, directory=str(MIGRATIONS_DIR)).status()]
+    Runner(db, directory=str(MIGRATIONS_DIR)).up(target=names[-2])
+    db.close()
+    # Recording any newly applied migration fails in this database, so bringing it up to date fails.
+    con = sqlite3.connect(db_file)
+    with con:
+        con.execute(
+            "CREATE TRIGGER no_more_migrations BEFORE INSERT ON schema_migration "
+            "BEGIN SELECT RAISE(ABORT, 'this database takes no migration'); END"
+        )
+    con.close()
+    made = create_backup(Paths(old_home))
+    assert made.verified
+    archive = made.path
+    with pytest.raises(RestoreFailed, match=r"up to this version failed .*takes no migration.*nothing was changed"):
+        restore_backup(Paths(home), archive, safety_backup=False)
+    assert state(home) == OLD
+    assert not (home / ".restore").exists()
+    con = sqlite3.connect(home / "db" / "appliance.sqlite3")
+    assert names[-1] in {row[0] for row in con.execute("SELECT name FROM schema_migration")}
+    con.close()
+
+
+def test_a_restore_whose_safety_backup_fails_verification_is_refused_unless_told_to_go_on(archived_home):
+    from tests.appliance.test_backups import _corrupt_index_page
+
+    home, archive = archived_home
+    _corrupt_index_page(home / "db" / "appliance.sqlite3")
+    with pytest.raises(Conflict, match="safety backup of the current state failed verification"):
+        restore_backup(Paths(home), archive)
+    con = sqlite3.connect(home / "db" / "appliance.sqlite3")
+    assert con.execute("SELECT value FROM runtime_setting WHERE key='marker'").fetchone() == ("old",)
+    con.close()
+    assert [item["status"] for item in list_backups(Paths(home))] == ["failed", "verified"]
+    assert restore_backup(Paths(home), archive, safety_backup=False)["safety_backup"] is None
+    assert state(home) == NEW

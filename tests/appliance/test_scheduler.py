@@ -303,6 +303,10 @@ def test_cron_weekdays_mean_what_they_mean_in_cron_with_sunday_as_0(schedule, we
         ("every 5s", "at least 10 seconds"),
         ("every day", "is not an interval"),
         ("", "a schedule is required"),
+        ("every 99999999999999d", "at most 366 days"),
+        ("every 367d", "at most 366 days"),
+        ("0 2 30 2 *", "never fires"),
+        ("0 0 31 4 *", "never fires"),
     ],
 )
 def test_a_bad_schedule_is_refused_with_its_reason(schedule, reason):
@@ -323,3 +327,52 @@ def test_an_interval_schedule_keeps_its_rhythm_across_restarts(instance, schedul
         planned = Job.get_by_id("counter").next_run_at
     assert (planned - set_at) % dt.timedelta(hours=1) == dt.timedelta(0)
     assert dt.timedelta(0) < planned - now <= dt.timedelta(hours=1)
+
+
+def test_one_job_that_cannot_be_scheduled_alerts_once_and_every_other_job_is_still_scheduled(instance, test_jobs):
+    with database.connection_context():
+        ensure_jobs(instance.settings)
+        # Stored before schedules were checked this strictly (or written by hand): its next run is past year 9999.
+        Job.update(schedule="every 99999999999999d", version=Job.version + 1).where(Job.name == "explode").execute()
+    sched = JobScheduler(instance, sync_seconds=60)
+    sched.start()
+    try:
+        assert sched._aps.get_job("counter") is not None
+        assert sched._aps.get_job("backup") is not None
+        assert sched._aps.get_job("explode") is None
+        with database.connection_context():
+            sched.poll_once()
+            [alert] = Alert.select().where(Alert.kind == "job_unscheduled")
+            assert alert.job == "explode" and "at most 366 days" in alert.message
+            assert Job.get_by_id("explode").next_run_at is None
+            update_job("explode", {"schedule": "0 3 * * *"})
+            sched.poll_once()
+        assert sched._aps.get_job("explode") is not None, "a corrected schedule is picked up"
+    finally:
+        sched.stop()
+
+
+def test_a_planned_run_that_did_not_happen_is_mailed_to_the_admins(
+    instance,
+    personas,
+    test_jobs,
+    mailbox,  # noqa: F811
+):
+    write_settings(instance.home / "appliance.toml", mailbox.settings())
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    sched = JobScheduler(instance, now=clock.now, sync_seconds=60)
+    sched.start()
+    try:
+        with database.connection_context():
+            planned = Job.get_by_id("counter").next_run_at
+            clock.current = planned.replace(tzinfo=dt.UTC) + dt.timedelta(minutes=10)
+            sched.poll_once()
+    finally:
+        sched.stop()
+    # Every job's plan was overtaken by the jump in time; each is mailed once. Counter's:
+    subjects = {" ".join(str(m["Subject"]).split()): m for m in mailbox.wait_for(len(jobs.job_specs()))}
+    expected = f"[Office Appliance] Job counter did not run at {planned.isoformat(timespec='seconds')}Z"
+    assert expected in subjects, sorted(subjects)
+    message = subjects[expected]
+    assert message["To"] == "alice@example.com"
+    assert "did not run" in message.get_payload()

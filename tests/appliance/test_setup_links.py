@@ -8,18 +8,41 @@ import pytest
 
 from appliance import setup_links
 from appliance.errors import NotFound, ValidationFailed
-from appliance.users import create_user
+from appliance.users import User, create_user
 from tests.fakes import FakeClock
 
 
-def test_a_setup_link_creates_the_first_admin_once(instance):
+def test_a_setup_link_creates_the_first_admin(instance):
     secret = setup_links.create_setup_link()
     setup_links.check_setup_link(secret)
     admin = setup_links.complete_setup(secret, "Boss@Example.com", "Boss", "a-long-enough-password")
     assert (admin.email, admin.role) == ("boss@example.com", "admin")
+    assert setup_links.create_setup_link() is None
+
+
+def test_a_used_link_stays_dead_even_when_no_admin_is_left(instance):
+    """Single use on its own: not only because an admin now exists, but because the link is spent."""
+    secret = setup_links.create_setup_link()
+    admin = setup_links.complete_setup(secret, "boss@example.com", "Boss", "a-long-enough-password")
+    User.delete().where(User.id == admin.id).execute()  # no admin any more, as on a new instance
+    assert setup_links.needs_setup()
+    with pytest.raises(NotFound):
+        setup_links.check_setup_link(secret)
     with pytest.raises(NotFound):
         setup_links.complete_setup(secret, "second@example.com", "Second", "a-long-enough-password")
-    assert setup_links.create_setup_link() is None
+    assert User.select().count() == 0
+
+
+def test_the_password_is_hashed_before_the_write_transaction(instance, monkeypatch):
+    from appliance import passwords
+    from appliance.db import database
+
+    seen = []
+    original = passwords.hash_password
+    monkeypatch.setattr(passwords, "hash_password", lambda pw: seen.append(database.in_transaction()) or original(pw))
+    secret = setup_links.create_setup_link()
+    setup_links.complete_setup(secret, "boss@example.com", "Boss", "a-long-enough-password")
+    assert seen == [False]
 
 
 def test_a_refused_form_leaves_the_link_usable(instance):

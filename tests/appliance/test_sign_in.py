@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from appliance.audit import AuditEvent
 from appliance.errors import NotAuthenticated, Throttled
 from appliance.sign_in import sign_in
-from appliance.throttle import ThrottleRules, prune_throttle
+from appliance.throttle import SignInFailure, ThrottleRules, fail_attempt, prune_throttle, start_attempt
 from appliance.users import create_user, get_user
 from tests.fakes import FakeClock
 
@@ -57,14 +59,68 @@ def test_five_failures_in_fifteen_minutes_lock_the_account_for_fifteen_minutes(a
     for _ in range(5):
         failure_message("ann@example.com", "wrong-password-typed", clock)
         clock.advance(minutes=2)
+    locked_at = clock.now() - dt.timedelta(minutes=2)  # the fifth failure started the lock
     # Locked: even the right password is refused, without being checked.
     with pytest.raises(Throttled) as caught:
         attempt("ann@example.com", "a-long-enough-password", clock)
     assert caught.value.status == 429
     assert 0 < caught.value.extra["retry_after"] <= 15 * 60
     assert AuditEvent.select().where(AuditEvent.action == "sign_in.locked").count() == 1
+    for still_locked in (dt.timedelta(minutes=14), dt.timedelta(minutes=14, seconds=59)):
+        with pytest.raises(Throttled):
+            sign_in(
+                "ann@example.com",
+                "a-long-enough-password",
+                address="10.0.0.1",
+                rules=RULES,
+                now=locked_at + still_locked,
+            )
+    lifted = sign_in(
+        "ann@example.com",
+        "a-long-enough-password",
+        address="10.0.0.1",
+        rules=RULES,
+        now=locked_at + dt.timedelta(minutes=15),
+    )
+    assert lifted.email == "ann@example.com"
+
+
+def test_a_lock_lifts_by_sixteen_minutes_for_a_wrong_password_too(ann):
+    clock = FakeClock()
+    for _ in range(5):
+        failure_message("ann@example.com", "wrong-password-typed", clock)
     clock.advance(minutes=14)
-    assert attempt("ann@example.com", "a-long-enough-password", clock).email == "ann@example.com"
+    with pytest.raises(Throttled):
+        attempt("ann@example.com", "wrong-password-typed", clock)
+    clock.advance(minutes=2)
+    failure_message("ann@example.com", "wrong-password-typed", clock)  # checked again: a plain failure
+
+
+def test_attempts_still_being_checked_count_against_the_limit(ann):
+    """Five attempts in flight (counted before their passwords are checked) leave no room for a sixth."""
+    clock = FakeClock()
+    in_flight = [start_attempt("ann@example.com", "10.0.0.1", RULES, clock.now()) for _ in range(5)]
+    with pytest.raises(Throttled) as caught:
+        attempt("ann@example.com", "a-long-enough-password", clock)
+    assert caught.value.extra["reason"] == "account" and caught.value.extra["retry_after"] > 0
+    assert (
+        AuditEvent.get(AuditEvent.action == "sign_in.failed").details == '{"reason": "account_locked", "via": "page"}'
+    )
+    # When they all fail, the fifth failure locks the account.
+    locks = [fail_attempt(one, RULES, clock.now()) for one in in_flight]
+    assert [bool(lock) for lock in locks] == [False] * 4 + [True]
+    with pytest.raises(Throttled):
+        attempt("ann@example.com", "a-long-enough-password", clock)
+
+
+def test_a_success_leaves_other_attempts_in_flight_counted(ann):
+    clock = FakeClock()
+    in_flight = [start_attempt("ann@example.com", "10.0.0.1", RULES, clock.now()) for _ in range(3)]
+    assert attempt("ann@example.com", "a-long-enough-password", clock)
+    assert SignInFailure.select().where(SignInFailure.pending == True).count() == 6  # noqa: E712 (3 account, 3 address)
+    for one in in_flight:
+        fail_attempt(one, RULES, clock.now())
+    assert SignInFailure.select().where(SignInFailure.pending == True).count() == 0  # noqa: E712
 
 
 def test_failures_spread_wider_than_the_window_do_not_lock(ann):

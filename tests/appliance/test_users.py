@@ -163,3 +163,106 @@ def test_list_users_searches_email_and_name(instance):
     add("bob@example.com", name="Robert Smith")
     assert [u.email for u in users.list_users(search="SMITH")] == ["bob@example.com"]
     assert [u.email for u in users.list_users(search="example")] == ["ann@example.com", "bob@example.com"]
+
+
+def count_transactions(run):
+    """Run ``run()`` and return how many top-level transactions it opened."""
+    from appliance.db import database
+
+    begins = []
+    original = database.obj.begin
+
+    def counting(*args, **kwargs):
+        begins.append(args)
+        return original(*args, **kwargs)
+
+    database.obj.begin = counting
+    try:
+        run()
+    finally:
+        del database.obj.begin
+    return len(begins)
+
+
+def test_fields_and_a_new_password_change_in_one_transaction(instance):
+    from appliance import passwords
+
+    user = add()
+    begins = count_transactions(
+        lambda: users.update_user(user.id, {"name": "Ann B.", "role": "viewer"}, password="a-reset-long-password")
+    )
+    assert begins == 1
+    again = users.get_user(user.id)
+    assert (again.name, again.role, again.must_change_password) == ("Ann B.", "viewer", True)
+    assert passwords.verify_password(again.password_hash, "a-reset-long-password")
+    actions = [e.action for e in AuditEvent.select().order_by(AuditEvent.id)][-2:]
+    assert actions == ["user.role_changed", "user.password_reset"]
+
+
+def test_a_refused_password_or_field_changes_neither_the_fields_nor_the_password(instance):
+    from appliance import passwords
+
+    boss = add("boss@example.com", role="admin")
+    with pytest.raises(ValidationFailed) as caught:
+        users.update_user(boss.id, {"name": "Big Boss"}, password="short")
+    assert caught.value.fields == {"password": "Use at least 10 characters."}
+    with pytest.raises(Conflict):  # the last admin cannot be demoted: the password stays too
+        users.update_user(boss.id, {"role": "viewer"}, password="a-reset-long-password")
+    again = users.get_user(boss.id)
+    assert (again.name, again.role) == ("Ann", "admin")
+    assert passwords.verify_password(again.password_hash, "a-long-enough-password")
+    with pytest.raises(BadRequest):
+        users.update_user(boss.id, {"name": "X"}, must_change_password=True)
+
+
+def test_a_role_granted_by_a_collection_cannot_be_removed(instance):
+    from appliance.collections import create_collection, update_collection
+
+    boss = add("boss@example.com", role="admin")
+    create_role("clerk", "Clerk", actor="test")
+    create_collection(
+        {
+            "name": "invoices",
+            "label": "Invoices",
+            "fields": [{"name": "title", "type": "text"}],
+            "permissions": {"clerk": ["view"]},
+        },
+        boss,
+    )
+    with pytest.raises(Conflict) as caught:
+        delete_role("clerk", actor="test")
+    assert "invoices" in caught.value.message
+    assert role_exists("clerk")
+    update_collection("invoices", {"permissions": {}}, boss)
+    delete_role("clerk", actor="test")
+    assert not role_exists("clerk")
+    with pytest.raises(NotFound):
+        delete_role("clerk", actor="test")
+
+
+def test_listing_users_by_an_unknown_role_is_refused(instance):
+    add()
+    with pytest.raises(BadRequest):
+        list(users.list_users(role="nosuch"))
+    assert [u.email for u in users.list_users(role="editor")] == ["ann@example.com"]
+
+
+def test_a_wrong_current_password_is_audited_and_throttled_like_a_sign_in(instance):
+    from appliance.errors import Throttled
+    from appliance.throttle import ThrottleRules
+
+    user = add()
+    rules = ThrottleRules()
+    for _ in range(5):
+        with pytest.raises(ValidationFailed):
+            users.change_password(user.id, "wrong-current-password", "a-new-long-password", address="10.0.0.1")
+    failed = AuditEvent.select().where(AuditEvent.action == "user.password_change_failed")
+    assert failed.count() == 5 and all(e.actor == "ann@example.com" for e in failed)
+    assert AuditEvent.select().where(AuditEvent.action == "sign_in.locked").count() == 1
+    # Locked: even the right current password is refused now, and so is a sign-in.
+    with pytest.raises(Throttled):
+        users.change_password(user.id, "a-long-enough-password", "a-new-long-password", address="10.0.0.1", rules=rules)
+    from appliance.sign_in import sign_in
+
+    with pytest.raises(Throttled):
+        sign_in("ann@example.com", "a-long-enough-password", address="10.0.0.2", rules=rules)

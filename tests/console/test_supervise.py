@@ -11,7 +11,7 @@ import psutil
 
 from appliance.home import Paths, open_instance
 from appliance.server import read_server_info
-from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, UNREACHABLE, Supervisor
+from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, STOPPING, UNREACHABLE, Supervisor
 from console.window import KEEP
 from tests.conftest import start_server
 from tests.console.conftest import wait_state
@@ -125,6 +125,20 @@ def test_a_port_in_use_names_its_holder_and_is_not_retried(qtbot, window, consol
         holder.close()
 
 
+def _stays(qtbot, window, state: str, cycles: int = 4) -> list[str]:
+    """Run supervisor polls and wait for status failures for a few cycles; returns the states it went through."""
+    seen: list[str] = []
+    window.supervisor.state_changed.connect(seen.append)
+    try:
+        for _ in range(cycles):
+            assert window.supervisor.poll_once() == state
+            with qtbot.waitSignal(window.poller.failed, timeout=10_000):
+                pass
+    finally:
+        window.supervisor.state_changed.disconnect(seen.append)
+    return seen
+
+
 def test_a_running_server_that_does_not_answer_is_shown_as_unreachable(qtbot, window):
     with qtbot.waitSignal(window.status_received, timeout=30_000):
         window.start_watching()
@@ -132,17 +146,97 @@ def test_a_running_server_that_does_not_answer_is_shown_as_unreachable(qtbot, wi
     window.client.base_url = "http://127.0.0.1:9/"  # nothing listens there: the status requests fail
     with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == UNREACHABLE, timeout=10_000):
         pass
+    # The child's run files still say it lives: that must not flip the state back to running.
+    assert _stays(qtbot, window, UNREACHABLE) == []
     assert "Not answering" in window.dashboard.state_label.text()
     window.client.base_url = real_url
     with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == RUNNING, timeout=10_000):
         pass
 
 
-def test_closing_the_window_can_keep_the_server_running_in_the_background(qtbot, window, console_home):
+def test_an_attached_server_that_does_not_answer_stays_unreachable_without_re_attaching(
+    qtbot, make_window, console_home
+):
+    server = start_server(console_home, workers=1)
+    try:
+        window = make_window(console_home)
+        with qtbot.waitSignal(window.status_received, timeout=20_000):
+            window.start_watching()
+        assert window.supervisor.attached
+        window.client.base_url = "http://127.0.0.1:9/"
+        with qtbot.waitSignal(
+            window.supervisor.state_changed, check_params_cb=lambda s: s == UNREACHABLE, timeout=10_000
+        ):
+            pass
+        assert _stays(qtbot, window, UNREACHABLE) == []
+        assert window.dashboard.output_view.toPlainText().count("Attached to the server") == 1
+        window.client.refresh(window.supervisor.info)
+        with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == RUNNING, timeout=10_000):
+            pass
+        assert window.dashboard.output_view.toPlainText().count("Attached to the server") == 1
+    finally:
+        server.stop()
+
+
+def test_stopping_an_attached_server_that_is_slow_to_go_stays_stopping_until_it_is_gone(
+    qtbot, make_window, console_home
+):
+    server = start_server(console_home, workers=1)
+    try:
+        window = make_window(console_home)
+        with qtbot.waitSignal(window.status_received, timeout=20_000):
+            window.start_watching()
+        supervisor = window.supervisor
+        states: list[str] = []
+        supervisor.state_changed.connect(states.append)
+        # A paused server keeps its lock and run files after SIGTERM, like one finishing a long request.
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            assert supervisor.stop()
+            for _ in range(3):
+                assert supervisor.poll_once() == STOPPING
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        wait_state(qtbot, supervisor, STOPPED)
+        assert states == [STOPPING, STOPPED]
+        assert window.dashboard.output_view.toPlainText().count("Attached to the server") == 1
+        assert server.process.wait(timeout=10) == 0
+    finally:
+        server.stop()
+
+
+def test_the_console_does_not_start_a_server_while_a_restore_holds_the_home(qtbot, console_home):
+    from appliance.locks import FileLock
+
+    paths = Paths(console_home)
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(paths)
+    events: list[str] = []
+    supervisor.event.connect(events.append)
+    with FileLock(paths.server_lock) as lock:
+        assert lock.acquire()  # what a restore holds while it swaps the database
+        assert supervisor.start() is False
+    assert supervisor.state == STOPPED and supervisor.process is None
+    assert "busy" in events[-1]
+
+
+def test_closing_the_window_can_keep_the_server_running_in_the_background(qtbot, window, console_home, monkeypatch):
+    from PySide6.QtWidgets import QSystemTrayIcon
+
     with qtbot.waitSignal(window.status_received, timeout=30_000):
         window.start_watching()
     window.show()
+    qtbot.waitExposed(window)
     window.ask_close = lambda: KEEP
+    # Without a system tray there is nothing to come back from: the window is minimised, not hidden.
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: False))
+    window.close()
+    assert window.isVisible() and window.isMinimized()
+    assert "no system tray" in window.statusBar().currentMessage()
+    window.bring_to_front()
+    assert not window.isMinimized()
+
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
     window.close()
     assert not window.isVisible()
     assert window.supervisor.owns_child and window.supervisor.state == RUNNING

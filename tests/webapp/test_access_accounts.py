@@ -1,9 +1,11 @@
 """Who may open which page and call which endpoint of the accounts area, against a real server.
 
-Each row is (persona, method, path, expected status). Pages are visited with
-a browser session (cookie + CSRF token, as the forms send it); the API is
-called with each persona's write token. The disabled user's session and
-token are refused; the outsider has neither.
+Each row is (persona, method, path, expected status, body). Pages are visited
+with a browser session (cookie + CSRF token, as the forms send it); the API
+is called with each persona's write token. The disabled persona signed in
+while still active and was disabled afterwards: its old session is refused
+everywhere (pages send it to /login, the API answers 401). The outsider has
+no account.
 """
 
 from __future__ import annotations
@@ -27,8 +29,27 @@ def by_role(admin: int, staff: int, nobody: int) -> dict[str, int]:
     return {ADMIN: admin, EDITOR: staff, VIEWER: staff, DISABLED: nobody, OUTSIDER: nobody}
 
 
-# {editor}, {viewer} and {disabled} are replaced by those personas' user ids.
+def only(who: str, method: str, path: str, status: int, body: dict | None = None):
+    """A row for one persona (for a resource that belongs to someone)."""
+    return [(who, method, path, status, body)]
+
+
+# In bodies, {email} and {password} are the persona's own.
+OWN_CREDENTIALS = {"email": "{email}", "password": "{password}"}
+WRONG_PASSWORD = {"email": "{email}", "password": "not-the-password-at-all"}
+NEW_USER_FORM = {
+    "email": "made-by-form@example.com",
+    "name": "Form",
+    "role": "viewer",
+    "password": "a-fine-long-password",
+}
+NEW_USER_API = {"email": "made-by-api@example.com", "name": "Api", "role": "viewer", "password": "a-fine-long-password"}
+
+
+# {editor}, {viewer} and {disabled} are replaced by those personas' user ids, {victim} by a spare user's,
+# and {editor_token...}/{viewer_token...} by the ids of spare API tokens of those personas.
 PAGE_TABLE = [
+    *expect(("POST", "/login"), by_role(401, 401, 401), WRONG_PASSWORD),
     *expect(("GET", "/"), by_role(200, 200, 302)),
     *expect(("GET", "/account"), by_role(200, 200, 302)),
     *expect(("GET", "/login"), by_role(302, 302, 200)),
@@ -48,10 +69,21 @@ PAGE_TABLE = [
     *expect(("POST", "/account/tokens/999999/revoke"), by_role(404, 404, 302)),
     *expect(("POST", "/setup/not-a-real-link"), by_role(404, 404, 404)),
     # Rows that change state come last; each is undone or harmless to the rows after it.
+    *expect(("POST", "/admin/users"), by_role(302, 403, 302), NEW_USER_FORM),
+    *only(EDITOR, "POST", "/account/tokens/{viewer_token_page}/revoke", 404),  # another's token: unknown
+    *only(VIEWER, "POST", "/account/tokens/{viewer_token_page}/revoke", 302),  # one's own
+    *only(ADMIN, "POST", "/admin/users/{editor}/tokens/{editor_token_page}/revoke", 302),
     *expect(("POST", "/admin/users/{disabled}/enable"), by_role(302, 403, 302)),
     *expect(("POST", "/admin/users/{disabled}/disable"), by_role(302, 403, 302)),
+    *expect(("POST", "/account/sign-out-everywhere"), by_role(302, 302, 302)),
+    *expect(("GET", "/account"), by_role(302, 302, 302)),  # signed out everywhere
+    *expect(("POST", "/login"), by_role(302, 302, 401), OWN_CREDENTIALS),
+    *expect(("GET", "/account"), by_role(200, 200, 302)),  # signed in again
     *expect(("POST", "/logout"), by_role(302, 302, 302)),
+    *expect(("GET", "/account"), by_role(302, 302, 302)),
 ]
+# Rows after which a persona's CSRF token is new (the session was replaced or ended).
+SESSION_CHANGING = {("POST", "/login"), ("POST", "/account/sign-out-everywhere"), ("POST", "/logout")}
 
 API_TABLE = [
     *expect(("GET", "/api/me"), by_role(200, 200, 401)),
@@ -68,14 +100,29 @@ API_TABLE = [
     *expect(("GET", "/api/tokens?user={editor}"), by_role(200, 403, 401)),
     *expect(("DELETE", "/api/tokens/999999"), by_role(404, 404, 401)),
     # webapp/system.py answers any token it does not accept (the disabled user's too) with 403.
-    *expect(("GET", "/api/system/status"), {**by_role(200, 403, 401), DISABLED: 403}),
-    *expect(("GET", "/metrics"), {**by_role(200, 403, 401), DISABLED: 403}),
+    *expect(("GET", "/api/system/status"), by_role(200, 403, 401)),
+    *expect(("GET", "/metrics"), by_role(200, 403, 401)),
+    # Rows that change state come last.
+    *expect(("POST", "/api/users"), by_role(201, 403, 401), NEW_USER_API),
+    *expect(("POST", "/api/roles"), by_role(201, 403, 401), {"name": "clerk", "label": "Clerk"}),
+    *expect(("DELETE", "/api/roles/viewer"), by_role(409, 403, 401)),
+    *expect(("DELETE", "/api/roles/clerk"), by_role(204, 403, 401)),
+    *expect(("DELETE", "/api/users/{victim}"), by_role(204, 403, 401)),
+    *only(EDITOR, "DELETE", "/api/tokens/{viewer_token_api}", 404),  # another's token: unknown
+    *only(VIEWER, "DELETE", "/api/tokens/{viewer_token_api}", 204),  # one's own
+    *only(ADMIN, "DELETE", "/api/tokens/{editor_token_api}", 204),  # an admin, another's
+    *only(DISABLED, "DELETE", "/api/tokens/{editor_token_page}", 401),
+    *only(OUTSIDER, "DELETE", "/api/tokens/{editor_token_page}", 401),
     *expect(("POST", "/api/me/sign-out-everywhere"), by_role(204, 204, 401)),
 ]
 
 
-def _fill(path: str, personas) -> str:
-    return path.format(editor=personas.editor.id, viewer=personas.viewer.id, disabled=personas.disabled.id)
+def _fill(path: str, personas, ids: dict[str, int]) -> str:
+    return path.format(editor=personas.editor.id, viewer=personas.viewer.id, disabled=personas.disabled.id, **ids)
+
+
+def _body(body: dict | None, persona) -> dict:
+    return {key: value.format(email=persona.email, password=persona.password) for key, value in (body or {}).items()}
 
 
 @pytest.fixture
@@ -83,45 +130,88 @@ def server(personas, live_server):
     return live_server
 
 
-def _page_client(server, persona) -> tuple[requests.Session, str]:
+@pytest.fixture
+def spare(personas, instance) -> dict[str, int]:
+    """Ids of things the state-changing rows act on: a spare user and spare tokens of the editor and the viewer."""
+    from appliance.db import database
+    from appliance.tokens import create_token
+    from appliance.users import create_user
+
+    with database.connection_context():
+        ids = {"victim": create_user("victim@example.com", "Victim", "viewer", "victim-long-password", actor="test").id}
+        for owner, persona in (("editor", personas.editor), ("viewer", personas.viewer)):
+            for use in ("page", "api"):
+                ids[f"{owner}_token_{use}"] = create_token(persona.id, f"spare {use}", actor="test")[0].id
+    return ids
+
+
+@pytest.fixture
+def disabled_session(server, personas, instance) -> tuple[requests.Session, str]:
+    """The disabled persona's browser: signed in while the account was active, then the account was disabled."""
+    from appliance.db import database
+    from appliance.users import disable_user, enable_user
+
+    with database.connection_context():
+        enable_user(personas.disabled.id, actor="test")
+    session, token = browser_sign_in(server.url, personas.disabled.email, personas.disabled.password)
+    assert session.get(server.url + "api/me", timeout=10).status_code == 200
+    with database.connection_context():
+        disable_user(personas.disabled.id, actor="test")
+    return session, token
+
+
+def _fresh_csrf(server, session: requests.Session) -> str:
+    account = session.get(server.url + "account", timeout=10, allow_redirects=False)
+    page = account if account.status_code == 200 else session.get(server.url + "login", timeout=10)
+    return csrf_token_in(page.text)
+
+
+def _page_client(server, persona, disabled_session) -> tuple[requests.Session, str]:
     if persona.name in SIGNED_IN:
         return browser_sign_in(server.url, persona.email, persona.password)
-    session = requests.Session()
     if persona.name == DISABLED:
-        page = session.get(server.url + "login", timeout=10)
-        answer = session.post(
-            server.url + "login",
-            data={"email": persona.email, "password": persona.password, "csrf_token": csrf_token_in(page.text)},
-            timeout=10,
-        )
-        assert answer.status_code == 401
-    page = session.get(server.url + "login", timeout=10)
-    return session, csrf_token_in(page.text)
+        return disabled_session
+    session = requests.Session()
+    return session, _fresh_csrf(server, session)
 
 
-def test_pages_answer_each_persona_as_the_access_table_says(server, personas):
-    clients = {p.name: _page_client(server, p) for p in personas}
+def test_pages_answer_each_persona_as_the_access_table_says(server, personas, spare, disabled_session):
+    clients = {p.name: _page_client(server, p, disabled_session) for p in personas}
     wrong = []
-    for who, method, path, status, _body in PAGE_TABLE:
+    for who, method, path, status, body in PAGE_TABLE:
         session, token = clients[who]
-        url = server.url + _fill(path, personas).lstrip("/")
-        data = {"csrf_token": token} if method == "POST" else None
+        url = server.url + _fill(path, personas, spare).lstrip("/")
+        data = {"csrf_token": token, **_body(body, personas[who])} if method == "POST" else None
         answer = session.request(method, url, data=data, allow_redirects=False, timeout=10)
         if answer.status_code != status:
             wrong.append(f"{who} {method} {path}: {answer.status_code}, expected {status}")
         if status == 302 and who in (DISABLED, OUTSIDER):
-            assert answer.headers["Location"].startswith("/login")
+            assert answer.headers["Location"].startswith("/login"), (who, method, path)
+        if (method, path) in SESSION_CHANGING:
+            clients[who] = (session, _fresh_csrf(server, session))
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_api_answers_each_persona_as_the_access_table_says(server, personas, api_token_for):
+def test_the_api_answers_each_persona_as_the_access_table_says(
+    server, personas, api_token_for, spare, disabled_session
+):
     headers = {
-        p.name: {"Authorization": f"Bearer {api_token_for(p.email)}"} if p.id is not None else {} for p in personas
+        p.name: {"Authorization": f"Bearer {api_token_for(p.email)}"} if p.name in SIGNED_IN else {} for p in personas
+    }
+    # The disabled persona calls with its old browser session, CSRF header and all.
+    old_session, old_csrf = disabled_session
+    headers[DISABLED] = {
+        "Cookie": "; ".join(f"{c.name}={c.value}" for c in old_session.cookies),
+        "X-CSRFToken": old_csrf,
     }
     wrong = []
     for who, method, path, status, body in API_TABLE:
         answer = requests.request(
-            method, server.url + _fill(path, personas).lstrip("/"), json=body, headers=headers[who], timeout=10
+            method,
+            server.url + _fill(path, personas, spare).lstrip("/"),
+            json=_body(body, personas[who]) if body is not None else None,
+            headers=headers[who],
+            timeout=10,
         )
         if answer.status_code != status:
             wrong.append(f"{who} {method} {path}: {answer.status_code}, expected {status}: {answer.text[:200]}")
@@ -129,6 +219,36 @@ def test_the_api_answers_each_persona_as_the_access_table_says(server, personas,
             error = answer.json()["error"]
             assert error["code"] and error["message"], (who, method, path)
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_live_setup_link_answers_everyone_until_it_is_used(server, personas, disabled_session, instance):
+    """While no admin exists, anyone holding the link may open it; a refused form leaves it live; once used, it is dead."""
+    from appliance.db import database
+    from appliance.setup_links import create_setup_link
+    from appliance.users import User
+
+    with database.connection_context():
+        User.delete().where(User.id == personas.admin.id).execute()  # a new instance: no admin yet
+        link = "setup/" + create_setup_link()
+    clients = {p.name: _page_client(server, p, disabled_session) for p in personas if p.name != ADMIN}
+    wrong = []
+    for who, (session, token) in clients.items():
+        for method, data, status in (("GET", None, 200), ("POST", {"csrf_token": token}, 422)):
+            answer = session.request(method, server.url + link, data=data, allow_redirects=False, timeout=10)
+            if answer.status_code != status:
+                wrong.append(f"{who} {method} /{link}: {answer.status_code}, expected {status}")
+    assert not wrong, "\n".join(wrong)
+    session, token = clients[OUTSIDER]
+    form = {"email": "boss@example.com", "name": "Boss", "password": "a-long-enough-password"}
+    made = session.post(
+        server.url + link,
+        data={**form, "password_confirm": form["password"], "csrf_token": token},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert made.status_code == 302
+    for who, (other, _token) in clients.items():
+        assert other.get(server.url + link, allow_redirects=False, timeout=10).status_code == 404, who
 
 
 def test_the_api_takes_a_browser_session_with_its_csrf_header(server, personas):

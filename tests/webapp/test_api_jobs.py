@@ -106,7 +106,7 @@ def test_through_a_real_server_a_change_and_a_run_now_reach_the_scheduler(person
     assert live_server.request("POST", "/api/jobs/cleanup/run", headers=auth).status_code == 202
     deadline = time.monotonic() + 20
     runs: list = []
-    while time.monotonic() < deadline and not runs:
+    while time.monotonic() < deadline and not (runs and runs[0]["outcome"] != "running"):
         runs = live_server.get("/api/jobs/cleanup/runs", headers=auth).json()["items"]
         time.sleep(0.1)
     assert runs and runs[0]["trigger"] == "manual" and runs[0]["outcome"] == "ok"
@@ -167,3 +167,58 @@ def test_bad_job_changes_are_refused_clearly_and_change_nothing(client, headers,
     if field:
         assert field in error["fields"]
     assert client.get("/api/jobs/cleanup", headers=headers[ADMIN]).get_json() == before
+
+
+@pytest.mark.parametrize(
+    ("schedule", "reason"),
+    [("every 99999999999999d", "at most 366 days"), ("0 2 30 2 *", "never fires"), ("every 400d", "at most 366 days")],
+)
+def test_a_schedule_that_overflows_or_never_fires_is_refused_with_its_reason(client, headers, schedule, reason):
+    before = client.get("/api/jobs/cleanup", headers=headers[ADMIN]).get_json()
+    answer = client.patch("/api/jobs/cleanup", json={"schedule": schedule}, headers=headers[ADMIN])
+    assert answer.status_code == 422, answer.text
+    assert reason in answer.get_json()["error"]["fields"]["schedule"]
+    assert client.get("/api/jobs/cleanup", headers=headers[ADMIN]).get_json() == before
+
+
+def test_last_run_is_a_timestamp_beside_last_outcome_in_the_jobs_list_and_the_status(client, instance, headers):
+    with database.connection_context():
+        run = run_job(instance, "db_maintenance", trigger="cli")
+    started = run.started_at.isoformat(timespec="seconds") + "Z"
+    [item] = [j for j in client.get("/api/jobs", headers=headers[ADMIN]).get_json()["items"] if j["name"] == "db_maintenance"]
+    status = client.get("/api/system/status", headers=headers[ADMIN]).get_json()
+    [listed] = [j for j in status["jobs"] if j["name"] == "db_maintenance"]
+    for job in (item, listed):
+        assert job["last_run"] == started
+        assert job["last_outcome"] == "ok"
+    assert client.get("/api/jobs/cleanup", headers=headers[ADMIN]).get_json()["last_run"] is None
+
+
+def test_a_request_nobody_signed_in_for_writes_no_job_rows(client, instance):
+    with database.connection_context():
+        assert Job.select().count() == 0
+    assert client.get("/api/jobs").status_code == 401
+    assert client.patch("/api/jobs/backup", json={"enabled": False}).status_code in (401, 403)
+    with database.connection_context():
+        assert Job.select().count() == 0
+
+
+def test_acknowledging_alerts_never_redirects_to_another_site(personas, live_server):
+    session, _token = browser_sign_in(live_server.url, personas.admin.email, personas.admin.password)
+    page = session.get(live_server.url + "admin/jobs", timeout=10)
+    for target in ("https://evil.example/phish", "//evil.example/phish", "/\\evil.example"):
+        answer = session.post(
+            live_server.url + "admin/alerts/acknowledge",
+            data={"csrf_token": csrf_token_in(page.text), "next": target},
+            timeout=10,
+            allow_redirects=False,
+        )
+        assert answer.status_code == 302
+        assert "evil.example" not in answer.headers["Location"], answer.headers["Location"]
+    back = session.post(
+        live_server.url + "admin/alerts/acknowledge",
+        data={"csrf_token": csrf_token_in(page.text), "next": "/admin/backups"},
+        timeout=10,
+        allow_redirects=False,
+    )
+    assert back.headers["Location"].endswith("/admin/backups")

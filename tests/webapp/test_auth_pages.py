@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 
 from appliance.audit import AuditEvent
-from appliance.users import get_user_by_email
+from appliance.clock import utcnow
+from appliance.users import UserSession, get_user_by_email
 from tests.conftest import csrf_token_in
 
 
@@ -141,20 +143,59 @@ def test_logout_needs_a_post_and_ends_the_session(browser, personas):
     assert browser.get("/account").status_code == 302
 
 
-def test_the_idle_time_out_ends_a_session(browser, app, personas):
+def test_an_expired_session_ends_and_the_login_page_says_so(browser, personas):
     sign_in(browser, personas.editor.email, personas.editor.password)
-    with browser.session_transaction() as session:
-        session["seen_at"] -= 61 * 60
+    assert browser.get("/account").status_code == 200
+    UserSession.update(expires_at=utcnow() - dt.timedelta(seconds=1)).execute()
     answer = browser.get("/account")
     assert answer.status_code == 302
     assert "ended" in browser.get(answer.headers["Location"]).get_data(as_text=True)
 
 
-def test_the_absolute_time_out_ends_a_busy_session(browser, personas):
+def test_a_signed_out_cookie_no_longer_works_anywhere(app, personas):
+    """The session is a row: signing out deletes it, so a copy of the cookie dies too."""
+    browser = app.test_client()
     sign_in(browser, personas.editor.email, personas.editor.password)
-    with browser.session_transaction() as session:
-        session["signed_in_at"] -= 12 * 3600 + 1
-    assert browser.get("/account").status_code == 302
+    copy = app.test_client()
+    copy.set_cookie("appliance_session", browser.get_cookie("appliance_session").value)
+    assert copy.get("/api/me").status_code == 200
+    assert browser.post("/logout", data={"csrf_token": form_token(browser, "/account")}).status_code == 302
+    assert copy.get("/api/me").status_code == 401
+    assert copy.get("/account").status_code == 302
+    assert UserSession.select().count() == 0
+
+
+def test_an_ended_session_sending_an_unsafe_api_request_gets_401_not_a_csrf_400(app, personas):
+    browser = app.test_client()
+    sign_in(browser, personas.admin.email, personas.admin.password)
+    copy = app.test_client()
+    copy.set_cookie("appliance_session", browser.get_cookie("appliance_session").value)
+    body = {"email": "new@example.com", "name": "New", "role": "viewer", "password": "a-fine-long-password"}
+    assert copy.post("/api/users", json=body).status_code == 400  # live session, no CSRF header
+    browser.post("/logout", data={"csrf_token": form_token(browser, "/account")})
+    ended = copy.post("/api/users", json=body)
+    assert ended.status_code == 401 and ended.get_json()["error"]["code"] == "not_authenticated"
+    assert app.test_client().patch(f"/api/users/{personas.viewer.id}", json={"name": "X"}).status_code == 401
+
+
+def test_signing_in_again_ends_the_session_this_browser_had(browser, personas):
+    sign_in(browser, personas.editor.email, personas.editor.password)
+    first = browser.get_cookie("appliance_session").value
+    token = form_token(browser, "/account")  # the login page sends a signed-in browser on
+    again = browser.post(
+        "/login", data={"email": personas.viewer.email, "password": personas.viewer.password, "csrf_token": token}
+    )
+    assert again.status_code == 302
+    assert UserSession.select().count() == 1
+    assert UserSession.get().user_id == personas.viewer.id
+    assert first != browser.get_cookie("appliance_session").value
+
+
+def test_a_session_records_where_it_came_from(browser, personas):
+    sign_in(browser, personas.editor.email, personas.editor.password)
+    row = UserSession.get()
+    assert (row.user_id, row.address) == (personas.editor.id, "127.0.0.1")
+    assert row.user_agent.startswith("Werkzeug")
 
 
 def test_changing_the_password_keeps_this_browser_and_ends_the_others(app, personas):
@@ -272,3 +313,89 @@ def test_the_token_endpoint_takes_json_only(client, personas):
     answer = client.post("/api/auth/token", data={"email": personas.editor.email, "password": personas.editor.password})
     assert answer.status_code == 400
     assert answer.get_json()["error"]["code"] == "bad_request"
+
+
+def change_own_password(browser, current: str, new: str = "a-brand-new-password"):
+    token = form_token(browser, "/account")
+    return browser.post(
+        "/account/password",
+        data={"csrf_token": token, "current_password": current, "new_password": new, "new_password_confirm": new},
+    )
+
+
+def test_a_wrong_current_password_is_audited_and_throttled_per_account(app, browser, personas):
+    sign_in(browser, personas.editor.email, personas.editor.password)
+    for _ in range(5):
+        answer = change_own_password(browser, "not-my-password-at-all")
+        assert answer.status_code == 422
+        assert "This is not your current password." in answer.get_data(as_text=True)
+    failed = AuditEvent.select().where(
+        (AuditEvent.action == "user.password_change_failed") & (AuditEvent.target == personas.editor.email)
+    )
+    assert failed.count() == 5
+    locked = change_own_password(browser, personas.editor.password)
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    assert "Too many failed sign-ins" in locked.get_data(as_text=True)
+    # The same lock holds for signing in.
+    assert sign_in(app.test_client(), personas.editor.email, personas.editor.password).status_code == 429
+    assert AuditEvent.select().where(AuditEvent.action == "user.password_changed").count() == 0
+
+
+def test_unknown_filters_of_the_users_page_are_refused(browser, personas):
+    sign_in(browser, personas.admin.email, personas.admin.password)
+    assert browser.get("/admin/users?state=disabled&role=editor").status_code == 200
+    for query in ("state=bogus", "role=nosuch", "state=bogus&role=nosuch"):
+        answer = browser.get(f"/admin/users?{query}")
+        assert answer.status_code == 400, query
+        assert "Unknown state" in answer.get_data(as_text=True) or "no role called" in answer.get_data(as_text=True)
+    assert browser.get("/api/users?role=nosuch").status_code == 400
+
+
+def test_an_admin_removes_a_custom_role_on_the_users_page_unless_it_is_in_use(browser, personas):
+    from appliance.roles import create_role, role_exists
+    from appliance.users import update_user
+
+    create_role("clerk", "Clerk", actor="test")
+    update_user(personas.viewer.id, {"role": "clerk"}, actor="test")
+    sign_in(browser, personas.admin.email, personas.admin.password)
+    page = browser.get("/admin/users").get_data(as_text=True)
+    assert 'action="/admin/roles/clerk/delete"' in page and 'action="/admin/roles/viewer/delete"' not in page
+    token = form_token(browser, "/admin/users")
+    refused = browser.post("/admin/roles/clerk/delete", data={"csrf_token": token})
+    assert refused.status_code == 409 and "still has the role" in refused.get_data(as_text=True)
+    assert browser.post("/admin/roles/editor/delete", data={"csrf_token": token}).status_code == 409
+    update_user(personas.viewer.id, {"role": "viewer"}, actor="test")
+    assert browser.post("/admin/roles/clerk/delete", data={"csrf_token": token}).status_code == 302
+    assert not role_exists("clerk")
+    assert browser.post("/admin/roles/clerk/delete", data={"csrf_token": token}).status_code == 404
+
+
+def test_the_api_removes_a_custom_role_unless_it_is_built_in_or_in_use(client, personas, api_token_for):
+    from appliance.roles import create_role, role_exists
+
+    admin = {"Authorization": f"Bearer {api_token_for(personas.admin.email)}"}
+    create_role("clerk", "Clerk", actor="test")
+    assert client.delete("/api/roles/viewer", headers=admin).status_code == 409
+    editor = {"Authorization": f"Bearer {api_token_for(personas.editor.email)}"}
+    assert client.delete("/api/roles/clerk", headers=editor).status_code == 403
+    assert client.delete("/api/roles/clerk", headers=admin).status_code == 204
+    assert not role_exists("clerk")
+    assert client.delete("/api/roles/clerk", headers=admin).get_json()["error"]["code"] == "not_found"
+
+
+def test_a_patch_with_fields_and_a_password_is_all_or_nothing(client, personas, api_token_for):
+    from appliance import passwords
+
+    admin = {"Authorization": f"Bearer {api_token_for(personas.admin.email)}"}
+    path = f"/api/users/{personas.viewer.id}"
+    refused = client.patch(path, json={"name": "Carol C.", "password": "short"}, headers=admin)
+    assert refused.status_code == 422 and refused.get_json()["error"]["fields"] == {
+        "password": "Use at least 10 characters."
+    }
+    assert client.get(path, headers=admin).get_json()["name"] == "Viewer"
+    done = client.patch(path, json={"name": "Carol C.", "password": "a-reset-long-password"}, headers=admin)
+    assert done.status_code == 200 and done.get_json()["must_change_password"] is True
+    user = get_user_by_email(personas.viewer.email)
+    assert user.name == "Carol C." and passwords.verify_password(user.password_hash, "a-reset-long-password")
+    assert client.patch(path, json={"must_change_password": False}, headers=admin).status_code == 400
+    assert client.patch(path, json={"password": None}, headers=admin).status_code == 422

@@ -422,3 +422,13 @@ def test_delete_asks_first_then_deletes_and_a_referenced_record_is_kept(as_, sta
     refused = admin.post("/c/clients/1/delete", data={"csrf_token": token_of(admin, "/c/clients/1/delete")})
     assert refused.status_code == 302
     assert "still referred to by orders.client" in page(admin, "/c/clients/1")
+
+
+def test_the_list_page_links_to_a_csv_export_of_the_same_filtered_view(as_):
+    html = page(as_("editor"), "/c/clients?name=Acme&ordering=-name&page=2")
+    href = re.search(r'href="([^"]*export\.csv[^"]*)"', html).group(1).replace("&amp;", "&")
+    parts = urlsplit(href)
+    assert parts.path == "/c/clients/export.csv"
+    assert parse_qs(parts.query) == {"name": ["Acme"], "ordering": ["-name"]}
+    assert 'href="/c/clients/import"' in html
+    assert 'href="/c/clients/import"' not in page(as_("viewer"), "/c/clients")
