@@ -38,14 +38,14 @@ import sqlite3
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from appliance import __version__
 from appliance.clock import aware, iso
-from appliance.errors import ApplianceError, BadRequest, Busy, NotFound
+from appliance.errors import ApplianceError, BadRequest, NotFound
 from appliance.home import Paths
 from appliance.locks import copying_files, exclusive, is_locked
 

@@ -109,6 +109,8 @@ def list_history(collection: CollectionDef, record_id: int, actor: Any, params: 
     """
     scope = require_access(collection, actor, "view")
     page, page_size = parse_paging(params)
+    if not isinstance(record_id, int) or not 1 <= record_id <= INT64:
+        raise NotFound(f"No record {record_id} in {collection.name!r}.")  # SQLite cannot even compare it
     exists, owner = record_owner(collection, record_id)
     if not exists and not is_admin(actor):
         raise NotFound(f"No record {record_id} in {collection.name!r}.")

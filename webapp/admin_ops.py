@@ -14,8 +14,8 @@ from appliance.errors import Busy, PermissionDenied, ValidationFailed
 from appliance.pagination import paginate, parse_paging
 from webapp import current_instance
 from webapp.auth import client_address
-from webapp.pages_auth import _safe_next
 from webapp.layout import add_nav_link, form_errors
+from webapp.pages_auth import _safe_next
 
 bp = Blueprint("admin_ops", __name__, url_prefix="/admin")
 

@@ -289,8 +289,9 @@ def test_pruning_removes_the_offsite_copies_of_the_archives_it_deletes(home, tmp
 # --- crafted archives: refused with a reason, never a crash, nothing written outside ------------------
 
 
-def craft(good: Path, target: Path, extra: dict[str, bytes], *, manifest_sizes: dict[str, int] | None = None,
-          edit=None) -> Path:
+def craft(
+    good: Path, target: Path, extra: dict[str, bytes], *, manifest_sizes: dict[str, int] | None = None, edit=None
+) -> Path:
     """An archive built from the good one ``good``: its database plus ``extra`` members, with a manifest
     listing them (sizes overridden by ``manifest_sizes``, then changed by ``edit``) and a matching
     checksum in the zip comment, as an attacker who knows the format would write it."""
@@ -509,7 +510,9 @@ def test_archives_and_their_verification_are_readable_by_the_owner_only(home, tm
 
 
 def test_a_scheduled_backup_that_fails_verification_is_a_failed_run_that_alerts_and_mails(
-    instance, personas, mailbox  # noqa: F811
+    instance,
+    personas,
+    mailbox,  # noqa: F811
 ):
     from appliance.alerts import Alert
     from appliance.db import database
@@ -528,7 +531,7 @@ def test_a_scheduled_backup_that_fails_verification_is_a_failed_run_that_alerts_
     subject = " ".join(str(message["Subject"]).split())
     assert subject.startswith("[Office Appliance] Backup backup-") and subject.endswith("failed verification")
     assert message["To"] == "alice@example.com"
-    assert "integrity_check" in message.get_payload()
+    assert "integrity_check" in message.get_payload(decode=True).decode()
 
 
 def test_a_scheduled_backup_while_a_manual_one_runs_is_recorded_as_skipped_without_an_alert(instance):

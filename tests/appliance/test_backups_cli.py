@@ -61,3 +61,99 @@ def test_backup_restore_of_an_unknown_archive_fails_in_one_line(home):
     answer = run_cli("backup", "restore", "backup-20200101T000000Z.zip", "--yes", home=home)
     assert answer.returncode == 1
     assert answer.stderr.strip() == f"error: there is no backup named backup-20200101T000000Z.zip in {home / 'backups'}"
+
+
+# --- a full disk is a disk problem, never a verdict on the archive -------------------------------------
+
+FILE_LIMIT = 1024 * 1024  # no file above 1 MB may be written: the database (about 200 KB) fits, the upload does not
+
+
+def run_cli_with_full_disk(*args: str, home):
+    """``appliance ARGS`` in a child whose every write past :data:`FILE_LIMIT` bytes in one file fails with
+    EFBIG, as on a full disk (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the write returns the error)."""
+    import resource
+    import subprocess
+
+    from tests.conftest import APPLIANCE, REPO, clean_env
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+
+    return subprocess.run(
+        [*APPLIANCE, *args, "--home", str(home)],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def store_big_file(home) -> str:
+    """A 3 MB upload (zeros: a few KB once compressed in the archive) that a record refers to."""
+    import hashlib
+
+    content = b"\0" * (3 * 1024 * 1024)
+    digest = hashlib.sha256(content).hexdigest()
+    (home / "files" / digest[:2]).mkdir(parents=True, exist_ok=True)
+    (home / "files" / digest[:2] / digest).write_bytes(content)
+    con = sqlite3.connect(home / "db" / "appliance.sqlite3")
+    with con:
+        con.execute(
+            "INSERT INTO file_ref (sha256, collection, record_id, field) VALUES (?, 'notes', 1, 'scan')", (digest,)
+        )
+    con.close()
+    return digest
+
+
+def test_a_disk_full_while_verifying_a_new_backup_says_so_and_leaves_the_archive_in_place(home):
+    store_big_file(home)
+    answer = run_cli_with_full_disk("backup", "create", home=home)
+    assert answer.returncode == 1
+    assert "not enough disk space" in answer.stderr and "left unverified" in answer.stderr, answer.stderr
+    assert len(answer.stderr.strip().splitlines()) == 1
+    [archive] = (home / "backups").glob("backup-*.zip")
+    assert not (home / "backups" / "failed").exists(), "a good archive is not kept aside as failed"
+    listed = json.loads(run_cli("backup", "list", "--json", home=home).stdout)
+    assert [(i["name"], i["status"]) for i in listed] == [(archive.name, "unverified")]
+    verified = run_cli("backup", "verify", archive.name, home=home)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_disk_full_while_verifying_again_stores_no_verdict(home):
+    store_big_file(home)
+    name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
+    verdict = (home / "backups" / f"{name}.verify.json").read_text()
+    answer = run_cli_with_full_disk("backup", "verify", name, home=home)
+    assert answer.returncode == 1
+    assert answer.stderr.startswith("error: not enough disk space"), answer.stdout + answer.stderr
+    assert (home / "backups" / f"{name}.verify.json").read_text() == verdict
+    assert (home / "backups" / name).exists()
+
+
+def test_a_disk_full_during_a_restore_says_so_and_changes_nothing(home):
+    store_big_file(home)
+    name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
+    con = sqlite3.connect(home / "db" / "appliance.sqlite3")
+    with con:
+        con.execute("INSERT INTO runtime_setting (key, value, updated_at) VALUES ('after', 'x', '2026-01-01')")
+    con.close()
+    answer = run_cli_with_full_disk("backup", "restore", name, "--yes", home=home)
+    assert answer.returncode == 1
+    assert answer.stderr.startswith("error: not enough disk space to restore"), answer.stderr
+    con = sqlite3.connect(home / "db" / "appliance.sqlite3")
+    assert con.execute("SELECT count(*) FROM runtime_setting WHERE key='after'").fetchone()[0] == 1
+    con.close()
+    assert not (home / ".restore").exists()
+
+
+def test_backup_verify_is_refused_while_a_backup_runs(home):
+    from appliance.backups import exclusive_operation
+    from appliance.home import Paths
+
+    name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
+    with exclusive_operation(Paths(home), "scheduled backup"):
+        answer = run_cli("backup", "verify", name, home=home)
+    assert answer.returncode == 1
+    assert answer.stderr.startswith("error: busy: another backup or restore is running"), answer.stderr

@@ -135,12 +135,15 @@ def test_the_audit_archive_guards_cells_a_spreadsheet_would_run_as_formulas(inst
     with database.connection_context():
         with database.atomic():
             record_event(
-                "user.created", actor="test", target="=HYPERLINK(\"http://evil\")", now=clock.now() - dt.timedelta(days=40)
+                "user.created",
+                actor="test",
+                target='=HYPERLINK("http://evil")',
+                now=clock.now() - dt.timedelta(days=40),
             )
         assert run_job(instance, "cleanup", now=clock.now).outcome == "ok"
     [archive] = (instance.home / "backups" / "audit-archive").glob("*.csv")
     with archive.open(encoding="utf-8", newline="") as fh:
         [row] = list(csv.DictReader(fh))
-    assert row["target"] == "'=HYPERLINK(\"http://evil\")"
+    assert row["target"] == '\'=HYPERLINK("http://evil")'
     assert archive.stat().st_mode & 0o777 == 0o600
     assert archive.parent.stat().st_mode & 0o777 == 0o700

@@ -375,4 +375,4 @@ def test_a_planned_run_that_did_not_happen_is_mailed_to_the_admins(
     assert expected in subjects, sorted(subjects)
     message = subjects[expected]
     assert message["To"] == "alice@example.com"
-    assert "did not run" in message.get_payload()
+    assert "did not run" in message.get_payload(decode=True).decode()

@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 from pathlib import Path
 
 from appliance.home import Paths
 from console.supervisor import RUNNING, STOPPED
 from console.window import STOP
+from tests.conftest import start_server
 from tests.console.conftest import wait_state
+
+
+def _session_version(home: Path, user_id: int) -> int:
+    from appliance.users import get_user
+    from console.offline import offline_database
+
+    with offline_database(Paths(home)):
+        return get_user(user_id).session_version
+
+
+def _audit_actors(home: Path, action: str) -> list[str]:
+    from appliance.audit import list_events
+    from console.offline import offline_database
+
+    with offline_database(Paths(home)):
+        return [event.actor for event in list_events(action=action)]
+
+
+def _confirm_with(monkeypatch, answer) -> list[str]:
+    """Answer the restore confirmation with ``answer`` (no modal box); returns the texts it was asked with."""
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def warning(_parent, _title, text, *_args):
+        asked.append(text)
+        return answer
+
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(warning))
+    return asked
+
+
+def _backup_job(jobs) -> dict:
+    return next((j for j in jobs.jobs if j["name"] == "backup"), {"schedule": None})
 
 
 def _running_window(qtbot, make_window, home: Path):
@@ -44,6 +82,14 @@ def test_a_user_added_through_the_console_exists_on_the_server_with_a_one_time_p
         tab.add_user("grace@example.com", "Grace again", "viewer")
     assert "exists" in refused.args[0] or "taken" in refused.args[0]
 
+    # Sign out everywhere goes through the server's admin API while it runs (its audit names the control token).
+    before = _session_version(console_home, grace["id"])
+    with qtbot.waitSignal(tab.done, timeout=10_000) as done:
+        tab.sign_out_everywhere(grace["id"])
+    assert "signed out everywhere" in done.args[0]
+    assert _session_version(console_home, grace["id"]) == before + 1
+    assert _audit_actors(console_home, "user.signed_out_everywhere") == ["control"]
+
 
 def test_users_are_managed_through_the_core_while_the_server_is_stopped(qtbot, make_window, console_home):
     window = make_window(console_home)
@@ -61,12 +107,27 @@ def test_users_are_managed_through_the_core_while_the_server_is_stopped(qtbot, m
     assert not next(u for u in tab.users if u["id"] == alan["id"])["active"]
     with qtbot.waitSignal(tab.one_time_password_shown, timeout=20_000):
         tab.reset_password(alan["id"])
+    before = _session_version(console_home, alan["id"])
     with qtbot.waitSignal(tab.done, timeout=10_000) as done:
         tab.sign_out_everywhere(alan["id"])
     assert "signed out everywhere" in done.args[0]
+    assert _session_version(console_home, alan["id"]) == before + 1
+
+    # The email column takes the spare width, not the id; times are local, as the clock on the wall.
+    from PySide6.QtWidgets import QHeaderView
+
+    from console.client import local_time
+
+    header = tab.table.horizontalHeader()
+    assert not header.stretchLastSection()
+    assert header.sectionResizeMode(0) == QHeaderView.ResizeMode.Stretch
+    row = next(r for r in range(tab.table.rowCount()) if tab.table.item(r, 0).text() == "alan@example.com")
+    assert tab.table.item(row, 4).text() == local_time(alan["created_at"])
 
 
-def test_a_backup_made_and_restored_through_the_console_brings_the_old_data_back(qtbot, make_window, console_home):
+def test_a_backup_made_and_restored_through_the_console_brings_the_old_data_back(
+    qtbot, make_window, console_home, monkeypatch
+):
     window = _running_window(qtbot, make_window, console_home)
     users, backups = window.users, window.backups
     with qtbot.waitSignal(users.one_time_password_shown, timeout=20_000):
@@ -82,8 +143,27 @@ def test_a_backup_made_and_restored_through_the_console_brings_the_old_data_back
     with qtbot.waitSignal(users.one_time_password_shown, timeout=20_000):
         users.add_user("after@example.com", "After", "viewer")
     first_pid = window.supervisor.child_pid
+    from PySide6.QtWidgets import QMessageBox
+
+    from appliance.backups import find_backup
+    from console.backups_tab import archive_summary
+    from console.client import local_time
+
+    asked = _confirm_with(monkeypatch, QMessageBox.StandardButton.Cancel)
+    backups.table.selectRow(0)
+    backups.on_restore_clicked()  # cancelled: nothing happens
+    assert len(asked) == 1 and not backups.restoring and window.supervisor.child_pid == first_pid
+    manifest = archive_summary(find_backup(Paths(console_home), name))
+    text = asked[0]
+    assert f"Restore {name}?" in text
+    assert f"Made {local_time(manifest['created_at'])} " in text
+    assert re.search(r"holding .*\b1 user\b", text) and "3 roles" in text  # before@example.com only
+    assert "started again afterwards" in text
+
+    asked = _confirm_with(monkeypatch, QMessageBox.StandardButton.Yes)
     with qtbot.waitSignal(backups.restore_finished, timeout=60_000) as restored:
-        backups.restore(name)
+        backups.on_restore_clicked()
+    assert len(asked) == 1
     result = restored.args[0]
     assert result["restored"] == name and result["safety_backup"]
     assert window.supervisor.state == RUNNING and window.supervisor.child_pid != first_pid
@@ -116,27 +196,145 @@ def test_a_restore_works_with_the_server_stopped_and_a_bad_schedule_is_refused(q
     assert "backup" in [j["name"] for j in jobs.jobs]
     assert not jobs.change("backup", {"schedule": "61 25 * * *"})
     assert "refused" in jobs.message.text()
-    with qtbot.waitSignal(jobs.loaded, timeout=10_000):
-        assert jobs.change("backup", {"schedule": "every 6h", "enabled": False})
-    backup_job = next(j for j in jobs.jobs if j["name"] == "backup")
-    assert backup_job["schedule"] == "every 6h" and not backup_job["enabled"]
+    assert jobs.change("backup", {"schedule": "every 6h", "enabled": False})
+    qtbot.waitUntil(lambda: jobs.busy == 0 and _backup_job(jobs)["schedule"] == "every 6h", timeout=10_000)
+    assert not _backup_job(jobs)["enabled"]
+
+
+def test_after_an_offline_restore_the_users_and_jobs_tabs_show_the_restored_data(qtbot, make_window, console_home):
+    window = make_window(console_home)
+    window.start_watching(start_server=False)
+    users, backups, jobs = window.users, window.backups, window.jobs
+    with qtbot.waitSignal(backups.done, timeout=60_000):
+        backups.create_backup()
+    with qtbot.waitSignal(backups.loaded, timeout=10_000):
+        pass
+    name = backups.items[0]["name"]
+    with qtbot.waitSignal(users.one_time_password_shown, timeout=20_000):
+        users.add_user("after@example.com", "After", "viewer")
+    with qtbot.waitSignal(users.loaded, timeout=10_000):
+        pass
+    jobs.change("backup", {"schedule": "every 6h"})
+    qtbot.waitUntil(lambda: jobs.busy == 0 and _backup_job(jobs)["schedule"] == "every 6h", timeout=10_000)
+    assert "after@example.com" in [u["email"] for u in users.users]
+
+    order: list[str] = []
+    users.loaded.connect(lambda _users: order.append("users loaded"))
+    jobs.loaded.connect(lambda _jobs: order.append("jobs loaded"))
+    backups.restore_finished.connect(lambda _result: order.append("restore finished"))
+    with qtbot.waitSignal(backups.restore_started, timeout=5_000):
+        backups.restore(name)
+    # While the database is swapped: a refresh waits, a change is refused, the server cannot be started.
+    users.refresh()
+    assert not window.dashboard.start_button.isEnabled()
+    with qtbot.waitSignal(users.failed, timeout=5_000) as refused:
+        users.set_role(users.users[0]["id"], "editor")
+    assert "restore is running" in refused.args[0]
+    with qtbot.waitSignal(backups.restore_finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: "users loaded" in order and "jobs loaded" in order, timeout=10_000)
+    assert order[0] == "restore finished"
+    assert order.count("users loaded") == 1  # the waiting refresh ran once, after the restore
+    assert "after@example.com" not in [u["email"] for u in users.users]
+    assert _backup_job(jobs)["schedule"] != "every 6h"
+    assert window.dashboard.start_button.isEnabled()
+
+
+def test_a_restore_does_not_replace_an_attached_server_with_a_console_child(
+    qtbot, make_window, console_home, monkeypatch
+):
+    from PySide6.QtWidgets import QMessageBox
+
+    server = start_server(console_home, workers=1)
+    try:
+        window = make_window(console_home)
+        with qtbot.waitSignal(window.status_received, timeout=20_000):
+            window.start_watching()
+        backups = window.backups
+        assert window.supervisor.attached
+        with qtbot.waitSignal(backups.done, timeout=60_000):
+            backups.create_backup()
+        with qtbot.waitSignal(backups.loaded, timeout=10_000):
+            pass
+        name = backups.items[0]["name"]
+        asked = _confirm_with(monkeypatch, QMessageBox.StandardButton.Yes)
+        backups.table.selectRow(0)
+        with qtbot.waitSignal(backups.restore_finished, timeout=60_000) as restored:
+            backups.on_restore_clicked()
+        assert "start it again afterwards the way it runs" in asked[0]
+        assert restored.args[0]["restored"] == name
+        assert server.process.wait(timeout=10) == 0
+        assert window.supervisor.state == STOPPED and not window.supervisor.owns_child
+        assert "start it again the way it was started" in backups.message.text()
+        assert not (console_home / "run" / "server.json").exists()
+    finally:
+        server.stop()
+
+
+def test_a_restore_gives_up_waiting_for_a_server_that_does_not_stop(qtbot, make_window, console_home):
+    server = start_server(console_home, workers=1)
+    try:
+        window = make_window(console_home)
+        with qtbot.waitSignal(window.status_received, timeout=20_000):
+            window.start_watching()
+        backups = window.backups
+        with qtbot.waitSignal(backups.done, timeout=60_000):
+            backups.create_backup()
+        with qtbot.waitSignal(backups.loaded, timeout=10_000):
+            pass
+        name = backups.items[0]["name"]
+        backups.restore_wait_ms = 1000
+        os.kill(server.process.pid, signal.SIGSTOP)  # it cannot act on the SIGTERM
+        try:
+            with qtbot.waitSignal(backups.restore_finished, timeout=10_000) as finished:
+                backups.restore(name)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert finished.args[0] is None
+        assert "did not stop within 1 s" in backups.message.text() and "nothing was restored" in backups.message.text()
+        assert not backups.restoring and backups.buttons["restore"].isEnabled()
+        assert window.supervisor.auto_restart
+        assert server.process.wait(timeout=10) == 0  # the SIGTERM was acted on once it could run
+    finally:
+        server.stop()
+
+
+def _colours(image, step: int = 5) -> set[int]:
+    return {image.pixel(x, y) for x in range(0, image.width(), step) for y in range(0, image.height(), step)}
 
 
 def test_every_tab_renders_something(qtbot, make_window, console_home, tmp_path):
+    from PySide6.QtWidgets import QWidget
+
     window = _running_window(qtbot, make_window, console_home)
     window.show()
     with qtbot.waitSignal(window.status_received, timeout=10_000):
         pass  # a second status: the traffic chart has a point
+    with qtbot.waitSignal(window.users.loaded, timeout=10_000):
+        window.users.refresh()
     shots = tmp_path / "shots"
     shots.mkdir()
     for index in range(window.tabs.count()):
         window.tabs.setCurrentIndex(index)
         qtbot.waitExposed(window)
-        image = window.grab().toImage()
-        path = shots / f"{index}-{window.tabs.tabText(index).lower()}.png"
-        assert image.save(str(path))
-        colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
-        assert len(colours) > 5, f"tab {window.tabs.tabText(index)} looks blank"
+        tab = window.tabs.currentWidget()
+        # An empty widget of the same size is what "blank" looks like here (background, style).
+        empty = QWidget()
+        empty.resize(tab.size())
+        blank = empty.grab().toImage()
+        image = tab.grab().toImage()
+        title = window.tabs.tabText(index)
+        assert image.size() == blank.size() and image.width() > 300 and image.height() > 300
+        assert image.save(str(shots / f"{index}-{title.lower()}.png"))
+        colours, blank_colours = _colours(image), _colours(blank)
+        assert len(colours) > len(blank_colours) + 5, f"tab {title} looks blank"
+        differing = sum(
+            image.pixel(x, y) != blank.pixel(x, y)
+            for x in range(0, image.width(), 9)
+            for y in range(0, image.height(), 9)
+        )
+        total = len(range(0, image.width(), 9)) * len(range(0, image.height(), 9))
+        assert differing > total * 0.02, f"tab {title} is almost all background"
     assert len(list(shots.glob("*.png"))) == window.tabs.count() == 7
 
 

@@ -79,6 +79,66 @@ def test_a_long_log_opens_at_its_end_and_keeps_a_bounded_number_of_lines(qtbot, 
     assert all(line.text.startswith("line ") for line in tab.model.shown)  # no half line at the cut
 
 
+def test_a_full_log_buffer_drops_only_its_oldest_rows_and_keeps_the_selection(qtbot, tmp_path: Path):
+    from PySide6.QtWidgets import QAbstractItemView, QTableView
+
+    from console.logs_view import LogModel, parse_line
+
+    model = LogModel(max_lines=6)
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    model.set_filter(search="keep")
+    lines = [parse_line("app", _line("INFO", f"{'keep' if i % 2 else 'drop'} {i}").strip()) for i in range(6)]
+    model.append(lines)
+    assert [line.text for line in model.shown] == ["keep 1", "keep 3", "keep 5"]
+    view.selectRow(2)
+    resets, removed = [], []
+    model.modelReset.connect(lambda: resets.append(1))
+    model.rowsRemoved.connect(lambda _parent, first, last: removed.append((first, last)))
+    for i in range(6, 9):
+        model.append([parse_line("app", _line("INFO", f"keep {i}").strip())])
+    # Lines 0-2 fell out; of them only "keep 1" was shown: one row removed at the top, no reset.
+    assert resets == [] and removed == [(0, 0)]
+    assert [line.text for line in model.shown] == ["keep 3", "keep 5", "keep 6", "keep 7", "keep 8"]
+    assert len(model.lines) == 6
+    selected = [index.row() for index in view.selectionModel().selectedRows()]
+    assert [model.shown[row].text for row in selected] == ["keep 5"]  # the same line is still selected
+    assert [line.text for line in model.lines] == ["keep 3", "drop 4", "keep 5", "keep 6", "keep 7", "keep 8"]
+    shown = list(model.shown)
+    model.set_filter()  # a rebuild from the kept lines gives what the appends gave
+    assert model.shown == shown
+
+
+def test_notifications_are_sent_once_per_alert_however_its_figures_change(qtbot, make_window, console_home):
+    import datetime as dt
+
+    from console.window import SEEN_ALERTS_MAX
+
+    window = make_window(console_home)
+    now = dt.datetime.now(dt.UTC)
+
+    def status(hours_old: float, free_mb: int, message: str) -> dict:
+        created = (now - dt.timedelta(hours=hours_old)).isoformat()
+        return {
+            "last_backup": {"name": "backup-1.zip", "created_at": created, "verified": True},
+            "disk": {"free_bytes": free_mb * 1024 * 1024},
+            "alerts": [{"id": 7, "kind": "job_failed", "subject": "The backup job failed", "message": message}],
+        }
+
+    window.on_status(status(30, 400, "disk full"))
+    window.on_status(status(31, 399, "disk full (again)"))
+    window.on_status(status(32.5, 250, "disk full (third time)"))
+    texts = [text for _title, text in window.tray.notifications]
+    assert len(texts) == 3, texts  # the old backup, the low disk, the server's alert: once each
+    assert any("1 d 6 h" in text for text in texts) and any("400.0 MB" in text for text in texts)
+    assert "1 d 8 h" in " ".join(window.dashboard.alerts())  # the dashboard shows the figures of now
+    for n in range(SEEN_ALERTS_MAX + 50):
+        window._notify_once(f"test:{n}", f"alert {n}")
+    assert len(window._seen_alerts) == SEEN_ALERTS_MAX
+
+
 def test_traffic_rates_and_p95_come_from_the_difference_between_polls(qtbot):
     bounds = (1, 2, 5, 10)
     before = Sample(at=100.0, wall=1000.0, requests=100, errors=1, buckets=(50, 50, 0, 0, 0), bounds=bounds)
@@ -99,6 +159,13 @@ def test_traffic_rates_and_p95_come_from_the_difference_between_polls(qtbot):
     assert interval.requests_per_second == 10.0 and interval.error_rate == 10.0
     assert tab.rate_chart.series.count() == 1
     assert "10.0 requests/s" in tab.summary.text()
+    # Two seconds of data are spread over a short axis (a minute), not squeezed into the end of an hour.
+    axis = tab.rate_chart.x_axis
+    assert axis.max().toMSecsSinceEpoch() == 1002_000
+    assert axis.min().toMSecsSinceEpoch() == (1002 - 60) * 1000
+    status["metrics"] = {"requests": 40, "errors": 2, "buckets": [20, 20, 0, 0, 0], "buckets_ms": list(bounds)}
+    tab.add_status({**status, "_polled_at": 1803.0}, wall=2802.0)
+    assert axis.min().toMSecsSinceEpoch() == 1002_000  # half an hour of data: the axis starts at the first point
 
 
 def test_settings_refuse_bad_values_and_change_nothing(qtbot, console_home: Path):
@@ -126,11 +193,38 @@ def test_settings_save_valid_changes_warn_about_the_network_and_name_what_needs_
     assert not tab.host_warning.isVisible()
     port = free_port()
     tab.editors["port"].setText(str(port))
-    tab.editors["log_level"].setText("WARNING")
+    tab.editors["log_level"].setCurrentText("WARNING")
     assert tab.save() == ["log_level", "port"]
     settings = load_settings(paths.settings_file, {})
     assert settings.port == port and settings.log_level == "WARNING"
     assert "Saved" in tab.message.text()
+
+
+def test_the_settings_form_reads_as_words_with_help_and_choices(qtbot, console_home: Path):
+    from PySide6.QtWidgets import QComboBox, QLabel
+
+    from appliance.settings import registry
+
+    paths = Paths(console_home)
+    tab = SettingsTab(paths)
+    qtbot.addWidget(tab)
+    tab.show()
+    security = tab.editors["smtp_security"]
+    assert isinstance(security, QComboBox)
+    assert [security.itemText(i) for i in range(security.count())] == ["starttls", "tls", "none"]
+    labels = {label.text() for label in tab.findChildren(QLabel)}
+    assert "SMTP security" in labels and "Shutdown grace seconds *" in labels
+    help_label = tab.findChild(QLabel, "smtp_security-help")
+    assert help_label is not None and help_label.isVisibleTo(tab)
+    assert registry()["smtp_security"].help in help_label.text()
+    # The backup schedule only seeds the job: the form sends the person to the Jobs tab instead.
+    assert "backup_schedule" not in tab.editors
+    assert "Jobs tab" in tab.findChild(QLabel, "backup-schedule-note").text()
+    with qtbot.waitSignal(tab.jobs_tab_requested, timeout=1000):
+        tab.jobs_button.click()
+    security.setCurrentText("tls")
+    assert tab.save() == ["smtp_security"]
+    assert load_settings(paths.settings_file, {}).smtp_security == "tls"
 
 
 def test_a_second_console_of_the_same_home_raises_the_first(qtbot, tmp_path: Path):
@@ -149,7 +243,15 @@ def test_a_second_console_of_the_same_home_raises_the_first(qtbot, tmp_path: Pat
     again.release()
 
 
-def test_the_first_run_wizard_sets_up_a_new_home(qtbot, tmp_path: Path):
+def test_the_first_run_wizard_sets_up_a_new_home_that_serves_its_starter_collections(
+    qtbot, tmp_path: Path, make_window
+):
+    from appliance.demo import STARTER_COLLECTIONS
+    from appliance.settings import write_settings
+    from console.client import call_api, read_control_token
+    from console.supervisor import RUNNING
+    from tests.console.conftest import wait_state
+
     home = tmp_path / "new-home"
     paths = Paths(home)
     assert needs_first_run(paths)
@@ -177,19 +279,51 @@ def test_the_first_run_wizard_sets_up_a_new_home(qtbot, tmp_path: Path):
     page.name.setText("Ada")
     page.password.setText("short")
     page.confirm.setText("short")
-    wizard.next()
+    wizard.next()  # the check runs off the GUI thread
+    qtbot.waitUntil(lambda: not page.working, timeout=20_000)
     assert wizard.currentPage() is page
     assert "email" in page.error.text() and "password" in page.error.text()
     page.email.setText("Ada@Example.com")
     page.password.setText("correct horse battery staple 42")
     page.confirm.setText("correct horse battery staple 42")
     wizard.next()
-    assert wizard.currentPage() is wizard.starter_page
+    assert wizard.currentPage() is page and page.working  # hashing the password does not block the window
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.starter_page, timeout=20_000)
+
+    # Back, then Next again: the admin made before is kept, not created twice (which would be refused).
+    wizard.back()
+    assert wizard.currentPage() is page
     wizard.next()
-    assert wizard.currentPage() is wizard.done_page
+    assert wizard.currentPage() is wizard.starter_page
+    wizard.back()
+    page.name.setText("Ada Lovelace")  # a change is applied to the same admin
+    wizard.next()
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.starter_page, timeout=20_000)
+    assert page.error.text() == ""
+
+    wizard.starter_page.load_box.setChecked(True)
+    wizard.next()
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.done_page, timeout=60_000)
+    assert wizard.loaded_starters
     assert "ada@example.com" in wizard.done_page.summary.text()
     assert wizard.start_server
+    wizard.accept()
     assert not needs_first_run(paths)
+
+    # What run_console does next: the main window starts the server the wizard set up.
+    write_settings(paths.settings_file, {"workers": 1, "shutdown_grace_seconds": 2.0})
+    window = make_window(home)
+    with qtbot.waitSignal(window.status_received, timeout=30_000):
+        window.start_watching(start_server=wizard.start_server)
+    wait_state(qtbot, window.supervisor, RUNNING)
+    assert window.client.base_url == f"http://127.0.0.1:{port}/"
+    assert call_api(window.client.base_url, None, "GET", "/readyz") is not None
+    token = read_control_token(paths)
+    users = call_api(window.client.base_url, token, "GET", "/api/users")["items"]
+    assert [(u["email"], u["name"], u["role"]) for u in users] == [("ada@example.com", "Ada Lovelace", "admin")]
+    answer = call_api(window.client.base_url, token, "GET", "/api/collections")
+    items = answer["items"] if isinstance(answer, dict) else answer
+    assert set(STARTER_COLLECTIONS) <= {c["name"] for c in items}
 
 
 def test_send_test_email_reaches_a_real_smtp_server(qtbot, console_home: Path, mailbox):  # noqa: F811

@@ -185,7 +185,9 @@ def test_last_run_is_a_timestamp_beside_last_outcome_in_the_jobs_list_and_the_st
     with database.connection_context():
         run = run_job(instance, "db_maintenance", trigger="cli")
     started = run.started_at.isoformat(timespec="seconds") + "Z"
-    [item] = [j for j in client.get("/api/jobs", headers=headers[ADMIN]).get_json()["items"] if j["name"] == "db_maintenance"]
+    [item] = [
+        j for j in client.get("/api/jobs", headers=headers[ADMIN]).get_json()["items"] if j["name"] == "db_maintenance"
+    ]
     status = client.get("/api/system/status", headers=headers[ADMIN]).get_json()
     [listed] = [j for j in status["jobs"] if j["name"] == "db_maintenance"]
     for job in (item, listed):

@@ -169,3 +169,68 @@ def test_the_audit_log_filters_by_actor_action_target_and_time(data):
     future = data.call("admin", "GET", "/api/audit", params={"since": "2999-01-01T00:00:00Z"}).json()
     assert future["total_items"] == 0
     assert data.call("admin", "GET", "/api/audit", params={"since": "soon"}).status_code == 400
+
+
+def test_a_deeply_nested_json_body_is_a_bad_request_not_a_server_error(data):
+    deep = "[" * 100_000 + "]" * 100_000
+    headers = {"Content-Type": "application/json"}
+    for method, path in (
+        ("POST", R),
+        ("PATCH", f"{R}/1"),
+        ("POST", "/api/collections"),
+        ("PATCH", "/api/collections/items"),
+    ):
+        answer = data.call("admin", method, path, data=deep, headers=headers)
+        assert answer.status_code in (400, 404), (method, path, answer.status_code)
+        assert answer.json()["error"]["code"] in ("bad_request", "not_found")
+    assert data.call("admin", "POST", R, data=deep, headers=headers).json()["error"]["code"] == "bad_request"
+    assert (
+        data.call("admin", "GET", "/api/collections/items/records/99999999999999999999999/history").status_code == 404
+    )
+
+
+def test_a_filter_given_twice_is_a_400_naming_it(data):
+    answer = data.call("viewer", "GET", f"{R}?title=Acme&title=Bob")
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["parameter"] == "title" and "title__in" in error["message"]
+    assert data.call("viewer", "GET", f"{R}?quantity__in=").json()["error"]["parameter"] == "quantity__in"
+    assert data.call("viewer", "GET", R, params={"search": "☃"}).json()["total_items"] == 0
+
+
+def test_record_audit_events_carry_the_client_address(data):
+    record = data.call("editor", "POST", R, json={"title": "addressed"}).json()
+    data.call("editor", "PATCH", f"{R}/{record['id']}", json={"quantity": 2})
+    data.call("editor", "DELETE", f"{R}/{record['id']}")
+    events = data.call("admin", "GET", "/api/audit", params={"target": f"items/{record['id']}"}).json()["items"]
+    assert {e["action"] for e in events} == {"record.created", "record.updated", "record.deleted"}
+    assert {e["address"] for e in events} == {"127.0.0.1"}
+
+
+@pytest.fixture
+def impatient(home, personas, api_token_for):
+    server = start_server(home, workers=1, env={"APPLIANCE_SQLITE_BUSY_TIMEOUT_MS": "100"})
+    try:
+        yield make_data_server(server, personas, api_token_for)
+    finally:
+        server.stop()
+        if server.process.stdout:
+            server.process.stdout.close()
+
+
+def test_a_database_locked_by_another_writer_answers_503_busy_with_retry_after(impatient, home):
+    import sqlite3
+
+    from appliance.home import open_instance
+
+    holder = sqlite3.connect(open_instance(home).paths.database_file, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        answer = impatient.call("editor", "POST", R, json={"title": "waits"})
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "busy"
+        assert answer.headers["Retry-After"] == "1"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert impatient.call("editor", "POST", R, json={"title": "waits"}).status_code == 201
