@@ -418,7 +418,7 @@ def coerce_value(spec: Field, value: Any, *, form: bool = False) -> Any:
             try:
                 value = json.loads(value)
             except (ValueError, RecursionError):
-                raise FieldError("Enter valid JSON (nested at most a few hundred levels).") from None
+                raise FieldError("Enter valid JSON.") from None
         try:
             text = json.dumps(value, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError):

@@ -202,6 +202,11 @@ def _safety_backup(paths: Paths, now: dt.datetime | None) -> str:
     cannot be written or does not verify, since the restore would then leave no way back."""
     try:
         safety = create_backup_locked(paths, now=now, kind="safety")
+    except NotEnoughSpace as exc:
+        raise RestoreFailed(
+            f"not enough disk space to restore: the safety backup of the current state needs room ({exc.message}); "
+            "nothing was changed"
+        ) from None
     except BackupFailed as exc:
         raise Conflict(
             f"cannot make the safety backup of the current state ({exc.message}); "

@@ -44,6 +44,20 @@ class LogLine:
     level: str
     text: str
     raw: str
+    local_ts: str = ""  # ``ts`` in this computer's time zone, as the view shows it
+
+
+def local_timestamp(ts: str) -> str:
+    """A log line's UTC ``ts`` in local time, to the millisecond; the text as it is when it is not a time."""
+    import datetime as dt
+
+    try:
+        moment = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return ts
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def parse_line(log: str, raw: str) -> LogLine:
@@ -76,7 +90,8 @@ def parse_line(log: str, raw: str) -> LogLine:
             level = "ERROR"
         elif status >= 400 and level == "INFO":
             level = "WARNING"
-    return LogLine(log, str(entry.get("ts", "")), level, text, raw)
+    ts = str(entry.get("ts", ""))
+    return LogLine(log, ts, level, text, raw, local_timestamp(ts) if ts else "")
 
 
 class LogFollower:
@@ -147,7 +162,7 @@ class LogModel(QAbstractTableModel):
             return None
         line = self.shown[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return (line.ts, line.log, line.level, line.text.split("\n", 1)[0])[index.column()]
+            return (line.local_ts or line.ts, line.log, line.level, line.text.split("\n", 1)[0])[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 3:
             return line.text[:4000]
         if role == Qt.ItemDataRole.ForegroundRole and line.level in ("ERROR", "CRITICAL"):

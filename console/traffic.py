@@ -106,6 +106,8 @@ class _Chart:
             QDateTime.fromMSecsSinceEpoch(int(now * 1000)),
         )
         top = max((value for _, value in points), default=0.0)
+        # Whole numbers once the scale is large: "36.0" labels are cut to "3..." in a narrow chart.
+        self.y_axis.setLabelFormat("%.0f" if top >= 10 else "%.1f")
         self.y_axis.setRange(0, max(1.0, top * 1.2))
 
 

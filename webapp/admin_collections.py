@@ -35,6 +35,11 @@ _FORM_ERRORS = (ValidationFailed, Conflict)
 _NUMBER_BOUNDS = ("integer", "number", "text", "long_text", "email", "url")
 
 
+def _update(name: str, values: dict[str, Any]) -> Any:
+    """Change a collection as the signed-in admin; files of removed file fields are removed too."""
+    return update_collection(name, values, _actor(), files_dir=current_instance().paths.files_dir)
+
+
 @bp.before_request
 @login_required
 def _admins_only():
@@ -190,7 +195,7 @@ def show(name: str):
 def change_label(name: str):
     values = {"label": request.form.get("label", "")}
     try:
-        update_collection(name, values, _actor())
+        _update(name, values)
     except _FORM_ERRORS as exc:
         return _collection_page(name, exc.status, label_values=values, label_errors=form_errors(exc))
     flash("Saved the label.", "success")
@@ -202,7 +207,7 @@ def add_field(name: str):
     kind = request.form.get("type", "")
     definition = field_from_form(request.form, kind)
     try:
-        update_collection(name, {"fields": [*_definitions(name), definition]}, _actor())
+        _update(name, {"fields": [*_definitions(name), definition]})
     except _FORM_ERRORS as exc:
         return _collection_page(name, exc.status, add_values=request.form.to_dict(), add_errors=_errors(exc))
     flash(f"Added the field {definition['name']}.", "success")
@@ -246,7 +251,7 @@ def change_field(name: str, field: str):
         definition["rename_from"] = field
     definitions[position] = definition
     try:
-        update_collection(name, {"fields": definitions}, _actor())
+        _update(name, {"fields": definitions})
     except _FORM_ERRORS as exc:
         return _field_page(name, field, exc.status, values=request.form.to_dict(), errors=_errors(exc))
     flash(f"Saved the field {definition['name']}.", "success")
@@ -261,7 +266,7 @@ def move_field(name: str, field: str):
     if 0 <= target < len(definitions):
         definitions[position], definitions[target] = definitions[target], definitions[position]
         try:
-            update_collection(name, {"fields": definitions}, _actor())
+            _update(name, {"fields": definitions})
         except _FORM_ERRORS as exc:
             return _collection_page(name, exc.status, field_errors=_errors(exc))
     return redirect(url_for("admin_collections.show", name=name) + "#fields")
@@ -280,7 +285,7 @@ def remove_field(name: str, field: str):
         return _field_page(name, field, 422, removing=True, errors={"confirm": "Tick the box to confirm."})
     del definitions[position]
     try:
-        update_collection(name, {"fields": definitions}, _actor())
+        _update(name, {"fields": definitions})
     except _FORM_ERRORS as exc:
         return _field_page(name, field, exc.status, removing=True, errors=_errors(exc))
     flash(f"Removed the field {field} and its values.", "success")
@@ -303,7 +308,7 @@ def change_permissions(name: str):
         if grants:
             permissions[role.name] = grants
     try:
-        update_collection(name, {"permissions": permissions}, _actor())
+        _update(name, {"permissions": permissions})
     except _FORM_ERRORS as exc:
         return _collection_page(name, exc.status, permission_errors=form_errors(exc))
     flash("Saved the permissions.", "success")

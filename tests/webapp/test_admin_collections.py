@@ -138,3 +138,21 @@ def test_removing_a_collection_needs_confirmation(admin):
     post(admin, "/admin/collections/orders/delete", {}, status=422)
     post(admin, "/admin/collections/orders/delete", {"confirm": "yes"})
     assert admin.get("/admin/collections/orders").status_code == 404
+
+
+def test_removing_a_file_field_on_the_page_removes_its_stored_files(admin, personas, instance):
+    import io
+
+    from appliance.files import Upload
+
+    pdf = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
+    post(admin, "/admin/collections/orders/fields", {"name": "scan", "type": "file"})
+    files = instance.paths.files_dir
+    owner = get_user(personas.admin.id)
+    create_record(
+        "orders", {"title": "With a scan"}, owner, uploads={"scan": Upload("a.pdf", io.BytesIO(pdf))}, files_dir=files
+    )
+    assert [p.read_bytes() for p in files.rglob("*") if p.is_file()] == [pdf]
+    post(admin, "/admin/collections/orders/fields/scan/remove", {"confirm": "yes"})
+    assert "scan" not in names()
+    assert [p for p in files.rglob("*") if p.is_file()] == []
