@@ -163,6 +163,8 @@ class LogModel(QAbstractTableModel):
         line = self.shown[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return (line.local_ts or line.ts, line.log, line.level, line.text.split("\n", 1)[0])[index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0 and line.ts:
+            return f"{line.ts} (UTC)"
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 3:
             return line.text[:4000]
         if role == Qt.ItemDataRole.ForegroundRole and line.level in ("ERROR", "CRITICAL"):

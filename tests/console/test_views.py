@@ -6,6 +6,7 @@ import json
 import socket
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from appliance.home import Paths
@@ -109,6 +110,26 @@ def test_a_full_log_buffer_drops_only_its_oldest_rows_and_keeps_the_selection(qt
     shown = list(model.shown)
     model.set_filter()  # a rebuild from the kept lines gives what the appends gave
     assert model.shown == shown
+
+
+def test_times_are_shown_in_the_local_time_zone(qtbot, monkeypatch):
+    import time
+
+    from console.client import local_time
+    from console.logs_view import LogModel, parse_line
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
+    time.tzset()
+    try:
+        assert local_time("2026-01-05T12:00:00Z") == "2026-01-05 21:00"
+        assert local_time(None) == "—"
+        model = LogModel()
+        model.append([parse_line("app", _line("INFO", "hello", ts="2026-01-05T23:30:00.250Z").strip())])
+        assert model.data(model.index(0, 0)) == "2026-01-06 08:30:00.250"
+        assert model.data(model.index(0, 0), Qt.ItemDataRole.ToolTipRole) == "2026-01-05T23:30:00.250Z (UTC)"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_notifications_are_sent_once_per_alert_however_its_figures_change(qtbot, make_window, console_home):
