@@ -35,12 +35,14 @@ by every worker process of the server); see :func:`save_import_upload`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import json
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -52,19 +54,22 @@ import peewee
 from appliance.audit import record_event
 from appliance.collections import (
     CollectionDef,
+    get_collection,
     get_visible_collection,
     quote,
     require_access,
     write_transaction,
 )
 from appliance.db import database
-from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from appliance.errors import ApplianceError, BadRequest, Busy, Conflict, NotFound, ValidationFailed
 from appliance.fields import SYSTEM_FIELDS, TEXT_TYPES, from_column, now_text, to_column
-from appliance.formulas import evaluate_formula
-from appliance.record_query import build_filters, build_ordering, search_expression
+from appliance.formulas import FormulaLimit, compute_formula
+from appliance.record_query import build_filters, build_ordering, search_expression, single_values
 from appliance.validation import clean_values, relation_errors
 
 BATCH_SIZE = 200
+# The check phase reports its progress (and so the job's heartbeat) every this many rows.
+CHECK_PROGRESS_EVERY = 1000
 PAUSE_LIMIT = 0.1
 MAX_COLUMNS = 200
 PREVIEW_ROWS = 5
@@ -261,17 +266,29 @@ def _unique_errors(collection: CollectionDef, cleaned_rows: list[tuple[int, dict
 
 
 def check_rows(
-    collection: CollectionDef, table: CsvTable, positions: Mapping[int, str], actor: Any
+    collection: CollectionDef,
+    table: CsvTable,
+    positions: Mapping[int, str],
+    actor: Any,
+    *,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
-    """Every row's values in stored form, in file order; raises :class:`ValidationFailed` listing every bad row.
+    """Every row's values in stored form, computed fields included, in file order; raises
+    :class:`ValidationFailed` listing every bad row.
 
     The error carries ``rows``: ``[{"line": 7, "fields": {"quantity": "Enter a whole number."}}]``,
-    in line order. Nothing is written.
+    in line order; a computed field whose formula hits a size bound for a row's
+    values is that row's error, named by the field. Nothing is written.
+    ``progress("checking", done, total)`` is called every
+    :data:`CHECK_PROGRESS_EVERY` rows.
     """
     width = len(table.header)
+    total = len(table.rows)
     cleaned_rows: list[tuple[int, dict[str, Any]]] = []
     bad: dict[int, dict[str, str]] = {}
-    for line, cells in table.rows:
+    for done, (line, cells) in enumerate(table.rows):
+        if progress and done and done % CHECK_PROGRESS_EVERY == 0:
+            progress("checking", done, total)
         if len(cells) > width and any(c.strip() for c in cells[width:]):
             bad[line] = {"_row": f"This line has {len(cells)} cells; the header names {width} columns."}
             continue
@@ -284,6 +301,10 @@ def check_rows(
                 values[name] = _unescape(spec.type if spec else "", cell)
         cleaned, errors = clean_values(collection, values, form=True)
         errors.update({k: v for k, v in relation_errors(collection, cleaned, actor).items() if k not in errors})
+        if not errors:
+            computed, formula_errors = _computed(collection, cleaned)
+            errors.update(formula_errors)
+            cleaned.update(computed)
         if errors:
             bad[line] = errors
         else:
@@ -304,9 +325,18 @@ def check_rows(
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _computed(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, Any]:
+def _computed(collection: CollectionDef, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The computed fields' values over a row (as a record write computes them), and an error per field
+    whose formula hits a size bound (the write would refuse that record too)."""
     plain = {f.name: values.get(f.name) for f in collection.fields if f.type not in ("computed", "file")}
-    return {f.name: evaluate_formula(f.formula or "", plain) for f in collection.computed_fields}
+    out: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for spec in collection.computed_fields:
+        try:
+            out[spec.name] = compute_formula(spec.formula or "", plain)
+        except FormulaLimit as exc:
+            errors[spec.name] = f"This computed field cannot be stored for these values: {exc}."
+    return out, errors
 
 
 _VERSION_SQL = (
@@ -315,11 +345,12 @@ _VERSION_SQL = (
 )
 
 
-def _write_batch(collection: CollectionDef, batch: list[dict[str, Any]], actor: Any, created: list[int]) -> None:
+def _write_batch(collection: CollectionDef, batch: list[dict[str, Any]], actor: Any, first_id: int) -> None:
+    """Insert ``batch`` (checked rows, computed values included) with the ids ``first_id``, ``first_id + 1``, ..."""
     actor_id = getattr(actor, "id", None)
     actor_email = str(getattr(actor, "email", "") or "")[:320]
     names = [n for n in (f.name for f in collection.fields) if n]
-    columns = ["created_at", "updated_at", "created_by", "updated_by", *names]
+    columns = ["id", "created_at", "updated_at", "created_by", "updated_by", *names]
     sql = (
         f"INSERT INTO {quote(collection.table)} ({', '.join(quote(c) for c in columns)}) "
         f"VALUES ({', '.join('?' for _ in columns)})"
@@ -328,13 +359,18 @@ def _write_batch(collection: CollectionDef, batch: list[dict[str, Any]], actor: 
     # As the history's DateTimeField stores it (peewee writes str(datetime)).
     at = str(dt.datetime.now(dt.UTC).replace(tzinfo=None))
     with write_transaction():
-        for cleaned in batch:
-            values = {f.name: cleaned.get(f.name) for f in collection.fields if f.type != "computed"}
-            values.update(_computed(collection, values))
+        for record_id, cleaned in enumerate(batch, start=first_id):
+            values = {f.name: cleaned.get(f.name) for f in collection.fields}
             now = now_text()
-            params = [now, now, actor_id, actor_id, *(to_column(collection.field(n), values.get(n)) for n in names)]
-            record_id = database.execute_sql(sql, params).lastrowid
-            created.append(record_id)
+            params = [
+                record_id,
+                now,
+                now,
+                actor_id,
+                actor_id,
+                *(to_column(collection.field(n), values.get(n)) for n in names),
+            ]
+            database.execute_sql(sql, params)
             stored = {n: from_column(collection.field(n), to_column(collection.field(n), values.get(n))) for n in names}
             data = {
                 "id": record_id,
@@ -363,29 +399,82 @@ def _write_batch(collection: CollectionDef, batch: list[dict[str, Any]], actor: 
         )
 
 
-def _undo(collection: CollectionDef, created: list[int], batch_size: int) -> None:
-    """Delete the records an import wrote (and their history), in short transactions; retried while busy."""
-    for start in range(0, len(created), batch_size):
-        chunk = created[start : start + batch_size]
-        marks = ", ".join("?" for _ in chunk)
+def _reserve_ids(collection: CollectionDef, count: int) -> tuple[int, int]:
+    """Take ``count`` ids for an import: ``(first, last)``, committed before any row is written.
+
+    The table is AUTOINCREMENT, so SQLite hands out ids above ``sqlite_sequence``
+    only; moving the sequence past the range makes the range the import's alone
+    (no other insert will get one of its ids, and a restored record keeps its
+    old, lower id). That is what lets a crashed import be undone by its range:
+    every row with an id in it is the import's, whatever else happened meanwhile.
+    """
+    with write_transaction():
+        row = database.execute_sql("SELECT seq FROM sqlite_sequence WHERE name = ?", (collection.table,)).fetchone()
+        top = database.execute_sql(f"SELECT COALESCE(MAX(id), 0) FROM {quote(collection.table)}").fetchone()[0]
+        first = max(row[0] if row else 0, top) + 1
+        last = first + count - 1
+        if row:
+            database.execute_sql("UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (last, collection.table))
+        else:
+            database.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (collection.table, last))
+    return first, last
+
+
+UNDO_CHUNK = 1000
+
+
+def undo_import_range(collection_name: str, first: int, last: int, chunk: int = UNDO_CHUNK) -> int:
+    """Delete the records with ids ``first``..``last`` of a collection (an import's range) and their history.
+
+    In short transactions, each retried a few times while the database is
+    busy; returns how many records were deleted. Safe to repeat.
+    """
+    gone_total = 0
+    try:
+        table = quote(get_collection(collection_name).table)
+    except NotFound:  # the collection was deleted meanwhile, with its rows
+        table = None
+    for start in range(first, last + 1, chunk):
+        end = min(start + chunk - 1, last)
         for attempt in range(5):
             try:
                 with write_transaction():
-                    gone = database.execute_sql(
-                        f"DELETE FROM {quote(collection.table)} WHERE id IN ({marks})", chunk
-                    ).rowcount
+                    gone = 0
+                    if table is not None:
+                        gone = database.execute_sql(
+                            f"DELETE FROM {table} WHERE id BETWEEN ? AND ?", (start, end)
+                        ).rowcount
+                        database.execute_sql(
+                            "UPDATE collection SET row_count = MAX(row_count - ?, 0) WHERE name = ?",
+                            (gone, collection_name),
+                        )
                     database.execute_sql(
-                        f"DELETE FROM record_version WHERE collection = ? AND record_id IN ({marks})",
-                        [collection.name, *chunk],
+                        "DELETE FROM record_version WHERE collection = ? AND record_id BETWEEN ? AND ?",
+                        (collection_name, start, end),
                     )
-                    database.execute_sql(
-                        "UPDATE collection SET row_count = row_count - ? WHERE name = ?", (gone, collection.name)
-                    )
+                gone_total += gone
                 break
             except peewee.OperationalError:
                 if attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+    return gone_total
+
+
+def _rows_left(collection_name: str, first: int, last: int) -> int:
+    try:
+        table = quote(get_collection(collection_name).table)
+    except NotFound:
+        return 0
+    return database.execute_sql(f"SELECT COUNT(*) FROM {table} WHERE id BETWEEN ? AND ?", (first, last)).fetchone()[0]
+
+
+# Set when the process is stopping (see :func:`stop_running_imports`): imports stop between batches and undo.
+_STOPPING = threading.Event()
+_ACTIVE = threading.Condition()
+_active_count = 0
+
+INTERRUPTED = "The import was interrupted (the server stopped); nothing was kept."
 
 
 def import_csv(
@@ -396,6 +485,8 @@ def import_csv(
     mapping: Mapping[str, str] | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
+    on_reserved: Callable[[str, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> int:
     """Create one record per data row of a CSV file, all or none; returns how many were created.
 
@@ -404,9 +495,17 @@ def import_csv(
     permission. Raises :class:`BadRequest` (unreadable file),
     :class:`ValidationFailed` (``mapping`` problems in ``fields``, bad rows in
     ``rows``), :class:`Conflict` (a unique value taken while the import was
-    writing), :class:`NotFound`, :class:`PermissionDenied`. ``progress`` is
+    writing), :class:`Busy` (stopped: the process is stopping or
+    ``should_stop()`` said so between two batches; what was written is
+    undone), :class:`NotFound`, :class:`PermissionDenied`. ``progress`` is
     called as ``progress(phase, done, total)`` with phase ``"checking"`` or
     ``"writing"``.
+
+    Before the first row is written the import takes its id range (see
+    :func:`_reserve_ids`) and calls ``on_reserved(collection, first, last)``,
+    which must record it durably: should the process die while writing, the
+    rows with ids in that range are exactly the ones to delete
+    (:func:`undo_import_range`).
     """
     collection = get_visible_collection(collection_name, actor)
     require_access(collection, actor, "create")
@@ -415,16 +514,20 @@ def import_csv(
     total = len(table.rows)
     if progress:
         progress("checking", 0, total)
-    rows = check_rows(collection, table, positions, actor)
+    rows = check_rows(collection, table, positions, actor, progress=progress)
     if not rows:
         raise BadRequest("The file has a header but no rows to import.")
-    created: list[int] = []
+    first, last = _reserve_ids(collection, len(rows))
+    if on_reserved:
+        on_reserved(collection.name, first, last)
     try:
         for start in range(0, len(rows), batch_size):
+            if _STOPPING.is_set() or (should_stop is not None and should_stop()):
+                raise Busy(INTERRUPTED)
             if progress:
                 progress("writing", start, total)
             began = time.monotonic()
-            _write_batch(collection, rows[start : start + batch_size], actor, created)
+            _write_batch(collection, rows[start : start + batch_size], actor, first + start)
             if start + batch_size < len(rows):
                 # Leave the lock free as long as the batch held it. A writer waiting in SQLite's busy
                 # handler polls at growing intervals (up to 100 ms); an import that took the lock back
@@ -435,10 +538,10 @@ def import_csv(
                 "records.imported",
                 actor=actor,
                 target=f"collection:{collection.name}",
-                details={"collection": collection.name, "created": len(created), "ids": [created[0], created[-1]]},
+                details={"collection": collection.name, "created": len(rows), "ids": [first, last]},
             )
     except BaseException as exc:
-        _undo(collection, created, batch_size)
+        undo_import_range(collection.name, first, last)
         if isinstance(exc, peewee.IntegrityError):
             raise Conflict(
                 "A unique value of the file was taken by another record while importing; nothing was imported."
@@ -446,7 +549,34 @@ def import_csv(
         raise
     if progress:
         progress("writing", total, total)
-    return len(created)
+    return len(rows)
+
+
+def stop_running_imports(timeout: float = 8.0) -> None:
+    """Ask every import of this process to stop (they undo what they wrote) and wait up to ``timeout`` s.
+
+    For a process that is stopping (the web worker calls it at exit): an
+    import running in a background thread would otherwise die with the process
+    and leave its rows behind until the next start.
+    """
+    _STOPPING.set()
+    deadline = time.monotonic() + timeout
+    with _ACTIVE:
+        while _active_count and time.monotonic() < deadline:
+            _ACTIVE.wait(max(0.0, deadline - time.monotonic()))
+
+
+class _Active:
+    def __enter__(self) -> None:
+        global _active_count
+        with _ACTIVE:
+            _active_count += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        global _active_count
+        with _ACTIVE:
+            _active_count -= 1
+            _ACTIVE.notify_all()
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -481,6 +611,7 @@ def export_csv(collection_name: str, actor: Any, params: Mapping[str, Any]) -> I
     """
     collection = get_visible_collection(collection_name, actor)
     scope = require_access(collection, actor, "view")
+    params = single_values(params)  # a repeated parameter is refused, as in the listing
     where, args = build_filters(collection, params)
     if scope == "own":
         where.append(f"{quote(collection.table)}.created_by = ?")
@@ -530,10 +661,25 @@ def _export_rows(collection: CollectionDef, sql: str, args: list[Any], header: l
 
 
 # --- import jobs (the page's progress) ----------------------------------------------------------
+#
+# A job is a JSON file ``<id>.json`` under the jobs folder (every worker reads it), beside the
+# uploaded ``<id>.csv``. While it runs, its ``updated_at`` is the heartbeat (written at least every
+# CHECK_PROGRESS_EVERY checked rows and every batch) and ``pid`` the process running it. Before the
+# first row is written, the import's id range goes to ``<id>.ids``, written and fsync'ed once: the
+# journal. It is removed only once the job's outcome is on disk, so a job that died while writing
+# (kill -9, power cut, a stop that outlived the grace) still names the rows to delete, however far
+# it got, and a crash between a batch's commit and the next job write loses nothing: the range was
+# known before the batch began. Such a job is undone and marked failed when read after its heartbeat
+# went stale (:func:`get_import_job`) and when the server starts (:func:`recover_interrupted_imports`).
 
 JOB_STATES = ("uploaded", "running", "done", "failed")
 _JOB_ID_LENGTH = 22
 JOB_MAX_AGE = dt.timedelta(days=1)
+# A running job whose heartbeat is older than this, and whose process is gone, died.
+STALE_SECONDS = 30.0
+# ... and older than this it died, whatever holds its process id now.
+DEAD_SECONDS = 600.0
+INTERRUPTED_ERROR = {"code": "interrupted", "message": "The import was interrupted; nothing was kept."}
 
 
 def _job_paths(jobs_dir: Path, job_id: str) -> tuple[Path, Path]:
@@ -546,21 +692,159 @@ def _job_paths(jobs_dir: Path, job_id: str) -> tuple[Path, Path]:
     return jobs_dir / f"{job_id}.json", jobs_dir / f"{job_id}.csv"
 
 
-def _write_job(jobs_dir: Path, job: dict[str, Any]) -> None:
+def _journal_path(jobs_dir: Path, job_id: str) -> Path:
+    return jobs_dir / f"{job_id}.ids"
+
+
+def _durable_write(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text``, on disk (file and folder fsync'ed) when this returns."""
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    if os.name == "posix":
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _write_job(jobs_dir: Path, job: dict[str, Any], *, durable: bool = False) -> None:
     meta, _ = _job_paths(jobs_dir, job["id"])
-    tmp = meta.with_suffix(f".{os.getpid()}.tmp")
+    if durable:
+        _durable_write(meta, json.dumps(job))
+        return
+    tmp = meta.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(job), encoding="utf-8")
     os.replace(tmp, meta)
+
+
+def _read_job(jobs_dir: Path, job_id: str) -> dict[str, Any] | None:
+    meta, _ = _job_paths(jobs_dir, job_id)
+    try:
+        job = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return job if isinstance(job, dict) else None
 
 
 def _prune_jobs(jobs_dir: Path) -> None:
     limit = time.time() - JOB_MAX_AGE.total_seconds()
     for path in jobs_dir.glob("*.*"):
+        if path.suffix == ".ids":
+            continue  # a journal goes only once its rows are dealt with
         try:
             if path.stat().st_mtime < limit:
                 path.unlink()
         except OSError:
             pass
+
+
+def _process_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # no cheap, harmless check there: rely on DEAD_SECONDS
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_dead(job: Mapping[str, Any]) -> bool:
+    """Whether a ``running`` job's runner is gone: stale heartbeat and no process, or a very stale heartbeat."""
+    if job.get("state") != "running":
+        return False
+    age = time.time() - float(job.get("updated_at") or 0)
+    return age > DEAD_SECONDS or (age > STALE_SECONDS and not _process_alive(job.get("pid")))
+
+
+def _recover_job(jobs_dir: Path, job_id: str) -> str | None:
+    """Undo a dead job's rows (from its journal) and mark it failed; what was done, or ``None``.
+
+    The journal is claimed by renaming it, so two workers reading the same dead
+    job undo it once. Call only for a job known to be dead.
+    """
+    journal = _journal_path(jobs_dir, job_id)
+    claimed = journal.with_suffix(f".ids.undoing-{os.getpid()}-{threading.get_ident()}")
+    job = _read_job(jobs_dir, job_id)
+    undone = 0
+    try:
+        os.rename(journal, claimed)
+    except FileNotFoundError:
+        if list(jobs_dir.glob(f"{job_id}.ids.undoing-*")):
+            return None  # another worker is undoing it
+    except OSError:
+        return None
+    if claimed.exists():
+        if job is not None and job.get("state") == "done":
+            claimed.unlink(missing_ok=True)
+            return None
+        try:
+            entry = json.loads(claimed.read_text(encoding="utf-8"))
+            undone = undo_import_range(str(entry["collection"]), int(entry["first"]), int(entry["last"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        else:
+            with write_transaction():
+                record_event(
+                    "records.import_interrupted",
+                    actor=None,
+                    target=f"collection:{entry['collection']}",
+                    details={
+                        "collection": entry["collection"],
+                        "ids": [entry["first"], entry["last"]],
+                        "undone": undone,
+                    },
+                )
+    if job is not None and job.get("state") == "running":
+        job.update(state="failed", error=dict(INTERRUPTED_ERROR), created=0, updated_at=time.time())
+        _write_job(jobs_dir, job, durable=True)
+    claimed.unlink(missing_ok=True)
+    return f"import {job_id}: interrupted; {undone} record(s) it had written were deleted"
+
+
+def recover_interrupted_imports(paths: Any) -> list[str]:
+    """At server start (no worker runs yet): undo and fail every import that was still running.
+
+    ``paths`` is the home's :class:`~appliance.home.Paths`; needs the database
+    open. Returns one line per recovered import, for the log.
+    """
+    jobs_dir = Path(paths.run_dir) / "imports"
+    if not jobs_dir.is_dir():
+        return []
+    ids: set[str] = set()
+    for path in jobs_dir.iterdir():
+        name = path.name
+        if name.endswith(".ids") or ".ids.undoing-" in name:
+            if ".ids.undoing-" in name:
+                # A recovery that died itself: take its claim back.
+                with contextlib.suppress(OSError):
+                    os.replace(path, jobs_dir / (name.split(".ids.undoing-")[0] + ".ids"))
+            ids.add(name.split(".", 1)[0])
+        elif name.endswith(".json"):
+            job = _read_job(jobs_dir, name[: -len(".json")]) if len(name) == _JOB_ID_LENGTH + 5 else None
+            if job is not None and job.get("state") == "running":
+                ids.add(job["id"])
+    out = []
+    with database.connection_context():
+        for job_id in sorted(ids):
+            try:
+                _job_paths(jobs_dir, job_id)
+            except NotFound:
+                continue
+            line = _recover_job(jobs_dir, job_id)
+            if line:
+                out.append(line)
+    return out
 
 
 def save_import_upload(jobs_dir: Path, collection_name: str, filename: str, data: bytes, actor: Any) -> dict:
@@ -569,12 +853,15 @@ def save_import_upload(jobs_dir: Path, collection_name: str, filename: str, data
     The job (``id``, ``collection``, ``filename``, ``state`` "uploaded",
     ``preview``...) lives beside the file under ``jobs_dir``, readable by
     every worker process; jobs older than a day are removed. Raises like
-    :func:`read_csv`, and :class:`NotFound` / :class:`PermissionDenied`
-    without create permission.
+    :func:`read_csv` (and :class:`BadRequest` for a file with a header but no
+    rows), and :class:`NotFound` / :class:`PermissionDenied` without create
+    permission.
     """
     collection = get_visible_collection(collection_name, actor)
     require_access(collection, actor, "create")
     preview = preview_csv(collection, data)
+    if not preview["total_rows"]:
+        raise BadRequest("The file has a header but no rows to import.")
     jobs_dir.mkdir(parents=True, exist_ok=True)
     _prune_jobs(jobs_dir)
     job = {
@@ -599,14 +886,18 @@ def save_import_upload(jobs_dir: Path, collection_name: str, filename: str, data
 
 
 def get_import_job(jobs_dir: Path, job_id: str, actor: Any) -> dict:
-    """The import job ``job_id`` of ``actor``; :class:`NotFound` for another person's or an unknown one."""
-    meta, _ = _job_paths(jobs_dir, job_id)
-    try:
-        job = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise NotFound("No such import (imports are kept for a day).") from None
-    if job.get("actor_id") != getattr(actor, "id", None):
+    """The import job ``job_id`` of ``actor``; :class:`NotFound` for another person's or an unknown one.
+
+    A ``running`` job whose runner died (see :data:`STALE_SECONDS`) is undone
+    first and comes back ``failed`` with the error code ``interrupted``.
+    """
+    _job_paths(jobs_dir, job_id)
+    job = _read_job(jobs_dir, job_id)
+    if job is None or job.get("actor_id") != getattr(actor, "id", None):
         raise NotFound("No such import (imports are kept for a day).")
+    if _is_dead(job):
+        _recover_job(jobs_dir, job_id)
+        job = _read_job(jobs_dir, job_id) or job
     return job
 
 
@@ -618,53 +909,128 @@ def start_import_job(jobs_dir: Path, job_id: str, mapping: Mapping[str, str], ac
     job = get_import_job(jobs_dir, job_id, actor)
     if job["state"] not in ("uploaded", "failed") or job.get("created"):
         raise Conflict("This import has already run; upload the file again to import it again.")
+    if _journal_path(jobs_dir, job_id).exists() or list(jobs_dir.glob(f"{job_id}.ids.undoing-*")):
+        raise Conflict("The last run of this import is still being undone; try again in a moment.")
     collection = get_visible_collection(job["collection"], actor)
     require_access(collection, actor, "create")
     job["mapping"] = {c: (mapping.get(c) or "") for c in job["preview"]["header"]}
     check_mapping(collection, job["preview"]["header"], job["mapping"])
-    job.update(state="running", phase="checking", done=0, error=None, updated_at=time.time())
+    job.update(state="running", phase="checking", done=0, error=None, pid=os.getpid(), updated_at=time.time())
     _write_job(jobs_dir, job)
     return job
+
+
+def _error_of(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ApplianceError):
+        return exc.to_dict()["error"]
+    return {"code": "internal_error", "message": f"The import stopped: {type(exc).__name__}; nothing was kept."}
+
+
+def _run_journaled(
+    jobs_dir: Path,
+    job: dict[str, Any],
+    data: bytes,
+    actor: Any,
+    *,
+    mapping: Mapping[str, str] | None,
+    batch_size: int,
+) -> int:
+    """Run :func:`import_csv` with ``job`` as its progress and its journal; the job file ends done or failed."""
+    job_id = job["id"]
+    journal = _journal_path(jobs_dir, job_id)
+    job.update(state="running", pid=os.getpid(), updated_at=time.time())
+    _write_job(jobs_dir, job)
+
+    def report(phase: str, done: int, total: int) -> None:
+        job.update(phase=phase, done=done, total=total, updated_at=time.time())
+        _write_job(jobs_dir, job)
+
+    def reserved(collection: str, first: int, last: int) -> None:
+        _durable_write(journal, json.dumps({"collection": collection, "first": first, "last": last}))
+        job.update(ids=[first, last], updated_at=time.time())
+        _write_job(jobs_dir, job)
+
+    def should_stop() -> bool:
+        # Someone found this job dead (a very long stall) and undid it: stop rather than write on.
+        current = _read_job(jobs_dir, job_id)
+        return current is None or current.get("state") != "running"
+
+    with _Active():
+        try:
+            created = import_csv(
+                job["collection"],
+                data,
+                actor,
+                mapping=mapping,
+                batch_size=batch_size,
+                progress=report,
+                on_reserved=reserved,
+                should_stop=should_stop,
+            )
+        except BaseException as exc:
+            error = _error_of(exc)
+            if isinstance(exc, Busy) and exc.message == INTERRUPTED:
+                error = dict(INTERRUPTED_ERROR)
+            job.update(state="failed", error=error, updated_at=time.time())
+            _write_job(jobs_dir, job, durable=True)
+            ids = job.get("ids")
+            # The import undid its rows; should that have failed, the journal stays for the next recovery.
+            if not ids or not _rows_left(job["collection"], ids[0], ids[1]):
+                journal.unlink(missing_ok=True)
+            raise
+        job.update(state="done", created=created, done=job["total"], updated_at=time.time())
+        _write_job(jobs_dir, job, durable=True)
+        journal.unlink(missing_ok=True)
+    return created
 
 
 def run_import_job(jobs_dir: Path, job_id: str, actor: Any, *, batch_size: int = BATCH_SIZE) -> dict:
     """Run a started import job, writing its progress to the job after each batch; returns the finished job.
 
     The job ends ``done`` (with ``created``) or ``failed`` (with ``error``:
-    the error shape of API.md, bad rows included). Never raises for the
-    import's own errors: they are the job's outcome.
+    the error shape of API.md, bad rows included; code ``interrupted`` when
+    the process was stopping). Never raises for the import's own errors: they
+    are the job's outcome.
     """
     job = get_import_job(jobs_dir, job_id, actor)
     _, csv_path = _job_paths(jobs_dir, job_id)
-
-    def report(phase: str, done: int, total: int) -> None:
-        job.update(phase=phase, done=done, total=total, updated_at=time.time())
-        _write_job(jobs_dir, job)
-
     try:
-        created = import_csv(
-            job["collection"],
-            csv_path.read_bytes(),
-            actor,
-            mapping=job["mapping"],
-            batch_size=batch_size,
-            progress=report,
-        )
-    except (BadRequest, ValidationFailed, Conflict, NotFound) as exc:
-        job.update(state="failed", error=exc.to_dict()["error"], updated_at=time.time())
-    except Exception as exc:  # the page must learn that it ended; the server log gets the detail
-        job.update(
-            state="failed",
-            error={"code": "internal_error", "message": f"The import stopped: {type(exc).__name__}; nothing was kept."},
-            updated_at=time.time(),
-        )
-        _write_job(jobs_dir, job)
-        raise
+        _run_journaled(jobs_dir, job, csv_path.read_bytes(), actor, mapping=job["mapping"], batch_size=batch_size)
+    except (BadRequest, ValidationFailed, Conflict, NotFound):
+        pass
     else:
-        job.update(state="done", created=created, done=job["total"], updated_at=time.time())
         csv_path.unlink(missing_ok=True)
-    _write_job(jobs_dir, job)
     return job
+
+
+def import_csv_journaled(
+    jobs_dir: Path,
+    collection_name: str,
+    data: bytes,
+    actor: Any,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """:func:`import_csv` for a caller that waits for it (the API), with a job file as its journal,
+    so that it too is undone should the process die while it writes. Raises as :func:`import_csv`.
+    """
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    job = {
+        "id": secrets.token_urlsafe(16)[:_JOB_ID_LENGTH],
+        "collection": collection_name,
+        "filename": "",
+        "source": "api",
+        "actor_id": getattr(actor, "id", None),
+        "state": "running",
+        "phase": "checking",
+        "done": 0,
+        "total": 0,
+        "created": 0,
+        "error": None,
+        "updated_at": time.time(),
+    }
+    return _run_journaled(jobs_dir, job, data, actor, mapping=mapping, batch_size=batch_size)
 
 
 __all__ = [
@@ -674,11 +1040,15 @@ __all__ = [
     "export_csv",
     "get_import_job",
     "import_csv",
+    "import_csv_journaled",
     "importable_fields",
     "preview_csv",
     "read_csv",
+    "recover_interrupted_imports",
     "run_import_job",
     "save_import_upload",
     "start_import_job",
+    "stop_running_imports",
     "suggest_mapping",
+    "undo_import_range",
 ]

@@ -157,7 +157,11 @@ def read_metrics(path: Path) -> dict:
                         snap = _read_slot(buf, offset)  # type: ignore[arg-type]
                         if snap is not None:
                             workers.append(
-                                {"slot": offset // SLOT_SIZE, "pid": snap.get("pid"), "requests": sum(r["count"] for r in snap.get("routes", {}).values())}
+                                {
+                                    "slot": offset // SLOT_SIZE,
+                                    "pid": snap.get("pid"),
+                                    "requests": sum(r["count"] for r in snap.get("routes", {}).values()),
+                                }
                             )
                         for name, data in (snap or {}).get("routes", {}).items():
                             entry = routes.setdefault(name, _Route())

@@ -337,6 +337,10 @@ def run_server(
         if recovered:
             log.warning(recovered)
         _prepare_database(instance)
+        from appliance.csv_io import recover_interrupted_imports  # imports a dead worker left half-written
+
+        for line in recover_interrupted_imports(instance.paths):
+            log.warning(line)
         sock = bind_socket(host, port, settings.backlog)
         sock.set_inheritable(True)
         bound_port = sock.getsockname()[1]

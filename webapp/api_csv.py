@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+from collections.abc import Iterable, Iterator
+
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from appliance.collections import get_visible_collection
-from appliance.csv_io import export_csv, import_csv
+from appliance.csv_io import export_csv, import_csv_journaled, stop_running_imports
 from appliance.errors import BadRequest, TooLarge
+from webapp import current_instance
 from webapp.api_records import MB, actor_of, upload_limit
 from webapp.auth import current_principal, require_write
 
@@ -18,6 +22,23 @@ def csv_response(name: str, pieces) -> Response:
     response = Response(stream_with_context(pieces), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
+
+
+_stop_registered = False
+
+
+def stop_imports_at_exit() -> None:
+    """Once per process: at exit, running imports stop between batches and undo what they wrote."""
+    global _stop_registered
+    if not _stop_registered:
+        _stop_registered = True
+        atexit.register(stop_running_imports, current_instance().settings.shutdown_grace_seconds)
+
+
+def with_bom(pieces: Iterable[str]) -> Iterator[str]:
+    """The CSV pieces behind a UTF-8 byte-order mark (for Excel)."""
+    yield "\ufeff"
+    yield from pieces
 
 
 def uploaded_csv() -> tuple[str, bytes]:
@@ -37,7 +58,7 @@ def uploaded_csv() -> tuple[str, bytes]:
 @bp.get("/api/collections/<name>/export.csv")
 def export(name: str):
     actor = actor_of(current_principal())
-    return csv_response(name, export_csv(name, actor, request.args.to_dict()))
+    return csv_response(name, export_csv(name, actor, request.args.to_dict(flat=False)))
 
 
 @bp.post("/api/collections/<name>/import")
@@ -45,7 +66,9 @@ def import_(name: str):
     principal = require_write()
     get_visible_collection(name, actor_of(principal))  # 404 before reading a body for an unknown collection
     _filename, data = uploaded_csv()
-    created = import_csv(name, data, actor_of(principal))
+    stop_imports_at_exit()
+    jobs_dir = current_instance().paths.run_dir / "imports"
+    created = import_csv_journaled(jobs_dir, name, data, actor_of(principal))
     response = jsonify({"created": created})
     response.status_code = 201
     return response

@@ -29,7 +29,7 @@ from appliance.csv_io import (
 from appliance.db import database
 from appliance.errors import BadRequest, Conflict, TooLarge, ValidationFailed
 from webapp import current_instance
-from webapp.api_csv import csv_response, uploaded_csv
+from webapp.api_csv import csv_response, stop_imports_at_exit, uploaded_csv, with_bom
 from webapp.layout import form_errors
 
 bp = Blueprint("csv_pages", __name__)
@@ -49,7 +49,13 @@ def _actor() -> Any:
 @bp.get("/c/<name>/export.csv")
 @login_required
 def export(name: str):
-    return csv_response(name, export_csv(name, _actor(), request.args.to_dict()))
+    """The list's records as CSV; ``bom=1`` starts it with a UTF-8 byte-order mark, which Excel needs
+    to read the file as UTF-8 (the API's export never does)."""
+    params = {k: v for k, v in request.args.to_dict(flat=False).items() if k != "bom"}
+    pieces = export_csv(name, _actor(), params)
+    if request.args.get("bom") == "1":
+        pieces = with_bom(pieces)
+    return csv_response(name, pieces)
 
 
 def _creatable(name: str) -> Any:
@@ -91,12 +97,20 @@ def job_page(name: str, job_id: str):
         collection=collection,
         job=job,
         fields=[(f, collection.field(f).label or f) for f in importable_fields(collection)],
+        labels=_labels(collection),
         errors={},
         shown=ERRORS_SHOWN,
     )
 
 
+def _labels(collection: Any) -> dict[str, str]:
+    return {f.name: f.label or f.name for f in collection.fields}
+
+
 def _run_in_background(jobs_dir: Path, job_id: str, actor: Any) -> None:
+    # A stopping worker asks the thread to stop and undo (the job file is the journal should it be killed).
+    stop_imports_at_exit()
+
     def work() -> None:
         try:
             with database.connection_context():
@@ -123,6 +137,7 @@ def run(name: str, job_id: str):
             collection=collection,
             job=job,
             fields=[(f, collection.field(f).label or f) for f in importable_fields(collection)],
+            labels=_labels(collection),
             errors=form_errors(exc),
             shown=ERRORS_SHOWN,
         )

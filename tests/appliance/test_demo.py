@@ -202,26 +202,3 @@ def test_appliance_demo_on_a_folder_that_is_no_home_says_so_and_changes_nothing(
     assert result.returncode == 1
     assert "is not an appliance home yet" in result.stderr
     assert not (tmp_path / "nothing").exists()
-
-
-def test_the_first_run_wizard_finds_and_runs_the_starter_loader(home: Path, qtbot):
-    from appliance.home import Paths, open_instance
-    from appliance.passwords import configure_from_settings
-    from appliance.users import create_user
-    from console.wizard import FirstRunWizard, starter_loader
-
-    assert starter_loader() is load_starter_collections
-    configure_from_settings(open_instance(home).settings)  # the home's cheap test hashing
-    with database.connection_context():
-        admin = create_user("first@example.com", "First", "admin", "a long enough password 42", actor=None)
-    wizard = FirstRunWizard(Paths(home))
-    qtbot.addWidget(wizard)
-    page = wizard.starter_page
-    assert page.load_box.isEnabled()
-    page.load_box.setChecked(True)
-    assert page.validatePage()
-    assert wizard.loaded_starters
-    with database.connection_context():
-        assert [c for c in STARTER_COLLECTIONS if get_collection(c)] == list(STARTER_COLLECTIONS)
-        events = AuditEvent.select().where(AuditEvent.action == "collection.created")
-        assert {(e.actor, e.actor_id) for e in events} == {(admin.email, admin.id)}
