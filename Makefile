@@ -27,11 +27,11 @@ postgres:
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q postgresql; }
 
 serve: $(BIN)/.installed
-	$(BIN)/appliance init $(if $(HOME_DIR),--home $(HOME_DIR))
-	$(BIN)/appliance serve $(if $(HOME_DIR),--home $(HOME_DIR))
+	$(BIN)/appliance init $(if $(HOME_DIR),--home "$(HOME_DIR)")
+	$(BIN)/appliance serve $(if $(HOME_DIR),--home "$(HOME_DIR)")
 
 console: $(BIN)/.installed
-	$(BIN)/appliance console $(if $(HOME_DIR),--home $(HOME_DIR))
+	$(BIN)/appliance console $(if $(HOME_DIR),--home "$(HOME_DIR)")
 
 test: $(BIN)/.installed browser postgres
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest

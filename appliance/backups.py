@@ -57,6 +57,7 @@ MANIFEST = "manifest.json"
 DB_MEMBER = "db/appliance.sqlite3"
 FILES_PREFIX = "files/"
 VERIFY_SUFFIX = ".verify.json"
+DRILL_SUFFIX = ".drill.json"  # the last restore drill of the archive (see appliance.drill)
 FAILED_DIR = "failed"
 COMMENT_PREFIX = f"{FORMAT} manifest-sha256="
 STEP_PAGES = 1024  # pages copied per step of the online backup (4 MiB with 4 KiB pages)
@@ -473,6 +474,39 @@ def write_verification(archive: Path, verification: dict[str, Any]) -> None:
     os.replace(tmp, target)
 
 
+def write_drill(archive: Path, result: dict[str, Any]) -> None:
+    """Store a restore drill's ``result`` beside ``archive`` as ``<name>.drill.json`` (owner-readable only)."""
+    target = archive.with_name(archive.name + DRILL_SUFFIX)
+    tmp = target.with_name(f".{target.name}.tmp")
+    _create_private(tmp)
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
+    os.replace(tmp, target)
+
+
+DRILL_FIELDS = ("at", "backup", "outcome", "message", "duration_seconds")
+
+
+def read_drill(archive: Path) -> dict[str, Any] | None:
+    """The last restore drill of ``archive`` as ``{"at", "backup", "outcome", "message", "duration_seconds"}``,
+    or ``None`` when it was never drilled (or the result is unreadable)."""
+    data = _read_json(archive.with_name(archive.name + DRILL_SUFFIX))
+    if not isinstance(data, dict) or not isinstance(data.get("at"), str):
+        return None
+    return {key: data.get(key) for key in DRILL_FIELDS}
+
+
+def last_restore_drill(paths: Paths) -> dict[str, Any] | None:
+    """The newest restore drill recorded in the backups folder (of any archive, failed ones included),
+    as :func:`read_drill` gives it, or ``None`` when no drill ran yet."""
+    found = []
+    for folder in (paths.backups_dir, paths.backups_dir / FAILED_DIR):
+        for path in folder.glob(f"*.zip{DRILL_SUFFIX}"):
+            drill = read_drill(path.with_name(path.name[: -len(DRILL_SUFFIX)]))
+            if drill is not None:
+                found.append(drill)
+    return max(found, key=lambda d: (d["at"], d["backup"] or ""), default=None)
+
+
 def verify_backup(paths: Paths, archive: Path) -> dict[str, Any]:
     """Verify ``archive`` again under the home's backup lock (no backup prunes its scratch folder
     meanwhile) and, when it lives in the backups folder, store the result beside it.
@@ -814,6 +848,7 @@ def describe_backup(archive: Path) -> dict[str, Any]:
         "kind": manifest.get("kind"),
         "schema_version": manifest.get("schema_version"),
         "app_version": manifest.get("app_version"),
+        "drill": read_drill(archive),
     }
 
 
@@ -917,6 +952,7 @@ def prune_backups(paths: Paths, keep_daily: int, keep_weekly: int, *, offsite_di
             if item["status"] == "failed" and not archive.is_file():
                 archive = paths.backups_dir / FAILED_DIR / item["name"]
             targets = [archive, archive.with_name(archive.name + VERIFY_SUFFIX)]
+            targets.append(archive.with_name(archive.name + DRILL_SUFFIX))
             if offsite_dir and item["verified"]:
                 targets.append(Path(offsite_dir) / item["name"])
             for target in targets:

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import peewee
 
 from appliance import __version__
+from appliance.db import describe_database_error
 from appliance.errors import ApplianceError
 from appliance.home import Instance, init_home, open_instance, resolve_home
 
@@ -85,6 +87,8 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except ApplianceError as exc:
             fail(exc.message)
+        except peewee.DatabaseError as exc:
+            fail(f"cannot use the database: {describe_database_error(exc)}")
 
     return wrapper
 

@@ -1,6 +1,6 @@
 """``appliance backup ...`` and ``appliance jobs ...``: backups and scheduled jobs from the command line.
 
-``backup create|list|verify|restore`` and ``jobs list|run`` call the same
+``backup create|list|verify|drill|restore`` and ``jobs list|run`` call the same
 services as the API and the pages. ``jobs run`` runs the job in this process
 with the same no-overlap guarantee as the server's scheduler (a per-job OS lock).
 """
@@ -93,7 +93,13 @@ def backup_list(as_json: bool) -> None:
     if not items:
         click.echo("no backups yet")
     for item in items:
-        click.echo(_backup_line(item))
+        click.echo(_backup_line(item) + _drill_note(item.get("drill")))
+
+
+def _drill_note(drill: dict | None) -> str:
+    if not drill:
+        return ""
+    return f"  drill {'passed' if drill['outcome'] == 'ok' else 'FAILED'} {drill['at']}"
 
 
 @command(backup_group, "verify")
@@ -117,6 +123,31 @@ def backup_verify(archive: str, as_json: bool) -> None:
         for problem in result["problems"]:
             click.echo(f"  - {problem}")
     if not result["ok"]:
+        sys.exit(1)
+
+
+@command(backup_group, "drill")
+@click.argument("archive", required=False)
+@json_option
+def backup_drill(archive: str | None, as_json: bool) -> None:
+    """Restore ARCHIVE (default: the newest verified backup) into a scratch folder and check it,
+    without touching the live data; exits non-zero when the drill fails (an alert is raised then)."""
+    from appliance.backups import resolve_archive
+    from appliance.drill import drill_backup
+
+    instance = current_instance()
+    path = resolve_archive(instance.paths, archive) if archive else None
+    with _database(instance):
+        result = drill_backup(instance, path)
+    if as_json:
+        print_json(result)
+    elif result["outcome"] == "ok":
+        click.echo(f"{result['backup']}: drill passed in {result['duration_seconds']:.1f} s: {result['message']}")
+    else:
+        click.echo(f"{result['backup']}: drill FAILED")
+        for problem in result["problems"]:
+            click.echo(f"  - {problem}")
+    if result["outcome"] != "ok":
         sys.exit(1)
 
 

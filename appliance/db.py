@@ -9,6 +9,7 @@ and closes one around each request, jobs around each run.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import peewee
@@ -86,3 +87,12 @@ def is_sqlite(db: peewee.Database | None = None) -> bool:
 def ping() -> None:
     """Run a trivial query; raises ``peewee.DatabaseError`` when the database does not answer."""
     database.execute_sql("SELECT 1").fetchone()
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """A one-line reason for a database error, with any password in a URL masked."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return _PASSWORD_IN_URL.sub(r"\1***@", text)

@@ -182,20 +182,25 @@ def _sqlite_integrity(path: Path) -> CheckResult:
         return _fail(name, f"{path} does not exist", f"run `appliance migrate --home {path.parent.parent}`")
     try:
         # A plain read-only connection: doctor must not change the journal mode or write.
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=5)
         try:
             rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
         finally:
             conn.close()
     except sqlite3.Error as exc:
+        if not os.access(path.parent, os.W_OK):
+            # A WAL database needs its folder writable even to be read; the file is not at fault.
+            return _fail(name, f"{path} cannot be opened: {path.parent} is read-only", f"make {path.parent} writable")
         return _fail(
             name,
             f"{path} cannot be read as a SQLite database ({exc})",
-            "restore the latest backup (`appliance restore`) or move the file away and run `appliance migrate`",
+            "restore the latest backup (`appliance backup restore ARCHIVE`) or move the file away and run `appliance migrate`",
         )
     if rows != ["ok"]:
         shown = "; ".join(rows[:3]) + (" ..." if len(rows) > 3 else "")
-        return _fail(name, f"integrity check failed: {shown}", "restore the latest backup (`appliance restore`)")
+        return _fail(
+            name, f"integrity check failed: {shown}", "restore the latest backup (`appliance backup restore ARCHIVE`)"
+        )
     return _ok(name, f"{path} passes PRAGMA integrity_check")
 
 
@@ -329,17 +334,15 @@ def check_run_files(instance: Instance) -> list[CheckResult]:
 
 
 def check_disk(instance: Instance) -> list[CheckResult]:
-    """Free space on the home's filesystem against ``min_free_disk_mb`` (a warning, not a failure)."""
+    """Free space on the home's filesystem against ``min_free_disk_mb``: a failure below it (backups
+    and writes are about to fail), a warning below twice it."""
     minimum = instance.settings.min_free_disk_mb
     free_mb = shutil.disk_usage(instance.home).free // (1024 * 1024)
+    fix = "free some space (old backups in backups/, logs) or move the home to a bigger disk"
     if free_mb < minimum:
-        return [
-            _warn(
-                "disk",
-                f"only {free_mb} MB free on the home's disk (min_free_disk_mb is {minimum})",
-                "free some space (old backups in backups/, logs) or move the home to a bigger disk",
-            )
-        ]
+        return [_fail("disk", f"only {free_mb} MB free on the home's disk (min_free_disk_mb is {minimum})", fix)]
+    if free_mb < 2 * minimum:
+        return [_warn("disk", f"{free_mb} MB free on the home's disk, close to min_free_disk_mb ({minimum})", fix)]
     return [_ok("disk", f"{free_mb} MB free")]
 
 

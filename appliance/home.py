@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,6 +88,10 @@ class Paths:
     def metrics_file(self) -> Path:
         return self.run_dir / "metrics.bin"
 
+    @property
+    def worker_settings(self) -> Path:
+        return self.run_dir / "worker-settings.json"
+
 
 @dataclass
 class Instance:
@@ -130,17 +135,19 @@ def init_home(home: Path) -> list[str]:
     """
     created: list[str] = []
     try:
+        # Owner-only throughout: the home holds the database (password hashes), the
+        # settings (an SMTP password), backups and logs.
         if not home.exists():
-            home.mkdir(parents=True)
+            home.mkdir(parents=True, mode=0o700)
             created.append(str(home))
         for name in SUBDIRS:
             sub = home / name
             if not sub.exists():
-                sub.mkdir()
+                sub.mkdir(mode=0o700)
                 created.append(f"{name}/")
         paths = Paths(home)
         if not paths.settings_file.exists():
-            paths.settings_file.write_text(render_default_file(), encoding="utf-8")
+            _write_private(paths.settings_file, render_default_file().encode("utf-8"))
             created.append("appliance.toml")
         if not paths.secret_key.exists():
             _write_private(paths.secret_key, secrets.token_hex(32).encode() + b"\n")
@@ -160,7 +167,9 @@ def open_instance(home: Path, environ: Mapping[str, str] | None = None) -> Insta
     """
     paths = Paths(home)
     if not paths.secret_key.exists() or not paths.db_dir.is_dir():
-        raise HomeError(f"{home} is not an appliance home yet: run `appliance init --home {home}` first")
+        raise HomeError(
+            f"{home} is not an appliance home yet: run `appliance init --home {shlex.quote(str(home))}` first"
+        )
     return Instance(paths, load_settings(paths.settings_file, environ))
 
 

@@ -9,7 +9,7 @@ without a restart), the next planned run and a pending run-now request.
 :func:`run_job` runs one job in the calling process and records the run; a
 per-job OS lock in ``<home>/run`` makes a job never overlap itself, whether
 the scheduler or ``appliance jobs run`` started it. Built-in jobs: ``backup``,
-``prune_backups``, ``db_maintenance`` and ``cleanup``; other parts add theirs
+``prune_backups``, ``db_maintenance``, ``cleanup`` and ``restore_drill``; other parts add theirs
 with :func:`register_job`.
 """
 
@@ -673,4 +673,26 @@ register_job(
     _cleanup_job,
     "15 4 * * *",
     "Remove expired tokens, sign-in records, set-up links and unreferenced stored files; archive old audit events to CSV.",
+)
+
+
+def _restore_drill_job(ctx: JobContext) -> str:
+    from appliance.drill import drill_backup
+
+    try:
+        result = drill_backup(ctx.instance, now=ctx.now())
+    except NotFound as exc:
+        return f"nothing to drill: {exc.message}"
+    if result["outcome"] != "ok":
+        raise JobFailed(result["message"], alerted=True)
+    return result["message"]
+
+
+# Sundays after the night's backup (02:00), prune (03:30, which also takes the backup lock) and maintenance.
+RESTORE_DRILL_SCHEDULE = "45 4 * * 0"
+register_job(
+    "restore_drill",
+    _restore_drill_job,
+    RESTORE_DRILL_SCHEDULE,
+    "Restore the newest verified backup into a scratch folder and check it (integrity, row counts, files).",
 )

@@ -107,6 +107,10 @@ class _PipeHandler(logging.Handler):
             with _PIPE_LOCK:
                 self.stream.write(f'{{"log":"{self.kind}",' + line[1:] + "\n")
                 self.stream.flush()
+        except BrokenPipeError:
+            # The parent is gone (killed); this worker is about to stop too. Nobody
+            # is left to read the line, and a traceback per line helps no one.
+            pass
         except Exception:
             self.handleError(record)
 

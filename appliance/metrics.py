@@ -105,9 +105,10 @@ class MetricsRecorder:
                 return
             self._dirty = False
             self._last_flush = time.monotonic()
-        payload = json.dumps(self.snapshot(), separators=(",", ":")).encode()
+        snapshot = self.snapshot()
+        payload = json.dumps(snapshot, separators=(",", ":")).encode()
         if len(payload) > SLOT_SIZE - _HEADER.size:
-            payload = json.dumps({"pid": os.getpid(), "routes": {}, "truncated": True}).encode()
+            payload = json.dumps(_folded(snapshot), separators=(",", ":")).encode()
         with self._lock:
             self._seq += 1  # odd: writing
             _HEADER.pack_into(self._map, self._offset, self._seq, 0)
@@ -125,6 +126,22 @@ class MetricsRecorder:
                 self.flush()
 
         threading.Thread(target=loop, name="metrics-flusher", daemon=True).start()
+
+
+def _folded(snapshot: dict, keep: int = 100) -> dict:
+    """A snapshot too big for its slot: the busiest routes kept, the rest added up under one key,
+    so the totals stay right."""
+    routes = sorted(snapshot["routes"].items(), key=lambda item: item[1]["count"], reverse=True)
+    kept = dict(routes[:keep])
+    rest = [data for _, data in routes[keep:]]
+    if rest:
+        kept["* <other routes>"] = {
+            "count": sum(r["count"] for r in rest),
+            "errors": sum(r["errors"] for r in rest),
+            "buckets": [sum(column) for column in zip(*(r["buckets"] for r in rest), strict=True)],
+            "total_ms": sum(r["total_ms"] for r in rest),
+        }
+    return {**snapshot, "routes": kept}
 
 
 def _read_slot(buf: mmap.mmap, offset: int) -> dict | None:

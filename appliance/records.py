@@ -17,7 +17,7 @@ nothing is written.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote as url_quote
@@ -129,14 +129,32 @@ def _compute(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, 
     return out
 
 
+def _size_text(size: int, *, megabytes: bool) -> str:
+    """A size limit as the forms state it: whole MB for the upload limit (``max_upload_mb``), else as
+    Jinja's ``filesizeformat`` writes a field's ``max_size`` beside the file input."""
+    if megabytes:
+        return f"{size // (1024 * 1024)} MB"
+    if size < 1000:
+        return f"{size} Bytes"
+    for exponent, unit in enumerate(("kB", "MB", "GB"), start=1):
+        scaled = size / 1000**exponent
+        if scaled < 1000 or unit == "GB":
+            return f"{scaled:.1f} {unit}"
+    return f"{size} Bytes"  # pragma: no cover (the loop always returns)
+
+
 def _store_uploads(
     collection: CollectionDef, uploads: Mapping[str, Upload], files_dir: Path | None, limit: int | None
-) -> tuple[dict[str, dict], list[str]]:
-    """Check and store each upload; ``(values by field, digests newly written)``; raises 413/422 naming fields."""
+) -> tuple[dict[str, dict], list[str], dict[str, str], bool]:
+    """Check and store each upload: ``(values by field, digests newly written, errors by field, too large?)``.
+
+    Never raises for a bad upload: the caller merges these errors with the
+    other fields' (see :func:`_checked`).
+    """
     values: dict[str, dict] = {}
     created: list[str] = []
     errors: dict[str, str] = {}
-    too_large: dict[str, str] = {}
+    too_large = False
     for name, upload in uploads.items():
         spec = collection.field(name)
         if spec is None or spec.type != "file":
@@ -146,8 +164,12 @@ def _store_uploads(
             raise ValueError("files_dir is needed to store uploads")
         try:
             value, new = store_upload(files_dir, spec, upload, limit=limit)
-        except UploadTooLarge as exc:
-            too_large[name] = str(exc)
+        except UploadTooLarge:
+            too_large = True
+            own = spec.max_size
+            by_setting = own is None or (limit is not None and limit < own)
+            size = limit if by_setting else own
+            errors[name] = f"The file is larger than {_size_text(size or 0, megabytes=by_setting)}."
             continue
         except FieldError as exc:
             errors[name] = str(exc)
@@ -155,12 +177,41 @@ def _store_uploads(
         values[name] = value
         if new:
             created.append(value["sha256"])
-    if too_large or errors:
+    return values, created, errors, too_large
+
+
+def _checked(
+    collection: CollectionDef,
+    check: Callable[[dict[str, dict]], dict[str, Any]],
+    uploads: Mapping[str, Upload],
+    files_dir: Path | None,
+    limit: int | None,
+) -> tuple[dict[str, Any], dict[str, dict], list[str]]:
+    """Store the uploads and run ``check(stored_files)`` on the other values; ``(cleaned, stored, created)``.
+
+    Every field is checked whatever else is wrong: the errors of the files and
+    of the other values come in one :class:`ValidationFailed` (or
+    :class:`TooLarge` when a file is over its limit), and the files just
+    stored are removed again.
+    """
+    stored, created, upload_errors, too_large = (
+        _store_uploads(collection, uploads, files_dir, limit) if uploads else ({}, [], {}, False)
+    )
+    try:
+        try:
+            cleaned = check(stored)
+            errors: dict[str, str] = {}
+        except ValidationFailed as exc:
+            cleaned, errors = {}, dict(exc.fields)
+        if upload_errors or errors:
+            merged = {**errors, **upload_errors}
+            if too_large:
+                raise TooLarge("The file is too large", fields=merged)
+            raise ValidationFailed(merged)
+    except BaseException:
         remove_unreferenced(files_dir, created)
-        if too_large:
-            raise TooLarge("The file is too large", fields={**too_large, **errors})
-        raise ValidationFailed(errors)
-    return values, created
+        raise
+    return cleaned, stored, created
 
 
 def _changes(collection: CollectionDef, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list]:
@@ -248,11 +299,15 @@ def create_record(
     """
     collection = get_visible_collection(collection_name, actor)
     require_access(collection, actor, "create")
-    uploads = dict(uploads or {})
-    stored, created = _store_uploads(collection, uploads, files_dir, upload_limit) if uploads else ({}, [])
+    cleaned, stored, created = _checked(
+        collection,
+        lambda files: check_record(collection, values, actor=actor, form=form, file_fields=files),
+        dict(uploads or {}),
+        files_dir,
+        upload_limit,
+    )
     try:
         # Everything that may take time happens before the write lock is taken.
-        cleaned = check_record(collection, values, actor=actor, form=form, file_fields=stored)
         cleaned.update(stored)
         cleaned.update(_compute(collection, cleaned))
         with write_transaction():
@@ -302,11 +357,15 @@ def update_record(
     before = load_record(collection, record_id, actor)
     scope = require_access(collection, actor, "update")
     _check_record_scope(scope, before, actor, "change")
-    uploads = dict(uploads or {})
-    stored, created = _store_uploads(collection, uploads, files_dir, upload_limit) if uploads else ({}, [])
+    cleaned, stored, created = _checked(
+        collection,
+        lambda files: check_record(collection, values, actor=actor, existing=before, form=form, file_fields=files),
+        dict(uploads or {}),
+        files_dir,
+        upload_limit,
+    )
     released: list[str] = []
     try:
-        cleaned = check_record(collection, values, actor=actor, existing=before, form=form, file_fields=stored)
         cleaned.update(stored)
         computed = _compute(collection, {**before, **cleaned})
         with write_transaction():

@@ -11,6 +11,7 @@ the value they started with. The scheduler's jobs read the file at each run.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -43,9 +44,12 @@ def _from_form(setting: Setting, text: str) -> Any:
         return int(text)
     if setting.type is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise SettingsError(f"Enter {setting.describe_accepted()}.") from None
+        if not math.isfinite(value):  # float() takes "nan" and "inf"; no setting means either
+            raise SettingsError(f"Enter {setting.describe_accepted()} (a finite number).")
+        return value
     return text
 
 
@@ -74,7 +78,11 @@ def change_runtime_settings(
         try:
             value = parse_value(setting, _from_form(setting, text), "the form")
         except SettingsError as exc:
-            errors[name] = exc.message if exc.message.startswith("Enter") else f"Enter {setting.describe_accepted()}."
+            if exc.message.startswith("Enter"):
+                errors[name] = exc.message
+            else:  # the registry's check: say why, then what is accepted
+                why = exc.message.split(" is ", 1)[1].split("; expected", 1)[0] if " is " in exc.message else ""
+                errors[name] = f"Enter {setting.describe_accepted()}" + (f" ({why})." if why else ".")
             continue
         if value == current.values[name]:
             continue

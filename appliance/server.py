@@ -21,25 +21,28 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import peewee
 import psutil
 
 from appliance import __version__
-from appliance.db import open_database
+from appliance.db import describe_database_error, open_database
 from appliance.errors import MigrationRequired, StartupRefused
 from appliance.home import Instance, check_writable, write_private_file
 from appliance.locks import FileLock, is_locked
 from appliance.logs import LogFiles, configure_parent_logging, relay_worker_output
-from appliance.metrics import create_metrics_file
+from appliance.metrics import MAX_SLOTS, create_metrics_file
 from appliance.migrate import apply_migrations, pending_migrations, unknown_migrations
 
 log = logging.getLogger("appliance.server")
@@ -85,18 +88,43 @@ def read_server_info(instance: Instance) -> dict | None:
 # --- the socket -------------------------------------------------------------
 
 
-def port_holder(port: int) -> str | None:
-    """Describe the process listening on ``port`` ("python3 (pid 1234)"), when it can be seen."""
+def _listens_on(process: psutil.Process, port: int) -> bool:
     try:
-        for conn in psutil.net_connections(kind="inet"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-                try:
-                    return f"{psutil.Process(conn.pid).name()} (pid {conn.pid})"
-                except psutil.Error:
-                    return f"pid {conn.pid}"
+        return any(
+            c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+            for c in process.net_connections(kind="inet")
+        )
+    except psutil.Error:
+        return False
+
+
+def port_holder(port: int) -> str | None:
+    """Describe the process listening on ``port`` ("python3 (pid 1234)"), when it can be seen.
+
+    Several processes share a listening socket (our own server: a parent and its
+    workers); the one named is the eldest ancestor that still listens on it.
+    """
+    try:
+        pid = next(
+            (
+                conn.pid
+                for conn in psutil.net_connections(kind="inet")
+                if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid
+            ),
+            None,
+        )
     except (psutil.Error, OSError):
         return None
-    return None
+    if pid is None:
+        return None
+    try:
+        holder = psutil.Process(pid)
+        parent = holder.parent()
+        while parent is not None and _listens_on(parent, port):
+            holder, parent = parent, parent.parent()
+        return f"{holder.name()} (pid {holder.pid})"
+    except psutil.Error:
+        return f"pid {pid}"
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -125,7 +153,8 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
 
 
 def url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    """The URL to print and to write in server.json: a wildcard address becomes this machine's loopback."""
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/"
@@ -242,8 +271,9 @@ class Supervisor:
     def alive(self) -> list[int]:
         return [s.process.pid for s in self.slots if s.process is not None and s.process.poll() is None]
 
-    def stop(self, grace: float) -> None:
-        """Ask every worker to finish its in-flight requests and exit; kill what is left after the grace."""
+    def stop(self, grace: float, force: threading.Event | None = None) -> None:
+        """Ask every worker to finish its in-flight requests and exit; kill what is left after the grace
+        (or at once when ``force`` is set meanwhile: a second Ctrl+C)."""
         self.stopping = True
         procs = [s.process for s in self.slots if s.process is not None]
         for proc in procs:
@@ -251,9 +281,11 @@ class Supervisor:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace + 2.0
         for proc in procs:
-            remaining = max(0.0, deadline - time.monotonic())
+            while proc.poll() is None and time.monotonic() < deadline and not (force and force.is_set()):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.1)
             try:
-                proc.wait(timeout=remaining)
+                proc.wait(timeout=0)
             except subprocess.TimeoutExpired:
                 log.warning("worker did not stop in time; killing it", extra={"worker_pid": proc.pid})
                 proc.kill()
@@ -267,6 +299,13 @@ class Supervisor:
 
 
 def _prepare_database(instance: Instance) -> None:
+    try:
+        _migrate_or_refuse(instance)
+    except peewee.DatabaseError as exc:
+        raise StartupRefused(f"cannot use the database: {describe_database_error(exc)}") from None
+
+
+def _migrate_or_refuse(instance: Instance) -> None:
     db = open_database(instance)
     try:
         db.connect(reuse_if_open=True)
@@ -279,7 +318,8 @@ def _prepare_database(instance: Instance) -> None:
         if pending:
             if not instance.settings.migrate_on_start:
                 raise MigrationRequired(
-                    f"the database needs {len(pending)} migration(s) ({', '.join(pending)}); run `appliance migrate --home {instance.home}`"
+                    f"the database needs {len(pending)} migration(s) ({', '.join(pending)}); "
+                    f"run `appliance migrate --home {shlex.quote(str(instance.home))}`"
                 )
             applied = apply_migrations(db)
             log.info("migrations applied", extra={"migrations": applied})
@@ -288,11 +328,40 @@ def _prepare_database(instance: Instance) -> None:
             db.close()
 
 
+STARTUP_TIMEOUT_SECONDS = 60.0
+
+
+# The parent's own start-up probe says who it is (with the control token), so that
+# the request metrics and the access log leave it out.
+PROBE_HEADER = "X-Appliance-Probe"
+
+
+def _wait_until_serving(
+    url: str, supervisor: Supervisor, stop: threading.Event, timeout: float, probe_token: str
+) -> bool:
+    """Wait until a worker answers ``/healthz`` on the shared socket (replacing workers that die meanwhile).
+
+    Returns ``False`` when none answered in ``timeout`` seconds or a stop was asked for first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        supervisor.poll_once()
+        probe = urllib.request.Request(url + "healthz", headers={PROBE_HEADER: probe_token})
+        try:
+            with urllib.request.urlopen(probe, timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except (OSError, ValueError):
+            pass
+        stop.wait(0.1)
+    return False
+
+
 def worker_count(instance: Instance) -> int:
     """Workers to start: the setting, or one per core when it is 0; one where sockets cannot be shared."""
     if not CAN_SHARE_SOCKET:
         return 1
-    return instance.settings.workers or (os.cpu_count() or 1)
+    return instance.settings.workers or min(os.cpu_count() or 1, MAX_SLOTS)
 
 
 def run_server(
@@ -347,50 +416,71 @@ def run_server(
         url = url_for(host, bound_port)
         workers = worker_count(instance)
         started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        write_private_file(instance.paths.control_token, secrets.token_urlsafe(32).encode())
+        control_token = secrets.token_urlsafe(32)
+        write_private_file(instance.paths.control_token, control_token.encode())
         create_metrics_file(instance.paths.metrics_file, workers)
 
+        # Workers get the parent's parsed settings, not the file: a bad edit made while
+        # the server runs must not crash-loop a replacement worker, and all workers
+        # must serve with the same values.
+        write_private_file(instance.paths.worker_settings, json.dumps(settings.values).encode())
+
         stop = threading.Event()
+        force = threading.Event()
 
         def request_stop(signum: int, _frame: object) -> None:
+            if stop.is_set():
+                force.set()  # a second Ctrl+C: do not wait for in-flight requests
             stop.set()
 
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        stop_signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {sig: signal.signal(sig, request_stop) for sig in stop_signals}
         supervisor = Supervisor(instance, sock, app_factory, workers, logs, started_at)
         supervisor.start()
-        if services is None:
-            from appliance.scheduler import server_services
+        if not _wait_until_serving(url, supervisor, stop, STARTUP_TIMEOUT_SECONDS, control_token):
+            if not stop.is_set():
+                raise StartupRefused(
+                    f"no worker could start within {STARTUP_TIMEOUT_SECONDS:.0f} s; "
+                    f"see {instance.paths.logs_dir / 'app.log'}"
+                )
+        else:
+            if services is None:
+                from appliance.scheduler import server_services
 
-            services = server_services(instance)
-        for service in services:
-            service.start()
-            started_services.append(service)
-        info = {
-            "pid": os.getpid(),
-            "url": url,
-            "host": host,
-            "port": bound_port,
-            "workers": workers,
-            "started_at": started_at,
-            "version": __version__,
-        }
-        tmp = instance.paths.server_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        os.replace(tmp, instance.paths.server_json)
-        log.info("server started", extra=info)
-        say(
-            f"Office Appliance {__version__} serving at {url} ({workers} worker{'s' if workers != 1 else ''}); press Ctrl+C to stop"
-        )
-        if on_ready is not None:
-            on_ready(url)
+                services = server_services(instance)
+            for service in services:
+                service.start()
+                started_services.append(service)
+            info = {
+                "pid": os.getpid(),
+                "url": url,
+                "host": host,
+                "port": bound_port,
+                "workers": workers,
+                "started_at": started_at,
+                "version": __version__,
+            }
+            tmp = instance.paths.server_json.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info, indent=2))
+            os.replace(tmp, instance.paths.server_json)
+            log.info("server started", extra=info)
+            say(
+                f"Office Appliance {__version__} serving at {url} ({workers} worker{'s' if workers != 1 else ''}); "
+                "press Ctrl+C to stop"
+            )
+            if on_ready is not None:
+                on_ready(url)
         while not stop.is_set():
             supervisor.poll_once()
             stop.wait(0.5)
         say("stopping: letting in-flight requests finish ...")
         log.info("server stopping")
+        # New connections are refused from now on: the parent lets go of its copy of
+        # the socket, and each worker closes its own as it stops accepting.
+        sock.close()
         while started_services:
             started_services.pop().stop()
-        supervisor.stop(settings.shutdown_grace_seconds)
+        supervisor.stop(0 if force.is_set() else settings.shutdown_grace_seconds, force=force)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("server stopped")
@@ -403,7 +493,7 @@ def run_server(
             supervisor.stop(0)
         if sock is not None:
             sock.close()
-        for path in (instance.paths.server_json, instance.paths.control_token):
+        for path in (instance.paths.server_json, instance.paths.control_token, instance.paths.worker_settings):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if logs is not None:

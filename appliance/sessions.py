@@ -107,3 +107,24 @@ def delete_expired_sessions(now: dt.datetime | None = None) -> int:
     """Delete the sessions that have expired (the scheduler's clean-up job); returns how many."""
     with database.atomic():
         return UserSession.delete().where(UserSession.expires_at <= as_stored(now)).execute()
+
+
+ONLINE_WINDOW_MINUTES = 5
+
+
+def count_users_online(now: dt.datetime | None = None, window_minutes: int = ONLINE_WINDOW_MINUTES) -> int:
+    """How many distinct active users have a live browser session seen in the last ``window_minutes``.
+
+    API tokens do not count: a token is a script or an integration, not a person at a screen (and one
+    used by a nightly export would show its owner "online" at 3 a.m.). ``last_seen_at`` is written at
+    most once a minute (:data:`SEEN_EVERY`), so a window under two minutes would miss active users.
+    """
+    now = as_stored(now)
+    since = now - dt.timedelta(minutes=window_minutes)
+    return (
+        UserSession.select(UserSession.user)
+        .join(User)
+        .where((UserSession.last_seen_at >= since) & (UserSession.expires_at > now) & User.active)
+        .distinct()
+        .count()
+    )

@@ -11,7 +11,9 @@ came from and what is accepted; start-up stops there.
 from __future__ import annotations
 
 import difflib
+import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,8 +117,8 @@ for _setting in (
         int,
         0,
         "Worker processes serving HTTP on the shared socket; 0 means one per CPU core.",
-        "a whole number, 0 or more",
-        _non_negative,
+        "a whole number from 0 to 64",
+        lambda value: None if 0 <= value <= 64 else "out of range",
     ),
     Setting("threads", int, 8, "Request threads in each worker process.", "a whole number from 1", _positive),
     Setting(
@@ -378,7 +380,16 @@ for _setting in (
         section="jobs",
     ),
     Setting("smtp_host", str, "", "SMTP server for alert mail; empty sends no mail.", restart=False, section="mail"),
-    Setting("smtp_port", int, 587, "SMTP server port.", "a whole number from 1 to 65535", _port, restart=False, section="mail"),
+    Setting(
+        "smtp_port",
+        int,
+        587,
+        "SMTP server port.",
+        "a whole number from 1 to 65535",
+        _port,
+        restart=False,
+        section="mail",
+    ),
     Setting(
         "smtp_security",
         str,
@@ -414,6 +425,98 @@ for _setting in (
     register(_setting)
 
 
+# --- value checks beyond the type (what the admin settings page and the file must respect) ---------
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+MAX_DAYS = 36500
+
+
+def _host_problem(value: str) -> str | None:
+    """An IP address or a DNS host name (``smtp.example.com``); empty is left to the setting."""
+    import ipaddress
+
+    if not value:
+        return None
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    name = value[:-1] if value.endswith(".") else value
+    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        return "not a host name or IP address"
+    return None
+
+
+def _email_problem(value: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"not an email address ({exc})"
+    return None
+
+
+def _email_list_problem(value: str) -> str | None:
+    """Comma-separated email addresses (empty for none)."""
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            if value.strip():
+                return "an empty address between commas"
+            continue
+        problem = _email_problem(part)
+        if problem:
+            return f"{part!r} is {problem}"
+    return None
+
+
+def _absolute_path_problem(value: str) -> str | None:
+    if value and not (os.path.isabs(value) or Path(value).is_absolute()):
+        return "not an absolute path"
+    return None
+
+
+def _finite_problem(value: float) -> str | None:
+    return None if math.isfinite(value) else "not a finite number"
+
+
+def _days_problem(value: int) -> str | None:
+    return None if value <= MAX_DAYS else f"more than {MAX_DAYS} days"
+
+
+def _both(first: Callable[[Any], str | None] | None, second: Callable[[Any], str | None]) -> Callable:
+    def check(value: Any) -> str | None:
+        return (first(value) if first else None) or second(value)
+
+    if first is not None and hasattr(first, "choices"):
+        check.choices = first.choices  # type: ignore[attr-defined]
+    return check
+
+
+for _name, _extra, _accepts in (
+    ("host", _host_problem, "an IP address or host name"),
+    ("smtp_host", _host_problem, "a host name or IP address, or empty"),
+    ("smtp_sender", lambda v: _email_problem(v) if v else None, "an email address, or empty"),
+    ("alert_recipients", _email_list_problem, "email addresses separated by commas, or empty"),
+    ("backup_offsite_dir", _absolute_path_problem, "an absolute folder path, or empty"),
+    ("token_default_days", _days_problem, ""),
+    ("audit_retention_days", _days_problem, ""),
+    *((s.name, _finite_problem, "") for s in list(_REGISTRY.values()) if s.type is float),
+):
+    if _name in _REGISTRY:
+        _old = _REGISTRY[_name]
+        _new = Setting(
+            **{
+                **_old.__dict__,
+                "check": _both(_old.check, _extra),
+                "accepts": _old.accepts or _accepts,
+            }
+        )
+        if _new.check(_new.default) is not None:
+            raise ValueError(f"the default of setting {_name!r} does not pass its own check")
+        _REGISTRY[_name] = _new
+
+
 @dataclass
 class Settings:
     """Parsed setting values, read as attributes: ``settings.port``."""
@@ -436,6 +539,9 @@ class Settings:
         return out
 
 
+# ASCII digits only: int() would also take "8_080" and other scripts' digits.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -468,23 +574,19 @@ def parse_value(setting: Setting, raw: Any, source: str) -> Any:
     elif kind is int:
         if isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
-        elif from_env:
-            try:
-                value = int(raw.strip(), 10)
-            except ValueError:
-                raise _refuse(setting, raw, source, "not a whole number") from None
+        elif from_env and _INTEGER.fullmatch(raw.strip()):
+            value = int(raw.strip(), 10)
         else:
             raise _refuse(setting, raw, source, "not a whole number")
     elif kind is float:
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
             value = float(raw)
-        elif from_env:
-            try:
-                value = float(raw.strip())
-            except ValueError:
-                raise _refuse(setting, raw, source, "not a number") from None
+        elif from_env and _NUMBER.fullmatch(raw.strip()):
+            value = float(raw.strip())
         else:
             raise _refuse(setting, raw, source, "not a number")
+        if not math.isfinite(value):
+            raise _refuse(setting, raw, source, "not a finite number")
     else:
         if not isinstance(raw, str):
             raise _refuse(setting, raw, source, "not text")
@@ -496,15 +598,29 @@ def parse_value(setting: Setting, raw: Any, source: str) -> Any:
     return value
 
 
-def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings may sit at the top of the file or inside a [section] table."""
+def _flatten(data: Mapping[str, Any], where: str = "the settings file") -> dict[str, Any]:
+    """Settings may sit at the top of the file or inside a [section] table named as in the registry.
+
+    Raises :class:`SettingsError` for an unknown section or a setting given twice.
+    """
+    sections = {setting.section for setting in _REGISTRY.values()}
     flat: dict[str, Any] = {}
+
+    def put(key: str, value: Any) -> None:
+        if key in flat:
+            raise SettingsError(f"{where}: setting '{key}' is given twice", setting=key)
+        flat[key] = value
+
     for key, value in data.items():
         if isinstance(value, dict):
+            if key not in sections:
+                raise SettingsError(
+                    f"{where}: unknown section [{key}]; sections are {', '.join(sorted(sections))}", setting=key
+                )
             for inner, inner_value in value.items():
-                flat[inner] = inner_value
+                put(inner, inner_value)
         else:
-            flat[key] = value
+            put(key, value)
     return flat
 
 
@@ -522,7 +638,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{path} is not valid TOML: {exc}") from None
-        for key, raw in _flatten(data).items():
+        for key, raw in _flatten(data, str(path)).items():
             setting = _REGISTRY.get(key)
             if setting is None:
                 close = difflib.get_close_matches(key, _REGISTRY, n=1)
@@ -589,5 +705,8 @@ def write_settings(path: Path, changes: Mapping[str, Any]) -> None:
             raise SettingsError(f"unknown setting '{name}'", setting=name)
         current[name] = parse_value(setting, raw, "the new value")
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(current), encoding="utf-8")
+    # Owner-only: the file may hold the SMTP password or a database URL with its password.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(tomli_w.dumps(current))
     os.replace(tmp, path)

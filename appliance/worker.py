@@ -26,9 +26,10 @@ from waitress.task import ErrorTask
 from waitress.wasyncore import loop
 
 from appliance.db import open_database
-from appliance.home import open_instance
+from appliance.home import Instance, Paths, open_instance
 from appliance.logs import configure_worker_logging
 from appliance.server import ServerRuntime
+from appliance.settings import Settings, registry
 
 log = logging.getLogger("appliance.worker")
 
@@ -98,6 +99,20 @@ def serve_until_stopped(server, stop: threading.Event, grace: float, parent_pid:
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
 
 
+def _worker_instance(home: Path) -> Instance:
+    """The home with the settings the parent parsed at start (``run/worker-settings.json``).
+
+    Reading the file again would let an edit made while the server runs reach only
+    the workers started after it, or crash-loop them when the edit is bad.
+    """
+    paths = Paths(home)
+    try:
+        values = json.loads(paths.worker_settings.read_text())
+    except (OSError, ValueError):
+        return open_instance(home)
+    return Instance(paths, Settings({**{name: setting.default for name, setting in registry().items()}, **values}))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="appliance.worker")
     parser.add_argument("--home", required=True)
@@ -109,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
 
-    instance = open_instance(Path(args.home))
+    instance = _worker_instance(Path(args.home))
     configure_worker_logging(instance.settings.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from appliance.backups import last_restore_drill
 from appliance.home import Paths
 from console.client import human_bytes, human_duration
 from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, STOPPING, UNREACHABLE
@@ -41,6 +42,10 @@ STATE_WORDS = {
 }
 
 NOT_AVAILABLE = "—"
+USERS_ONLINE_ABSENT = "The server does not report who is online yet."
+USERS_ONLINE_TIP = "People with a browser session seen in the last 5 minutes (API tokens not counted)."
+RESTORE_DRILL_ABSENT = "The server does not record restore drills yet."
+RESTORE_DRILL_NONE = "No restore drill has run yet; the 'restore_drill' job runs weekly."
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -206,8 +211,8 @@ class DashboardTab(QWidget):
             self.figures[key] = value
             grid.addWidget(QLabel(title + ":"), index % 5, (index // 5) * 2)
             grid.addWidget(value, index % 5, (index // 5) * 2 + 1)
-        self.figures["users_online"].setToolTip("The server does not report who is online yet.")
-        self.figures["restore_drill"].setToolTip("The server does not record restore drills yet.")
+        self.figures["users_online"].setToolTip(USERS_ONLINE_ABSENT)
+        self.figures["restore_drill"].setToolTip(RESTORE_DRILL_ABSENT)
 
         self.alerts_label = QLabel()
         self.alerts_label.setObjectName("alerts")
@@ -272,6 +277,9 @@ class DashboardTab(QWidget):
             self.figures["disk"].setText(human_bytes(shutil.disk_usage(self.paths.home).free))
         except OSError:
             self.figures["disk"].setText(NOT_AVAILABLE)
+        self.figures["users_online"].setText(NOT_AVAILABLE)
+        self.figures["users_online"].setToolTip("The server is stopped: nobody can be signed in.")
+        self.show_offline_drill()
 
     def show_status(self, status: dict) -> None:
         """Fill the figures from a ``/api/system/status`` answer."""
@@ -282,14 +290,14 @@ class DashboardTab(QWidget):
         self.figures["disk"].setText(human_bytes((status.get("disk") or {}).get("free_bytes")))
         online = status.get("users_online")
         self.figures["users_online"].setText(NOT_AVAILABLE if online is None else str(online))
+        self.figures["users_online"].setToolTip(USERS_ONLINE_ABSENT if online is None else USERS_ONLINE_TIP)
         last = last_backup_of(status)
         if last is None:
             self.figures["last_backup"].setText("none yet" if "last_backup" in status else NOT_AVAILABLE)
         else:
             verified = {True: "verified", False: "NOT verified", None: "not checked"}[last.get("verified")]
             self.figures["last_backup"].setText(f"{describe_age(last.get('created_at'))}, {verified}")
-        drill = status.get("last_restore_drill")
-        self.figures["restore_drill"].setText(describe_age(drill) if drill else NOT_AVAILABLE)
+        self._show_drill(status.get("last_restore_drill"), reported="last_restore_drill" in status)
         job = next_job_of(status)
         if job is None:
             self.figures["next_job"].setText(NOT_AVAILABLE)
@@ -299,11 +307,35 @@ class DashboardTab(QWidget):
         self._offline_alerts = []
         self._render_alerts()
 
+    def _show_drill(self, drill: object, *, reported: bool) -> None:
+        """The last restore drill (``{"at", "backup", "outcome", "message"}``): its age and outcome, the
+        message as tooltip; "none yet" when none ran, ``—`` (with a tooltip saying why) when not reported."""
+        label = self.figures["restore_drill"]
+        if isinstance(drill, dict):
+            outcome = "passed" if drill.get("outcome") == "ok" else "FAILED"
+            label.setText(f"{describe_age(drill.get('at'))}, {outcome}")
+            label.setToolTip(str(drill.get("message") or drill.get("backup") or ""))
+        elif reported:
+            label.setText("none yet")
+            label.setToolTip(RESTORE_DRILL_NONE)
+        else:
+            label.setText(NOT_AVAILABLE)
+            label.setToolTip(RESTORE_DRILL_ABSENT)
+
+    def show_offline_drill(self) -> None:
+        """While the server is stopped: the last restore drill, read from the backups folder."""
+        try:
+            drill = last_restore_drill(self.paths)
+        except OSError:
+            drill = None
+        self._show_drill(drill, reported=True)
+
     def show_offline_state(self, last_backup: dict | None, jobs: list[dict] | None) -> list[tuple[str, str]]:
         """While the server is stopped: the last backup and next job read from the home, and missed runs.
 
         Returns the missed-run alerts now shown, as ``(key, text)``.
         """
+        self.show_offline_drill()
         if last_backup is not None:
             verified = {True: "verified", False: "NOT verified"}.get(last_backup.get("verified"), "not checked")
             self.figures["last_backup"].setText(f"{describe_age(last_backup.get('created_at'))}, {verified}")

@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, render_template, request
 from flask_login import current_user, login_required
 
 from appliance.audit import AuditEvent, list_events, serialize_event
-from appliance.errors import BadRequest, PermissionDenied
+from appliance.errors import PermissionDenied
 from appliance.pagination import paginate, parse_paging
 from webapp.layout import add_nav_link
 
@@ -24,26 +24,36 @@ def _admins_only():
         raise PermissionDenied("Only admins may read the audit log.")
 
 
-def _day(name: str) -> dt.datetime | None:
+def _day(name: str, errors: dict[str, str]) -> dt.datetime | None:
+    """The date parameter ``name`` as midnight UTC; a bad one is noted in ``errors`` (shown beside its field)."""
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
     try:
         day = dt.date.fromisoformat(raw)
     except ValueError:
-        raise BadRequest(f"'{name}' must be a date as YYYY-MM-DD, not {raw[:40]!r}.", parameter=name) from None
+        errors[name] = f"Enter a date as YYYY-MM-DD (a real day), not {raw[:40]!r}."
+        return None
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+_EMPTY = {"items": [], "page": 1, "page_size": 50, "total_items": 0, "total_pages": 0}
 
 
 @bp.get("/audit")
 def audit():
     page, page_size = parse_paging(request.args, default_page_size=50)
     filters = {name: request.args.get(name, "").strip() for name in FILTERS}
-    until = _day("until")
+    errors: dict[str, str] = {}
+    since, until = _day("since", errors), _day("until", errors)
+    if since and until and since > until:
+        errors["until"] = "The 'To' day is before the 'From' day."
+    if errors:
+        return render_template("admin/audit.html", listing=_EMPTY, filters=filters, errors=errors), 400
     query = list_events(
         actor=filters["user"] or None,
         action=filters["action"] or None,
-        since=_day("since"),
+        since=since,
         until=until + dt.timedelta(days=1) if until else None,  # the "to" day is included
     )
     if filters["collection"]:
@@ -51,7 +61,7 @@ def audit():
         # Collection events name "collection:<name>", record events "<name>/<id>".
         query = query.where((AuditEvent.target == f"collection:{name}") | AuditEvent.target.startswith(f"{name}/"))
     listing = paginate(query, page, page_size, serialize_event)
-    return render_template("admin/audit.html", listing=listing, filters=filters)
+    return render_template("admin/audit.html", listing=listing, filters=filters, errors={})
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,7 @@ read-only with where their value comes from.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
@@ -40,8 +41,21 @@ def _page(status: int = 200, values: dict[str, Any] | None = None, errors: dict[
         values=shown,
         current=current,
         fixed=fixed,
+        running=_running(),
         errors=errors or {},
     ), status
+
+
+def _running() -> dict[str, Any]:
+    """What the running server really uses where the settings file may differ (``run/server.json``):
+    the port it bound (``--port`` and port 0 choose another), its address and worker count."""
+    try:
+        info = json.loads(current_instance().paths.server_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    return {name: info[name] for name in ("port", "host", "workers") if name in info}
 
 
 @bp.get("/settings")
@@ -55,7 +69,11 @@ def change_settings():
     sources = load_settings(current_instance().paths.settings_file).sources
     for setting in editable_settings():
         if sources.get(setting.name, "").startswith("environment"):
-            continue  # shown read-only: the environment wins over the file
+            # Shown read-only (the environment wins over the file): a value sent all the same goes to the
+            # service, which refuses it when it differs, rather than being dropped as "Nothing changed."
+            if setting.name in request.form:
+                submitted[setting.name] = request.form[setting.name]
+            continue
         if setting.type is bool:
             submitted[setting.name] = "true" if request.form.get(setting.name) else "false"
         elif setting.name in request.form:

@@ -1,5 +1,6 @@
 """Backups in the JSON API: ``GET``/``POST /api/backups``, ``GET /api/backups/{name}/download``;
-and the ``last_backup``, ``jobs``, ``next_job`` and ``alerts`` sections of ``/api/system/status``."""
+and the ``last_backup``, ``jobs``, ``next_job``, ``alerts`` and ``last_restore_drill`` sections of
+``/api/system/status``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify, request, send_file
 
 from appliance.alerts import list_alerts, serialize_alert
-from appliance.backups import find_backup, last_backup, list_backups
+from appliance.backups import find_backup, last_backup, last_restore_drill, list_backups
 from appliance.jobs import ensure_jobs_once, job_items, take_backup
 from appliance.pagination import paginate_list, parse_paging
 from webapp import current_instance
@@ -60,6 +61,7 @@ def status_section() -> dict[str, Any]:
         ],
         "next_job": {"name": due[0]["name"], "next_run": due[0]["next_run"]} if due else None,
         "alerts": [serialize_alert(alert) for alert in list_alerts(limit=20, open_only=True)],
+        "last_restore_drill": last_restore_drill(current_instance().paths),
     }
 
 

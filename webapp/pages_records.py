@@ -63,9 +63,11 @@ def title_field(collection: CollectionDef) -> Field | None:
 
 
 def list_columns(collection: CollectionDef) -> list[Field]:
-    """The columns of a list: the title field first, then the others in order, without long text and JSON."""
+    """The columns of a list: the title field first, then filterable and select fields (what one scans a
+    list by), then the others in order; never long text or JSON."""
     title = title_field(collection)
     rest = [f for f in collection.fields if f is not title and f.type not in _HIDDEN_IN_LISTS]
+    rest.sort(key=lambda f: 0 if (f.filterable or f.type == "select") else 1)
     return ([title] if title else []) + rest[: MAX_COLUMNS - (1 if title else 0)]
 
 
@@ -119,9 +121,26 @@ def _relation_info(spec: Field, ids: set[int] | None = None, *, with_choices: bo
 # --- list ------------------------------------------------------------------------------------------
 
 
-def _listing_args() -> dict[str, str]:
-    """The query's parameters without empty ones (a filter form sends every input, filled or not)."""
-    return {key: value for key, value in request.args.items() if value.strip() != ""}
+def _listing_args() -> dict[str, list[str]]:
+    """The query's parameters without empty values (a filter form sends every input, filled or not).
+
+    Every value of a repeated parameter is kept, so the listing refuses it as the API does.
+    """
+    out: dict[str, list[str]] = {}
+    for key, values in request.args.lists():
+        kept = [value for value in values if value.strip() != ""]
+        if kept:
+            out[key] = kept
+    return out
+
+
+def _query(base: str, args: Mapping[str, Any]) -> str:
+    """``base`` with ``args`` (a value, or a list of values, per name) as its query string.
+
+    Built by hand because a filter may be called ``name``, like the list route's own argument.
+    """
+    query = urlencode({k: v for k, v in args.items() if v not in (None, "", [])}, doseq=True)
+    return f"{base}?{query}" if query else base
 
 
 @dataclass
@@ -164,14 +183,13 @@ def filter_inputs(collection: CollectionDef) -> list[FilterInput]:
     return out
 
 
-def _export_url(name: str, args: dict[str, str]) -> str:
-    """The CSV export of this list: the same filters, search and ordering, not the paging.
-
-    Built by hand because a filter may be called ``name``, like the route's own argument.
-    """
-    query = urlencode({k: v for k, v in args.items() if k not in ("page", "page_size")})
-    base = url_for("csv_pages.export", name=name)
-    return f"{base}?{query}" if query else base
+def _export_url(name: str, args: Mapping[str, Any], *, bom: bool = False) -> str:
+    """The CSV export of this list: the same filters, search and ordering, not the paging;
+    with ``bom`` the Excel flavour (a UTF-8 byte-order mark first)."""
+    kept = {k: v for k, v in args.items() if k not in ("page", "page_size", "bom")}
+    if bom:
+        kept["bom"] = "1"
+    return _query(url_for("csv_pages.export", name=name), kept)
 
 
 @bp.get("/c/<name>")
@@ -180,11 +198,12 @@ def list_page(name: str):
     actor = _actor()
     collection = get_visible_collection(name, actor)
     require_access(collection, actor, "view")
-    args = _listing_args()
+    query = _listing_args()
+    args = {key: values[0] for key, values in query.items()}  # what the form shows again
     error = None
     status = 200
     try:
-        listing = list_records(collection, actor, args)
+        listing = list_records(collection, actor, query)
     except BadRequest as exc:
         error, status = exc.message, exc.status
         listing = {"items": [], "page": 1, "page_size": 20, "total_items": 0, "total_pages": 0}
@@ -207,7 +226,8 @@ def list_page(name: str):
         error=error,
         relations=relations,
         may_create=_scope_allows(collection, "create"),
-        export_url=_export_url(collection.name, args),
+        export_url=_export_url(collection.name, query),
+        excel_export_url=_export_url(collection.name, query, bom=True),
     ), status
 
 
@@ -362,6 +382,16 @@ def _history_page(collection: CollectionDef, record_id: int) -> dict[str, Any]:
         return list_history(collection, record_id, _actor(), {"page_size": "20"})
 
 
+def _history_ids(history: Mapping[str, Any], field_name: str) -> set[int]:
+    """The related ids a relation field had in this page of history (to show their labels)."""
+    ids: set[int] = set()
+    for version in history["items"]:
+        for value in (version.get("changes") or {}).get(field_name) or ():
+            if isinstance(value, int) and not isinstance(value, bool):
+                ids.add(value)
+    return ids
+
+
 @bp.get("/c/<name>/<int:record_id>")
 @login_required
 def show_record(name: str, record_id: int):
@@ -370,7 +400,7 @@ def show_record(name: str, record_id: int):
     record = get_record(name, record_id, actor)
     history = _history_page(collection, record_id)
     relations = {
-        spec.name: _relation_info(spec, {record.get(spec.name)} if record.get(spec.name) else set())
+        spec.name: _relation_info(spec, {record.get(spec.name)} | _history_ids(history, spec.name))
         for spec in collection.fields
         if spec.type == "relation"
     }
@@ -427,5 +457,19 @@ def restore(name: str, record_id: int, version: int):
 @bp.app_template_global()
 def list_url(name: str, args: Mapping[str, str], **changes: Any) -> str:
     """The list page's URL with ``args`` changed by ``changes`` (``None`` drops a parameter)."""
-    query = {**args, **changes}
-    return url_for("records_pages.list_page", name=name, **{k: v for k, v in query.items() if v not in (None, "")})
+    return _query(url_for("records_pages.list_page", name=name), {**args, **changes})
+
+
+@bp.app_template_filter("number")
+def number_text(value: Any) -> str:
+    """A number as a person reads it: no float noise (53.400000000000006 shows as 53.4), whole floats
+    without ``.0``; 15 significant digits, all a float holds reliably."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return format(value, ".15g")
+    return str(value)

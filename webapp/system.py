@@ -11,6 +11,7 @@ from appliance import __version__
 from appliance.db import database, is_sqlite
 from appliance.errors import NotAuthenticated, PermissionDenied
 from appliance.metrics import read_metrics
+from appliance.sessions import count_users_online
 from webapp import bearer_token, control_token_matches, current_instance
 
 bp = Blueprint("system", __name__)
@@ -68,6 +69,8 @@ def status():
         "database": {"engine": "sqlite" if is_sqlite() else "postgresql", "size_bytes": _database_size()},
         "disk": {"free_bytes": disk.free, "total_bytes": disk.total},
         "metrics": _merged_metrics(),
+        # Distinct users with a browser session seen in the last 5 minutes (API tokens are not people).
+        "users_online": count_users_online(),
     }
     for hook in current_app.extensions.get("appliance.status_sections", []):
         body.update(hook())

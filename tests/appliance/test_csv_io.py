@@ -246,3 +246,132 @@ def test_an_import_job_with_a_bad_row_fails_with_the_rows_named(users, tmp_path)
     assert failed["state"] == "failed"
     assert failed["error"]["rows"] == [{"line": 3, "fields": {"quantity": "Enter a whole number."}}]
     assert count(users) == 0
+
+
+# --- interrupted imports, check-phase progress, formulas, header-only files -----------------------
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def _simulate_death_after_one_batch(jobs, job_id, actor, *, heartbeat_age: float, pid: int) -> None:
+    """What a worker killed while writing leaves: the journal, one committed batch, a 'running' job."""
+    import json
+    import time
+
+    import appliance.csv_io as csv_io
+
+    collection = get_collection("orders")
+    first, last = csv_io._reserve_ids(collection, 4)
+    csv_io._durable_write(
+        csv_io._journal_path(jobs, job_id), json.dumps({"collection": "orders", "first": first, "last": last})
+    )
+    csv_io._write_batch(collection, [{"title": "A"}, {"title": "B"}], actor, first)
+    meta = jobs / f"{job_id}.json"
+    job = json.loads(meta.read_text())
+    job.update(state="running", phase="writing", done=2, pid=pid, updated_at=time.time() - heartbeat_age)
+    meta.write_text(json.dumps(job))
+
+
+def test_a_running_job_whose_process_died_is_undone_when_read_and_can_run_again(users, tmp_path):
+    jobs = tmp_path / "imports"
+    data = b"title\nA\nB\nC\nD\n"
+    job = save_import_upload(jobs, "orders", "o.csv", data, users["editor"])
+    start_import_job(jobs, job["id"], {"title": "title"}, users["editor"])
+    _simulate_death_after_one_batch(jobs, job["id"], users["editor"], heartbeat_age=60, pid=_dead_pid())
+    assert count(users) == 2
+
+    read = get_import_job(jobs, job["id"], users["editor"])
+    assert read["state"] == "failed" and read["error"]["code"] == "interrupted"
+    assert "nothing was kept" in read["error"]["message"]
+    assert count(users) == 0 and get_collection("orders").row_count == 0
+    assert database.execute_sql("SELECT COUNT(*) FROM record_version").fetchone()[0] == 0
+    assert [e.action for e in list_events(action="records.import_interrupted")] == ["records.import_interrupted"]
+    # It may run again, and then keeps every row.
+    start_import_job(jobs, job["id"], {"title": "title"}, users["editor"])
+    assert run_import_job(jobs, job["id"], users["editor"])["state"] == "done"
+    assert sorted(titles(users)) == ["A", "B", "C", "D"]
+
+
+def test_a_running_job_with_a_fresh_heartbeat_or_a_live_process_is_left_alone(users, tmp_path):
+    import json
+    import os
+    import time
+
+    jobs = tmp_path / "imports"
+    job = save_import_upload(jobs, "orders", "o.csv", b"title\nA\nB\nC\nD\n", users["editor"])
+    start_import_job(jobs, job["id"], {"title": "title"}, users["editor"])
+    _simulate_death_after_one_batch(jobs, job["id"], users["editor"], heartbeat_age=5, pid=_dead_pid())
+    assert get_import_job(jobs, job["id"], users["editor"])["state"] == "running"
+    meta = jobs / f"{job['id']}.json"
+    stale = json.loads(meta.read_text())
+    stale.update(pid=os.getpid(), updated_at=time.time() - 60)  # slow, but its process still runs
+    meta.write_text(json.dumps(stale))
+    assert get_import_job(jobs, job["id"], users["editor"])["state"] == "running"
+    assert count(users) == 2
+
+
+def test_server_start_recovers_every_running_import_whatever_its_heartbeat(users, tmp_path):
+    import os
+    from types import SimpleNamespace
+
+    from appliance.csv_io import recover_interrupted_imports
+
+    jobs = tmp_path / "run" / "imports"
+    job = save_import_upload(jobs, "orders", "o.csv", b"title\nA\nB\nC\nD\n", users["editor"])
+    start_import_job(jobs, job["id"], {"title": "title"}, users["editor"])
+    _simulate_death_after_one_batch(jobs, job["id"], users["editor"], heartbeat_age=0, pid=os.getpid())
+    lines = recover_interrupted_imports(SimpleNamespace(run_dir=tmp_path / "run"))
+    assert len(lines) == 1 and "2 record(s)" in lines[0]
+    assert count(users) == 0
+    assert get_import_job(jobs, job["id"], users["editor"])["state"] == "failed"
+    assert not list(jobs.glob("*.ids*"))
+
+
+def test_the_check_phase_reports_its_progress_as_it_goes(users):
+    import appliance.csv_io as csv_io
+
+    seen = []
+    rows = csv_io.CHECK_PROGRESS_EVERY * 2 + 5
+    data = "title\n" + "".join(f"t{i}\n" for i in range(rows))
+    import_csv("orders", data.encode(), users["admin"], progress=lambda *args: seen.append(args))
+    checking = [done for phase, done, _total in seen if phase == "checking"]
+    assert checking == [0, csv_io.CHECK_PROGRESS_EVERY, csv_io.CHECK_PROGRESS_EVERY * 2]
+
+
+def test_a_formula_over_its_bounds_is_a_bad_row_naming_the_line_and_field(users):
+    from appliance.collections import create_collection
+
+    create_collection(
+        {
+            "name": "labels",
+            "label": "Labels",
+            "fields": [
+                {"name": "word", "type": "text"},
+                {"name": "n", "type": "integer"},
+                {"name": "repeated", "type": "computed", "formula": "word * n"},
+            ],
+            "permissions": {},
+        },
+        users["admin"],
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        import_csv("labels", b"word,n\nab,3\nab,100000\n", users["admin"])
+    assert caught.value.extra["rows"] == [
+        {"line": 3, "fields": {"repeated": caught.value.extra["rows"][0]["fields"]["repeated"]}}
+    ]
+    assert "longer than" in caught.value.extra["rows"][0]["fields"]["repeated"]
+    assert list_records("labels", users["admin"], {})["total_items"] == 0
+    assert import_csv("labels", b"word,n\nab,3\n", users["admin"]) == 1
+    assert list_records("labels", users["admin"], {})["items"][0]["repeated"] == "ababab"
+
+
+def test_a_file_with_only_a_header_is_refused_at_upload(users, tmp_path):
+    with pytest.raises(BadRequest, match="no rows"):
+        save_import_upload(tmp_path / "imports", "orders", "o.csv", b"title,quantity\n", users["editor"])

@@ -186,11 +186,16 @@ def test_the_port_held_by_this_homes_own_running_server_is_ok(home: Path) -> Non
     assert lines_with(result, "warn") == []
 
 
-def test_little_free_disk_warns_with_a_fix(home: Path) -> None:
+def test_too_little_free_disk_fails_and_close_to_the_minimum_warns(home: Path) -> None:
     result = doctor(home, APPLIANCE_MIN_FREE_DISK_MB=str(10**12))
+    assert result.returncode == 1
+    [line] = [line for line in lines_with(result, "fail") if "] disk:" in line]
+    assert "MB free" in line and "fix:" in line
+    free_mb = shutil.disk_usage(home).free // (1024 * 1024)
+    result = doctor(home, APPLIANCE_MIN_FREE_DISK_MB=str(free_mb * 2 // 3))
     assert result.returncode == 0
     [line] = [line for line in lines_with(result, "warn") if "] disk:" in line]
-    assert "MB free" in line and "fix:" in line
+    assert "close to min_free_disk_mb" in line
 
 
 def test_redact_url_hides_the_password_and_the_query() -> None:
@@ -201,3 +206,11 @@ def test_redact_url_hides_the_password_and_the_query() -> None:
 def test_a_result_renders_its_fix_only_when_not_ok() -> None:
     assert "fix" not in CheckResult("x", "ok", "fine", "do y").render()
     assert CheckResult("x", "fail", "broken", "do y").render() == "[FAIL] x: broken -- fix: do y"
+
+
+def test_a_home_path_with_uri_characters_checks_its_own_database(tmp_path: Path) -> None:
+    home = tmp_path / "odd#name?x=1"
+    assert run_cli("init", home=home).returncode == 0
+    result = run_cli("doctor", home=home)
+    assert result.returncode == 0, result.stdout
+    assert not (tmp_path / "odd").exists()

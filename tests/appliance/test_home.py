@@ -23,6 +23,9 @@ def test_init_creates_the_layout_with_a_private_secret(tmp_path):
         assert (home / name).is_dir()
     assert (home / "appliance.toml").is_file()
     assert stat.S_IMODE((home / "secret.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "appliance.toml").stat().st_mode) == 0o600
+    for folder in [home, *(home / name for name in SUBDIRS)]:
+        assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, folder
     assert "secret.key" in created
 
 

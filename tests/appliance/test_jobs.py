@@ -65,7 +65,7 @@ def test_jobs_list_and_run_from_the_command_line(home):
     listed = run_cli("jobs", "list", "--json", home=home)
     assert listed.returncode == 0, listed.stderr
     items = json.loads(listed.stdout)
-    assert [i["name"] for i in items] == ["backup", "cleanup", "db_maintenance", "prune_backups"]
+    assert [i["name"] for i in items] == ["backup", "cleanup", "db_maintenance", "prune_backups", "restore_drill"]
     ran = run_cli("jobs", "run", "backup", "--json", home=home)
     assert ran.returncode == 0, ran.stderr
     run = json.loads(ran.stdout)

@@ -48,3 +48,16 @@ def test_an_unflushed_count_is_not_visible_until_flushed(tmp_path):
     recorder._last_flush = 0.0
     recorder.flush()
     assert read_metrics(path)["requests"] == 1
+
+
+def test_a_snapshot_too_big_for_its_slot_keeps_its_totals(tmp_path):
+    path = tmp_path / "metrics.bin"
+    create_metrics_file(path, 1)
+    recorder = MetricsRecorder(path, 0)
+    for i in range(2000):
+        recorder.observe(f"GET /route-{i:04d}-{'x' * 40}", 500 if i % 10 == 0 else 200, 0.002)
+    recorder.flush()
+    merged = read_metrics(path)
+    assert merged["requests"] == 2000
+    assert merged["errors"] == 200
+    assert "* <other routes>" in merged["routes"]

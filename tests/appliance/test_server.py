@@ -21,9 +21,13 @@ from tests.conftest import APPLIANCE, REPO, clean_env, run_cli, start_server
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):
+    """Poll ``predicate`` until it returns something true; a request that fails meanwhile counts as not yet."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except (requests.RequestException, OSError, ValueError):
+            value = None
         if value:
             return value
         time.sleep(interval)
@@ -76,6 +80,17 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_0_within_10_seconds
         wait_for(lambda: (home / "slow-request-started").exists())
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            # While the slow request finishes, a new connection is refused at once, not left hanging.
+            try:
+                socket.create_connection((info["host"], info["port"]), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        assert wait_for(refused, timeout=1.5, interval=0.05)
+        assert "response" not in result  # the in-flight request is still running
         assert process.wait(timeout=10) == 0
         assert time.monotonic() - started < 10
         thread.join(timeout=10)
@@ -136,7 +151,7 @@ def test_a_bad_setting_stops_start_up_naming_setting_value_and_what_is_accepted(
     result = run_cli("serve", home=home, env=clean_env(APPLIANCE_WORKERS="many"), timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "error: setting 'workers' from environment APPLIANCE_WORKERS: 'many' is not a whole number; expected a whole number, 0 or more"
+        "error: setting 'workers' from environment APPLIANCE_WORKERS: 'many' is not a whole number; expected a whole number from 0 to 64"
     )
     (home / "appliance.toml").write_text('log_level = "LOUD"\n')
     result = run_cli("serve", home=home, timeout=30)
@@ -272,3 +287,64 @@ def test_a_body_declared_over_the_limit_is_refused_with_json_before_it_is_sent(l
     assert json.loads(body) == {
         "error": {"code": "too_large", "message": "The request body is too large for this server."}
     }
+
+
+def test_sighup_stops_the_server_like_sigterm(home):
+    server = start_server(home)
+    server.process.send_signal(signal.SIGHUP)
+    assert server.process.wait(timeout=15) == 0
+    assert server.stop() == 0
+    assert not (home / "run" / "server.json").exists()
+    assert "stopped" in server.output()
+
+
+def test_a_replacement_worker_serves_with_the_settings_the_server_started_with(home):
+    server = start_server(home, workers=1)
+    try:
+        with (home / "appliance.toml").open("a") as fh:
+            fh.write('\nport = "not a number"\n')
+        parent = psutil.Process(server.process.pid)
+        [worker] = parent.children()
+        os.kill(worker.pid, signal.SIGKILL)
+        wait_for(lambda: [c.pid for c in parent.children()] not in ([], [worker.pid]))
+        wait_for(lambda: server.get("/healthz").ok, timeout=20)
+        assert len(parent.children()) == 1
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_database_that_cannot_be_reached_is_a_one_line_reason_without_its_password(home):
+    result = run_cli(
+        "serve",
+        "--port",
+        "0",
+        home=home,
+        env=clean_env(APPLIANCE_DATABASE_URL="postgresql://bob:s3cret-pw@127.0.0.1:1/x"),
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot use the database: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "s3cret-pw" not in result.stderr
+
+
+def test_a_port_held_by_another_appliance_server_names_its_parent_process(live_server, tmp_path):
+    from appliance.home import init_home
+
+    other = tmp_path / "other-home"
+    init_home(other)
+    result = run_cli("serve", "--port", str(live_server.info["port"]), home=other, timeout=60)
+    assert result.returncode == 1
+    assert f"(pid {live_server.process.pid})" in result.stderr
+
+
+def test_the_access_log_never_keeps_a_set_up_link(live_server):
+    live_server.get("/setup/a-one-time-secret-token")
+    log = live_server.home / "logs" / "access.log"
+
+    def setup_lines():
+        return [line for line in log.read_text().splitlines() if "/setup/" in line]
+
+    [line] = wait_for(setup_lines)
+    assert "a-one-time-secret-token" not in log.read_text()
+    assert json.loads(line)["path"] == "/setup/<redacted>"

@@ -40,7 +40,10 @@ def test_file_values_are_read_and_environment_overrides_them(tmp_path):
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({"APPLIANCE_PORT": "eighty"}, "setting 'port' from environment APPLIANCE_PORT: 'eighty' is not a whole number; expected a whole number from 1 to 65535"),
+        (
+            {"APPLIANCE_PORT": "eighty"},
+            "setting 'port' from environment APPLIANCE_PORT: 'eighty' is not a whole number; expected a whole number from 1 to 65535",
+        ),
         ({"APPLIANCE_PORT": "70000"}, "'70000' is out of range; expected a whole number from 1 to 65535"),
         ({"APPLIANCE_MIGRATE_ON_START": "maybe"}, "'maybe' is not a boolean; expected true or false"),
         ({"APPLIANCE_LOG_LEVEL": "LOUD"}, "expected one of DEBUG, INFO, WARNING, ERROR"),
@@ -95,3 +98,33 @@ def test_secret_settings_are_masked_in_the_public_view():
     settings = load_settings(None, {"DATABASE_URL": "postgresql://u:hunter2@db/x"})
     assert settings.database_url.endswith("@db/x")
     assert settings.public()["database_url"] == "***"
+
+
+@pytest.mark.parametrize("raw", ["8_080", "+\uff18\uff10", "0x50", "80.0", ""])
+def test_an_environment_integer_must_be_plain_ascii_digits(raw):
+    with pytest.raises(SettingsError, match="is not a whole number"):
+        load_settings(None, {"APPLIANCE_PORT": raw})
+
+
+@pytest.mark.parametrize("raw", ["inf", "nan", "1e999"])
+def test_a_number_must_be_finite(raw):
+    with pytest.raises(SettingsError, match="shutdown_grace_seconds"):
+        load_settings(None, {"APPLIANCE_SHUTDOWN_GRACE_SECONDS": raw})
+
+
+def test_an_unknown_section_and_a_setting_given_twice_are_refused(tmp_path):
+    path = tmp_path / "appliance.toml"
+    path.write_text("[servre]\nport = 80\n")
+    with pytest.raises(SettingsError, match=r"unknown section \[servre\]"):
+        load_settings(path, {})
+    path.write_text("port = 80\n[server]\nport = 81\n")
+    with pytest.raises(SettingsError, match="'port' is given twice"):
+        load_settings(path, {})
+
+
+def test_the_settings_file_stays_private_when_rewritten(tmp_path):
+    import stat
+
+    path = tmp_path / "appliance.toml"
+    write_settings(path, {"port": 9001})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

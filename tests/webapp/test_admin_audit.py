@@ -68,3 +68,21 @@ def test_the_log_is_paged_and_a_bad_date_is_a_clear_error(sign_in, events):
     assert len(rows(second)) == 10
     bad = admin.get("/admin/audit?since=yesterday")
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "says"),
+    [
+        ("since=yesterday", "since", "YYYY-MM-DD"),
+        ("until=2026-02-30", "until", "real day"),
+        ("since=2026-03-02&until=2026-03-01", "until", "before the &#39;From&#39; day"),
+    ],
+)
+def test_a_bad_date_shows_the_page_with_the_error_beside_its_field(sign_in, events, query, field, says):
+    answer = sign_in("admin").get(f"/admin/audit?user=alice&{query}")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert '<form method="get"' in page and 'value="alice"' in page  # the form, with what was typed
+    box = page.split(f'id="a-{field}"', 1)[1].split("</div>", 1)[0]
+    assert "is-invalid" in page.split(f'id="a-{field}" class="', 1)[1].split('"', 1)[0]
+    assert f'id="a-{field}-error" class="invalid-feedback">' in box and says in box

@@ -156,3 +156,13 @@ def test_removing_a_file_field_on_the_page_removes_its_stored_files(admin, perso
     post(admin, "/admin/collections/orders/fields/scan/remove", {"confirm": "yes"})
     assert "scan" not in names()
     assert [p for p in files.rglob("*") if p.is_file()] == []
+
+
+def test_the_fields_table_names_only_options_that_are_set_and_scrolls_on_a_phone(admin):
+    post(admin, "/admin/collections/orders/fields", {"name": "parent", "type": "relation", "collection": "orders"})
+    assert get_collection("orders").field("parent").cascade is False
+    page = text(admin.get("/admin/collections/orders"))
+    row = page.split("<code>parent</code>", 1)[1].split("</tr>", 1)[0]
+    assert "collection=orders" in row and "cascade" not in row and "False" not in row
+    assert "required" in page.split("<code>title</code>", 1)[1].split("</tr>", 1)[0]
+    assert page.count('<div class="table-responsive"><table') >= 1

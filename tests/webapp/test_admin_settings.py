@@ -87,3 +87,59 @@ def test_a_change_made_by_another_process_reaches_this_worker(sign_in, instance,
     os.utime(instance.paths.settings_file, (1, 1))  # a modification time this worker has not seen
     assert refresh_runtime_settings(app.extensions["appliance.instance"], force=True)
     assert app.extensions["appliance.instance"].settings.job_stuck_minutes == 7
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("alert_recipients", "ops@example.com, not-an-address", "not-an-address"),
+        ("smtp_sender", "nobody", "email address"),
+        ("smtp_host", "smtp example com", "host name"),
+        ("backup_offsite_dir", "relative/folder", "absolute"),
+        ("audit_retention_days", "99999", "36500"),
+        ("smtp_timeout_seconds", "nan", "finite"),
+        ("smtp_timeout_seconds", "inf", "finite"),
+    ],
+)
+def test_values_of_the_right_type_but_unusable_are_refused_saying_why(sign_in, instance, field, value, says):
+    before = instance.paths.settings_file.read_text()
+    answer = save(sign_in("admin"), **{field: value})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    feedback = page.split(f'id="s-{field}"', 1)[1].split("form-text", 1)[0]
+    assert "invalid-feedback" in feedback and says in feedback
+    assert instance.paths.settings_file.read_text() == before
+
+
+def test_good_values_for_the_checked_settings_are_saved(sign_in, instance, tmp_path):
+    answer = save(
+        sign_in("admin"),
+        alert_recipients="ops@example.com, boss@example.org",
+        smtp_host="smtp.example.com",
+        smtp_sender="appliance@example.com",
+        backup_offsite_dir=str(tmp_path / "nas"),
+        audit_retention_days="36500",
+    )
+    assert answer.status_code == 302
+    saved = tomllib.loads(instance.paths.settings_file.read_text())
+    assert saved["alert_recipients"] == "ops@example.com, boss@example.org" and saved["audit_retention_days"] == 36500
+
+
+def test_a_forged_change_of_a_setting_fixed_by_the_environment_is_an_error(sign_in, instance, monkeypatch):
+    monkeypatch.setenv("APPLIANCE_SMTP_HOST", "mail.example.com")
+    admin = sign_in("admin")
+    before = instance.paths.settings_file.read_text()
+    answer = save(admin, smtp_host="evil.example.com")
+    assert answer.status_code == 422
+    assert "APPLIANCE_SMTP_HOST" in answer.get_data(as_text=True)
+    assert instance.paths.settings_file.read_text() == before
+    # The read-only box sends the environment's value back: that is no change, and no error.
+    assert save(admin, smtp_host="mail.example.com").status_code == 302
+
+
+def test_the_restart_list_shows_what_the_running_server_uses(sign_in, instance):
+    instance.paths.server_json.parent.mkdir(parents=True, exist_ok=True)
+    instance.paths.server_json.write_text('{"pid": 1, "port": 54321, "host": "127.0.0.1", "workers": 2}')
+    page = sign_in("admin").get("/admin/settings").get_data(as_text=True)
+    cell = page.split('id="running-port">', 1)[1].split("</td>", 1)[0]
+    assert "54321" in cell and "differs" in cell

@@ -74,7 +74,13 @@ def test_the_status_shows_the_last_backup_the_jobs_and_open_alerts(client, heade
     assert made["verified"] and made["verification"]["offsite"]["ok"] is False
     status = client.get("/api/system/status", headers=headers[ADMIN]).get_json()
     assert status["last_backup"]["name"] == made["name"] and status["last_backup"]["verified"] is True
-    assert {job["name"] for job in status["jobs"]} == {"backup", "cleanup", "db_maintenance", "prune_backups"}
+    assert {job["name"] for job in status["jobs"]} == {
+        "backup",
+        "cleanup",
+        "db_maintenance",
+        "prune_backups",
+        "restore_drill",
+    }
     [alert] = status["alerts"]
     assert alert["kind"] == "offsite_failed" and "unplugged" in alert["message"]
 

@@ -57,9 +57,9 @@ def test_a_read_token_cannot_change_a_job(client, personas, api_token_for):
 
 def test_jobs_are_listed_with_schedule_last_and_next_run(client, headers):
     listing = client.get("/api/jobs", headers=headers[ADMIN]).get_json()
-    assert listing["total_items"] == 4 and listing["page"] == 1
+    assert listing["total_items"] == 5 and listing["page"] == 1
     names = [item["name"] for item in listing["items"]]
-    assert names == ["backup", "cleanup", "db_maintenance", "prune_backups"]
+    assert names == ["backup", "cleanup", "db_maintenance", "prune_backups", "restore_drill"]
     item = listing["items"][0]
     assert set(item) >= {"name", "schedule", "enabled", "last_run", "next_run", "last_outcome"}
     assert item["schedule"] == "0 2 * * *"

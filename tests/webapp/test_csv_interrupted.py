@@ -106,7 +106,7 @@ def job_page_after_restart(home: Path, personas, job_path: str) -> str:
 
 
 def test_an_api_import_whose_worker_is_killed_keeps_no_rows_once_the_server_restarts(books_home):
-    home, personas, token = books_home
+    home, _personas, token = books_home
     server = start_server(home, workers=1)
     try:
         outcome: dict = {}

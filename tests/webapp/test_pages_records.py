@@ -286,7 +286,7 @@ def test_creating_a_record_with_a_file_through_the_form(as_, staff):
         data={"csrf_token": token, "title": "Big", "contract": (io.BytesIO(PDF * 100), "big.pdf")},
         content_type="multipart/form-data",
     )
-    assert too_big.status_code == 413 and "larger than 2048 bytes" in too_big.get_data(as_text=True)
+    assert too_big.status_code == 413 and "larger than 2.0 kB" in too_big.get_data(as_text=True)
     wrong = editor.post(
         "/c/orders/new",
         data={"csrf_token": token, "title": "Wrong", "contract": (io.BytesIO(b"plain text"), "a.pdf")},
@@ -432,3 +432,107 @@ def test_the_list_page_links_to_a_csv_export_of_the_same_filtered_view(as_):
     assert parse_qs(parts.query) == {"name": ["Acme"], "ordering": ["-name"]}
     assert 'href="/c/clients/import"' in html
     assert 'href="/c/clients/import"' not in page(as_("viewer"), "/c/clients")
+
+
+# --- links that keep the query, Excel export, numbers, relations ------------------------------------
+
+
+def test_a_filter_called_name_with_results_keeps_its_value_in_every_link(as_, staff):
+    with database.connection_context():
+        create_record("clients", {"name": "Alder & Finch"}, get_user(staff.admin.id))
+    html = page(as_("editor"), "/c/clients?name=Alder%20%26%20Finch")
+    assert "Alder &amp; Finch" in html
+    sort_link = re.search(r'href="(/c/clients\?[^"]*ordering=[^"]*)"', html).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(sort_link).query)["name"] == ["Alder & Finch"]
+
+
+def test_a_repeated_filter_is_refused_as_the_api_refuses_it(as_):
+    html = page(as_("editor"), "/c/orders?status=open&status=paid", status=400)
+    assert "more than once" in html or "status__in" in html
+
+
+def test_the_list_offers_an_excel_export_with_a_byte_order_mark_beside_the_plain_one(as_):
+    client = as_("editor")
+    html = page(client, "/c/orders?status=open")
+    excel = re.search(r'href="([^"]*export\.csv[^"]*)"[^>]*>Export CSV \(Excel\)', html).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(excel).query) == {"status": ["open"], "bom": ["1"]}
+    assert client.get(excel).get_data().startswith(b"\xef\xbb\xbfid,")
+    assert client.get("/c/orders/export.csv?status=open").get_data().startswith(b"id,")
+
+
+def test_numbers_show_without_float_noise_in_lists_records_and_history(as_, staff):
+    with database.connection_context():
+        record = create_record(
+            "orders", {"title": "Noisy", "quantity": 3, "unit_price": 17.8}, get_user(staff.admin.id)
+        )
+        update_record("orders", record["id"], {"unit_price": 17.9}, get_user(staff.admin.id))
+    assert stored("orders", record["id"], staff)["total"] != 53.7  # the stored float is noisy
+    client = as_("viewer")
+    from webapp.pages_records import number_text
+
+    # Lists show values through the same macro and filter as the record page.
+    assert [number_text(v) for v in (53.400000000000006, 2.0, 0.1 + 0.2, 7, 1e20)] == ["53.4", "2", "0.3", "7", "1e+20"]
+    html = page(client, f"/c/orders/{record['id']}")
+    assert 'id="value-total">53.7</dd>' in html
+    assert "<strong>total</strong>: 53.4 → 53.7" in html and "53.400000000000006" not in html
+
+
+def test_a_relation_with_too_many_targets_shows_the_current_label_and_a_lookup(as_, staff, monkeypatch):
+    import webapp.pages_records as pages_records
+
+    monkeypatch.setattr(pages_records, "MAX_RELATION_CHOICES", 1)
+    with database.connection_context():
+        create_record("clients", {"name": "Other"}, get_user(staff.admin.id))  # two targets: more than 1
+    record_id = order_id("Admin order")
+    html = page(as_("admin"), f"/c/orders/{record_id}/edit")
+    field = re.search(r'<input id="f-client"[^>]*>', html).group(0)
+    assert 'type="number"' in field and 'value="1"' in field
+    assert "Now: <strong>Acme</strong> (#1)" in html
+    assert re.search(r'<a href="/c/clients" target="_blank" rel="noopener">find it in Clients</a>', html)
+
+
+def test_history_shows_the_related_records_labels_not_their_ids(as_, staff):
+    admin_order = order_id("Admin order")
+    with database.connection_context():
+        beta = create_record("clients", {"name": "Beta"}, get_user(staff.admin.id))
+        update_record("orders", admin_order, {"client": beta["id"]}, get_user(staff.admin.id))
+    html = page(as_("viewer"), f"/c/orders/{admin_order}")
+    assert (
+        f'<strong>client</strong>: Acme <span class="text-muted">(#1)</span> → Beta <span class="text-muted">(#{beta["id"]})</span>'
+        in html
+    )
+
+
+def test_list_columns_put_filterable_and_select_fields_before_the_others(as_):
+    html = page(as_("viewer"), "/c/orders")
+    headers = re.findall(r"<th scope=\"col\">(.*?)</th>", html, flags=re.S)
+    names = [re.sub(r"<[^>]+>|[▲▼]", "", h).strip() for h in headers]
+    assert names[1:] == ["title", "quantity", "paid", "due", "status", "client", "code"]
+
+
+def test_a_wrong_file_type_and_bad_values_are_all_shown_at_once_and_nothing_is_kept(as_, staff, app):
+    editor = as_("editor")
+    answer = editor.post(
+        "/c/orders/new",
+        data={
+            "csrf_token": token_of(editor, "/c/orders/new"),
+            "title": "",
+            "quantity": "-4",
+            "contract": (io.BytesIO(b"plain text"), "a.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    for field in ("title", "quantity", "contract"):
+        assert f'id="f-{field}-note" class="invalid-feedback' in html, field
+    assert "text/plain are not accepted" in html
+    files_dir = app.extensions["appliance.instance"].paths.files_dir
+    assert not [p for p in files_dir.rglob("*") if p.is_file()]
+
+
+def test_size_errors_state_the_limit_as_the_forms_do():
+    from appliance.records import _size_text
+
+    assert _size_text(25 * 1024 * 1024, megabytes=True) == "25 MB"  # max_upload_mb, as its help says
+    assert _size_text(2048, megabytes=False) == "2.0 kB"  # a field's max_size, as the form's note says
