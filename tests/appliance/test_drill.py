@@ -165,3 +165,31 @@ def test_backup_drill_and_list_from_the_command_line(home):
     missing = run_cli("backup", "drill", "backup-19990101T000000Z.zip", home=home)
     assert missing.returncode == 1 and "there is no backup named" in missing.stderr
     assert scratch_left(home) == []
+
+
+def test_a_drill_of_an_older_archive_migrates_it_and_still_matches_its_manifest(home, tmp_path):
+    import shutil
+
+    import peewee
+    from playhouse.migrations import Runner
+
+    from appliance.home import Paths, init_home
+    from appliance.migrate import MIGRATIONS_DIR
+
+    old_home = tmp_path / "old-home"
+    init_home(old_home)
+    db = peewee.SqliteDatabase(str(old_home / "db" / "appliance.sqlite3"))
+    names = [m.name for m in Runner(db, directory=str(MIGRATIONS_DIR)).status()]
+    Runner(db, directory=str(MIGRATIONS_DIR)).up(target=names[-2])
+    db.close()
+    older = create_backup(Paths(old_home)).path
+    archive = home / "backups" / older.name
+    shutil.copy(older, archive)
+
+    result = run_restore_drill(Paths(home), archive)
+
+    assert result["outcome"] == "ok", result["problems"]
+    assert result["migrations_applied"] == [names[-1]]
+    assert "1 migration(s) applied" in result["message"]
+    assert json.loads(archive.with_name(archive.name + DRILL_SUFFIX).read_text())["outcome"] == "ok"
+    assert scratch_left(home) == []
