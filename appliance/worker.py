@@ -39,7 +39,13 @@ _ERROR_CODES = {400: "bad_request", 413: "too_large", 431: "bad_request", 500: "
 
 class JsonErrorTask(ErrorTask):
     """Waitress's own refusals, made before the app runs (a declared body over the limit,
-    a malformed request), in the error shape of API.md instead of plain text."""
+    a malformed request), in the error shape of API.md instead of plain text.
+
+    ``extra_headers`` are the app's own security headers (its ``error_headers``
+    attribute), set once when the worker starts.
+    """
+
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
     def execute(self) -> None:
         error = self.request.error
@@ -49,9 +55,9 @@ class JsonErrorTask(ErrorTask):
             message = f"{error.reason}: {error.body}".strip().rstrip(":")
         body = json.dumps({"error": {"code": _ERROR_CODES.get(error.code, "error"), "message": message}}).encode()
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.extend(
-            [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
-        )
+        headers = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+        headers.update(dict(self.extra_headers))
+        self.response_headers.extend(headers.items())
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         options["clear_untrusted_proxy_headers"] = True
     server = create_server(app, sockets=[sock], **options)
+    JsonErrorTask.extra_headers = tuple(getattr(app, "error_headers", ()))
     server.channel_class = JsonErrorChannel
     log.info("worker serving", extra={"slot": args.slot})
     serve_until_stopped(server, stop, settings.shutdown_grace_seconds, parent_pid=args.parent_pid)

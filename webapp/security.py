@@ -86,3 +86,6 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     app.before_request(_protect)
     app.after_request(_add_headers)
+    # The server answers a few requests itself, before the app runs (a body declared
+    # over the limit, a malformed request); it adds these headers to them too.
+    app.error_headers = tuple(SECURITY_HEADERS.items())

@@ -284,6 +284,8 @@ def test_a_body_declared_over_the_limit_is_refused_with_json_before_it_is_sent(l
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413")
     assert b"Content-Type: application/json" in head
+    for header in (b"Content-Security-Policy: ", b"X-Frame-Options: DENY", b"Referrer-Policy: "):
+        assert header in head
     assert json.loads(body) == {
         "error": {"code": "too_large", "message": "The request body is too large for this server."}
     }
