@@ -219,3 +219,11 @@ def demo_command(no_records: bool, as_json: bool) -> None:
         click.echo("added demo records: " + ", ".join(f"{n} {name}" for name, n in result.records.items()))
     if result.skipped_records:
         click.echo(result.skipped_records)
+    with db.connection_context():
+        from appliance.users import User
+
+        has_users = User.select().exists()
+    if not has_users:
+        from appliance.cli_accounts import first_admin_command
+
+        click.echo(f"no users yet; to sign in, create the first admin with: {first_admin_command()}")

@@ -82,6 +82,15 @@ def users_create(email: str, role: str, name: str | None, password_stdin: bool, 
             click.echo(f"created user {user.email} (id {user.id}, role {user.role})")
 
 
+def first_admin_command() -> str:
+    """The command that creates the first admin of the current home (what to do when there are no users)."""
+    import shlex
+
+    from appliance.cli import current_home
+
+    return f"appliance users create YOU@EXAMPLE.COM --role admin --home {shlex.quote(str(current_home()))}"
+
+
 @command(users_group, "list")
 @json_option
 def users_list(as_json: bool) -> None:
@@ -94,7 +103,7 @@ def users_list(as_json: bool) -> None:
         print_json(users)
         return
     if not users:
-        click.echo("no users yet")
+        click.echo(f"no users yet; create the first admin with: {first_admin_command()}")
     for u in users:
         state = "active" if u["active"] else "disabled"
         click.echo(f"{u['id']:>4}  {u['email']:<40} {u['role']:<10} {state:<8} {u['name']}")

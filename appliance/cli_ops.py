@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import click
 
-from appliance.cli import command, current_instance, json_option, print_json
+from appliance.cli import command, current_instance, fail, json_option, print_json
 from appliance.errors import MigrationRequired
 from appliance.home import Instance
 
@@ -158,13 +158,33 @@ def backup_drill(archive: str | None, as_json: bool) -> None:
 @json_option
 def backup_restore(archive: str, yes: bool, no_safety_backup: bool, as_json: bool) -> None:
     """Replace the database and files with those of ARCHIVE; refused while a server runs on this home."""
-    from appliance.backups import resolve_archive
+    from appliance.backups import describe_backup, resolve_archive
+    from appliance.clock import shown_time
+    from appliance.errors import Conflict
+    from appliance.locks import is_locked
     from appliance.restore import restore_backup
 
     paths = current_instance().paths
     path = resolve_archive(paths, archive)
+    # Checked before asking, so nobody answers a question whose answer is then refused.
+    # (restore_backup checks again under the lock: a server may start in between.)
+    if is_locked(paths.server_lock):
+        raise Conflict("a server is running on this home: stop it first, then restore")
     if not yes:
-        click.confirm(f"Replace the data of {paths.home} with {path.name}?", abort=True)
+        made = shown_time(describe_backup(path)["created_at"]) or "the time of the backup"
+        click.echo(
+            f"Users, settings kept in the database, job schedules and records go back to how they were at {made}."
+        )
+        try:
+            agreed = click.confirm(f"Replace the data of {paths.home} with {path.name}?", default=False)
+        except click.Abort:
+            if sys.stdin is not None and sys.stdin.isatty():
+                fail("not restored; nothing was changed")
+            fail(
+                "not restored: there was no answer to the confirmation (no terminal); add --yes to restore without asking"
+            )
+        if not agreed:
+            fail("not restored; nothing was changed")
     outcome = restore_backup(paths, path, safety_backup=not no_safety_backup)
     if as_json:
         print_json(outcome)

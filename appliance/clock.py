@@ -42,3 +42,15 @@ def aware(moment: dt.datetime | str | None) -> dt.datetime | None:
     if isinstance(moment, str):
         moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def shown_time(moment: dt.datetime | str | None) -> str:
+    """``moment`` the one way people are shown a time: ``2026-11-25 13:51 UTC``; ``None`` or ``""`` gives ``""``
+    and text that is not a timestamp is returned as it is."""
+    if moment is None or moment == "":
+        return ""
+    try:
+        value = aware(moment)
+    except ValueError:
+        return str(moment)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""

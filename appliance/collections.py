@@ -229,14 +229,56 @@ def list_collections(actor: Any) -> list[CollectionDef]:
     return out
 
 
-def serialize_collection(collection: CollectionDef) -> dict[str, Any]:
-    """A collection as the API answers it: name, label, fields, permissions, record count, times."""
+def hidden_relation_targets(collection: CollectionDef, actor: Any) -> set[str]:
+    """The collections that relation fields of ``collection`` point at which ``actor`` may not learn of
+    (see :func:`knows_collection`); a definition or document shown to ``actor`` must not name them."""
+    if is_admin(actor):
+        return set()
+    out: set[str] = set()
+    for spec in collection.fields:
+        target = spec.collection
+        if spec.type != "relation" or not target or target == collection.name or target in out:
+            continue
+        try:
+            if not knows_collection(get_collection(target), actor):
+                out.add(target)
+        except NotFound:
+            out.add(target)
+    return out
+
+
+def visible_record_count(collection: CollectionDef, actor: Any) -> int | None:
+    """How many records of ``collection`` ``actor`` may view: all of them (the maintained count), only the
+    ones it created when limited to its own, ``None`` when it may view none (the total is not its business)."""
+    scope = access_scope(collection, actor, "view")
+    if scope == "all":
+        return collection.row_count
+    if scope == "own":
+        return database.execute_sql(
+            f"SELECT COUNT(*) FROM {quote(collection.table)} WHERE created_by = ?", (getattr(actor, "id", None),)
+        ).fetchone()[0]
+    return None
+
+
+def serialize_collection(collection: CollectionDef, actor: Any = None) -> dict[str, Any]:
+    """A collection as the API answers it: name, label, fields, permissions, record count, times.
+
+    Given ``actor`` (the caller), it shows only what the caller may know: ``record_count`` is the
+    number of records it may view (its own when limited to its own; ``null`` when it may view none),
+    and a relation field pointing at a collection it may not learn of has ``"collection": null``.
+    Without ``actor`` (internal callers) everything is shown.
+    """
+    hidden = hidden_relation_targets(collection, actor) if actor is not None else set()
+    fields = [f.to_dict() for f in collection.fields]
+    for out in fields:
+        if out.get("type") == "relation" and out.get("collection") in hidden:
+            out["collection"] = None  # never name a collection the caller cannot see
     return {
         "name": collection.name,
         "label": collection.label,
-        "fields": [f.to_dict() for f in collection.fields],
+        "fields": fields,
         "permissions": collection.permissions,
-        "record_count": collection.row_count,
+        "record_count": visible_record_count(collection, actor) if actor is not None else collection.row_count,
         "created_at": iso(collection.created_at),
         "updated_at": iso(collection.updated_at),
     }

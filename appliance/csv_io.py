@@ -63,8 +63,8 @@ from appliance.collections import (
 from appliance.db import database
 from appliance.errors import ApplianceError, BadRequest, Busy, Conflict, NotFound, ValidationFailed
 from appliance.fields import SYSTEM_FIELDS, TEXT_TYPES, from_column, now_text, to_column
-from appliance.formulas import FormulaLimit, compute_formula
-from appliance.record_query import build_filters, build_ordering, search_expression, single_values
+from appliance.record_query import select_records, single_values
+from appliance.records import computed_values
 from appliance.validation import clean_values, relation_errors
 
 BATCH_SIZE = 200
@@ -73,8 +73,13 @@ CHECK_PROGRESS_EVERY = 1000
 PAUSE_LIMIT = 0.1
 MAX_COLUMNS = 200
 PREVIEW_ROWS = 5
+# The default of the ``max_import_rows`` setting: most data rows one import may have.
+MAX_IMPORT_ROWS = 100_000
+# A refused import names at most this many bad rows (and counts the rest), so its error stays small.
+MAX_BAD_ROWS = 1000
 EXPORT_FETCH = 500
-# Cells a spreadsheet would run as a formula; exported text starting so gets a leading ' (OWASP "CSV injection").
+# Cells a spreadsheet would run as a formula; every exported text cell starting so gets a leading '
+# (OWASP "CSV injection"), whatever its field's type.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 Progress = Callable[[str, int, int], None]
 
@@ -108,11 +113,13 @@ def _delimiter(text: str) -> str:
     return ";" if first.count(";") > first.count(",") else ","
 
 
-def read_csv(data: bytes | str) -> CsvTable:
+def read_csv(data: bytes | str, *, max_rows: int | None = None) -> CsvTable:
     """Parse a CSV file; raises :class:`BadRequest` saying what is wrong (not UTF-8, empty, bad quoting, ...).
 
     Rows whose cells are all empty are skipped. The header's names are
     stripped of surrounding spaces; an empty or repeated name is refused.
+    A file with more than ``max_rows`` data rows is refused, naming both
+    numbers (the rows past the limit are counted, never kept).
     """
     text = _decode(data)
     if not text.strip():
@@ -124,6 +131,7 @@ def read_csv(data: bytes | str) -> CsvTable:
     rows: list[tuple[int, list[str]]] = []
     header: list[str] | None = None
     line = 1
+    counted = 0
     try:
         for cells in reader:
             start, line = line, reader.line_num + 1
@@ -132,9 +140,17 @@ def read_csv(data: bytes | str) -> CsvTable:
                 continue
             if not any(c.strip() for c in cells):
                 continue
-            rows.append((start, cells))
+            counted += 1
+            if max_rows is None or counted <= max_rows:
+                rows.append((start, cells))
     except csv.Error as exc:
         raise BadRequest(f"Line {reader.line_num}: the file is not valid CSV ({exc}).") from None
+    if max_rows is not None and counted > max_rows:
+        raise BadRequest(
+            f"The file has {counted} rows; at most {max_rows} can be imported at once. Split it into smaller files.",
+            rows=counted,
+            max_rows=max_rows,
+        )
     if not header or not any(header):
         raise BadRequest("The first line must name the columns.")
     if len(header) > MAX_COLUMNS:
@@ -214,9 +230,12 @@ def check_mapping(collection: CollectionDef, header: list[str], mapping: Mapping
     return positions
 
 
-def preview_csv(collection: CollectionDef, data: bytes | str, rows: int = PREVIEW_ROWS) -> dict[str, Any]:
-    """What the import page shows before importing: header, first rows, row count, suggested mapping."""
-    table = read_csv(data)
+def preview_csv(
+    collection: CollectionDef, data: bytes | str, rows: int = PREVIEW_ROWS, *, max_rows: int | None = None
+) -> dict[str, Any]:
+    """What the import page shows before importing: header, first rows, row count, suggested mapping.
+    Raises as :func:`read_csv` (a file over ``max_rows`` included)."""
+    table = read_csv(data, max_rows=max_rows)
     return {
         "header": table.header,
         "rows": [{"line": line, "cells": cells} for line, cells in table.rows[:rows]],
@@ -274,11 +293,15 @@ def check_rows(
     progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Every row's values in stored form, computed fields included, in file order; raises
-    :class:`ValidationFailed` listing every bad row.
+    :class:`ValidationFailed` naming the bad rows.
 
     The error carries ``rows``: ``[{"line": 7, "fields": {"quantity": "Enter a whole number."}}]``,
     in line order; a computed field whose formula hits a size bound for a row's
-    values is that row's error, named by the field. Nothing is written.
+    values is that row's error, named by the field. Nothing is written. Every
+    row is checked, but at most :data:`MAX_BAD_ROWS` bad rows are named (the
+    first ones found); the others are counted in ``more_bad_rows`` and the
+    message ("... and N more bad rows"), so the error stays small however bad
+    the file.
     ``progress("checking", done, total)`` is called every
     :data:`CHECK_PROGRESS_EVERY` rows.
     """
@@ -286,11 +309,23 @@ def check_rows(
     total = len(table.rows)
     cleaned_rows: list[tuple[int, dict[str, Any]]] = []
     bad: dict[int, dict[str, str]] = {}
+    # Bad lines past the first MAX_BAD_ROWS: counted, their errors not kept.
+    more: set[int] = set()
+
+    def mark_bad(line: int, errors: dict[str, str]) -> None:
+        if line in bad:
+            bad[line].update(errors)
+        elif line not in more:
+            if len(bad) < MAX_BAD_ROWS:
+                bad[line] = errors
+            else:
+                more.add(line)
+
     for done, (line, cells) in enumerate(table.rows):
         if progress and done and done % CHECK_PROGRESS_EVERY == 0:
             progress("checking", done, total)
         if len(cells) > width and any(c.strip() for c in cells[width:]):
-            bad[line] = {"_row": f"This line has {len(cells)} cells; the header names {width} columns."}
+            mark_bad(line, {"_row": f"This line has {len(cells)} cells; the header names {width} columns."})
             continue
         values = {}
         for position, name in positions.items():
@@ -302,41 +337,29 @@ def check_rows(
         cleaned, errors = clean_values(collection, values, form=True)
         errors.update({k: v for k, v in relation_errors(collection, cleaned, actor).items() if k not in errors})
         if not errors:
-            computed, formula_errors = _computed(collection, cleaned)
+            computed, formula_errors = computed_values(collection, cleaned)
             errors.update(formula_errors)
             cleaned.update(computed)
         if errors:
-            bad[line] = errors
+            mark_bad(line, errors)
         else:
             cleaned_rows.append((line, cleaned))
-    for line, errors in _unique_errors(collection, cleaned_rows).items():
-        bad.setdefault(line, {}).update(errors)
+    for line, errors in sorted(_unique_errors(collection, cleaned_rows).items()):
+        mark_bad(line, errors)
     if bad:
-        count = len(bad)
+        count = len(bad) + len(more)
+        tail = f" (the first {len(bad)} are listed, and {len(more)} more bad rows)" if more else ""
         raise ValidationFailed(
             {},
-            message=f"{count} row{'' if count == 1 else 's'} of the file {'is' if count == 1 else 'are'} invalid; "
-            "nothing was imported",
+            message=f"{count} row{'' if count == 1 else 's'} of the file {'is' if count == 1 else 'are'} invalid"
+            f"{tail}; nothing was imported",
             rows=[{"line": line, "fields": bad[line]} for line in sorted(bad)],
+            more_bad_rows=len(more),
         )
     return [values for _line, values in cleaned_rows]
 
 
 # --- writing ------------------------------------------------------------------------------------
-
-
-def _computed(collection: CollectionDef, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The computed fields' values over a row (as a record write computes them), and an error per field
-    whose formula hits a size bound (the write would refuse that record too)."""
-    plain = {f.name: values.get(f.name) for f in collection.fields if f.type not in ("computed", "file")}
-    out: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for spec in collection.computed_fields:
-        try:
-            out[spec.name] = compute_formula(spec.formula or "", plain)
-        except FormulaLimit as exc:
-            errors[spec.name] = f"This computed field cannot be stored for these values: {exc}."
-    return out, errors
 
 
 _VERSION_SQL = (
@@ -487,12 +510,14 @@ def import_csv(
     progress: Progress | None = None,
     on_reserved: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_rows: int = MAX_IMPORT_ROWS,
 ) -> int:
     """Create one record per data row of a CSV file, all or none; returns how many were created.
 
     ``mapping`` maps column names to field names (``""`` skips a column);
     without it columns fill the field of their name or label. Needs create
-    permission. Raises :class:`BadRequest` (unreadable file),
+    permission. Raises :class:`BadRequest` (unreadable file, or more than
+    ``max_rows`` data rows: the ``max_import_rows`` setting),
     :class:`ValidationFailed` (``mapping`` problems in ``fields``, bad rows in
     ``rows``), :class:`Conflict` (a unique value taken while the import was
     writing), :class:`Busy` (stopped: the process is stopping or
@@ -509,7 +534,7 @@ def import_csv(
     """
     collection = get_visible_collection(collection_name, actor)
     require_access(collection, actor, "create")
-    table = read_csv(data)
+    table = read_csv(data, max_rows=max_rows)
     positions = check_mapping(collection, table.header, mapping)
     total = len(table.rows)
     if progress:
@@ -583,20 +608,24 @@ class _Active:
 
 
 def _cell(spec: Any, value: Any) -> str:
+    """One exported cell. Every text cell, whatever its field's type (text, select, email, url, a
+    computed text, a file's name, ...), that starts like a spreadsheet formula gets a leading ``'``;
+    numbers are written as they are (``-5`` stays a number). JSON is never guarded: its text starts
+    with ``{``, ``[``, ``"``, a letter or a digit, or ``-`` only for a number. Import undoes the
+    guard for the types it fills (:data:`TEXT_TYPES`, see :func:`_unescape`)."""
     if value is None:
         return ""
-    if spec is None:
-        return str(value)
-    if spec.type == "boolean":
+    if spec is not None and spec.type == "boolean":
         return "true" if value else "false"
-    if spec.type == "json":
+    if spec is not None and spec.type == "json":
         return json.dumps(value, ensure_ascii=False)
-    if spec.type == "file":
-        return str(value.get("name", "")) if isinstance(value, dict) else ""
-    text = str(value)
-    if spec.type in TEXT_TYPES and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    if spec is not None and spec.type == "file":
+        value = str(value.get("name", "")) if isinstance(value, dict) else ""
+    if not isinstance(value, str):
+        return str(value)
+    if value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def export_csv(collection_name: str, actor: Any, params: Mapping[str, Any]) -> Iterator[str]:
@@ -612,24 +641,8 @@ def export_csv(collection_name: str, actor: Any, params: Mapping[str, Any]) -> I
     collection = get_visible_collection(collection_name, actor)
     scope = require_access(collection, actor, "view")
     params = single_values(params)  # a repeated parameter is refused, as in the listing
-    where, args = build_filters(collection, params)
-    if scope == "own":
-        where.append(f"{quote(collection.table)}.created_by = ?")
-        args.append(getattr(actor, "id", None))
+    source, where, args, order = select_records(collection, scope, actor, params)
     table = quote(collection.table)
-    source = table
-    match = search_expression(str(params.get("search") or ""))
-    ordering = params.get("ordering")
-    if match is not None:
-        if not collection.text_fields:
-            raise BadRequest(f"{collection.label!r} has no text fields to search.", parameter="search")
-        fts = quote(collection.fts_table)
-        source = f"{table} JOIN {fts} ON {fts}.rowid = {table}.id"
-        where.insert(0, f"{fts} MATCH ?")
-        args.insert(0, match)
-        order = [f"{fts}.rank", f"{table}.id ASC"] if not ordering else build_ordering(collection, ordering)
-    else:
-        order = build_ordering(collection, ordering)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     sql = f"SELECT {table}.* FROM {source}{clause} ORDER BY {', '.join(order)}"
     header = [*SYSTEM_FIELDS, *(f.name for f in collection.fields)]
@@ -847,19 +860,21 @@ def recover_interrupted_imports(paths: Any) -> list[str]:
     return out
 
 
-def save_import_upload(jobs_dir: Path, collection_name: str, filename: str, data: bytes, actor: Any) -> dict:
+def save_import_upload(
+    jobs_dir: Path, collection_name: str, filename: str, data: bytes, actor: Any, *, max_rows: int = MAX_IMPORT_ROWS
+) -> dict:
     """Keep an uploaded CSV file for the import page: check it parses, and return its job with a preview.
 
     The job (``id``, ``collection``, ``filename``, ``state`` "uploaded",
     ``preview``...) lives beside the file under ``jobs_dir``, readable by
     every worker process; jobs older than a day are removed. Raises like
     :func:`read_csv` (and :class:`BadRequest` for a file with a header but no
-    rows), and :class:`NotFound` / :class:`PermissionDenied` without create
+    rows, or more than ``max_rows``), and :class:`NotFound` / :class:`PermissionDenied` without create
     permission.
     """
     collection = get_visible_collection(collection_name, actor)
     require_access(collection, actor, "create")
-    preview = preview_csv(collection, data)
+    preview = preview_csv(collection, data, max_rows=max_rows)
     if not preview["total_rows"]:
         raise BadRequest("The file has a header but no rows to import.")
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -934,6 +949,7 @@ def _run_journaled(
     *,
     mapping: Mapping[str, str] | None,
     batch_size: int,
+    max_rows: int = MAX_IMPORT_ROWS,
 ) -> int:
     """Run :func:`import_csv` with ``job`` as its progress and its journal; the job file ends done or failed."""
     job_id = job["id"]
@@ -966,6 +982,7 @@ def _run_journaled(
                 progress=report,
                 on_reserved=reserved,
                 should_stop=should_stop,
+                max_rows=max_rows,
             )
         except BaseException as exc:
             error = _error_of(exc)
@@ -984,7 +1001,9 @@ def _run_journaled(
     return created
 
 
-def run_import_job(jobs_dir: Path, job_id: str, actor: Any, *, batch_size: int = BATCH_SIZE) -> dict:
+def run_import_job(
+    jobs_dir: Path, job_id: str, actor: Any, *, batch_size: int = BATCH_SIZE, max_rows: int = MAX_IMPORT_ROWS
+) -> dict:
     """Run a started import job, writing its progress to the job after each batch; returns the finished job.
 
     The job ends ``done`` (with ``created``) or ``failed`` (with ``error``:
@@ -995,7 +1014,15 @@ def run_import_job(jobs_dir: Path, job_id: str, actor: Any, *, batch_size: int =
     job = get_import_job(jobs_dir, job_id, actor)
     _, csv_path = _job_paths(jobs_dir, job_id)
     try:
-        _run_journaled(jobs_dir, job, csv_path.read_bytes(), actor, mapping=job["mapping"], batch_size=batch_size)
+        _run_journaled(
+            jobs_dir,
+            job,
+            csv_path.read_bytes(),
+            actor,
+            mapping=job["mapping"],
+            batch_size=batch_size,
+            max_rows=max_rows,
+        )
     except (BadRequest, ValidationFailed, Conflict, NotFound):
         pass
     else:
@@ -1011,6 +1038,7 @@ def import_csv_journaled(
     *,
     mapping: Mapping[str, str] | None = None,
     batch_size: int = BATCH_SIZE,
+    max_rows: int = MAX_IMPORT_ROWS,
 ) -> int:
     """:func:`import_csv` for a caller that waits for it (the API), with a job file as its journal,
     so that it too is undone should the process die while it writes. Raises as :func:`import_csv`.
@@ -1030,7 +1058,7 @@ def import_csv_journaled(
         "error": None,
         "updated_at": time.time(),
     }
-    return _run_journaled(jobs_dir, job, data, actor, mapping=mapping, batch_size=batch_size)
+    return _run_journaled(jobs_dir, job, data, actor, mapping=mapping, batch_size=batch_size, max_rows=max_rows)
 
 
 __all__ = [

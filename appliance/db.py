@@ -10,6 +10,7 @@ and closes one around each request, jobs around each run.
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import peewee
@@ -41,6 +42,55 @@ def sqlite_pragmas(busy_timeout_ms: int) -> dict[str, Any]:
     }
 
 
+# How long a thread waits for another thread of the same process to finish its
+# transaction. Longer than SQLite's busy timeout on purpose: waiting here is fair
+# (first come, first served) where SQLite's busy handler is not, and a write that
+# waits a little longer beats one refused with "database is locked".
+THREAD_WRITE_WAIT_SECONDS = 30.0
+
+
+class SerialisedSqliteDatabase(peewee.SqliteDatabase):
+    """SQLite where at most one thread of this process at a time is inside a transaction.
+
+    SQLite's busy handler polls with growing sleeps and lets a lucky newcomer in
+    ahead of a writer that has waited long: with many request threads some writes
+    then wait past the busy timeout and fail. Queueing the threads of a process on
+    one lock leaves SQLite to arbitrate only between processes (the workers).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._transaction_lock = threading.Lock()
+        self._holds = threading.local()
+
+    def begin(self, lock_type: str | None = None) -> None:
+        if not self._transaction_lock.acquire(timeout=THREAD_WRITE_WAIT_SECONDS):
+            raise peewee.OperationalError("database is locked: another transaction of this process took too long")
+        self._holds.lock = True
+        try:
+            super().begin(lock_type)
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if getattr(self._holds, "lock", False):
+            self._holds.lock = False
+            self._transaction_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+
 def make_database(instance: Instance) -> peewee.Database:
     """A new (unconnected) database object for this instance's settings."""
     url = instance.settings.database_url
@@ -50,7 +100,7 @@ def make_database(instance: Instance) -> peewee.Database:
                 "setting 'database_url': only PostgreSQL URLs (postgresql://...) are supported", setting="database_url"
             )
         return connect_url(url)
-    return peewee.SqliteDatabase(
+    return SerialisedSqliteDatabase(
         str(instance.paths.database_file),
         pragmas=sqlite_pragmas(instance.settings.sqlite_busy_timeout_ms),
         # Every transaction begins IMMEDIATE: it takes the write lock up front, so

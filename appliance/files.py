@@ -127,7 +127,9 @@ def store_upload(files_dir: Path, spec: Field, upload: Upload, *, limit: int | N
             raise FieldError("The file is empty.")
         detected = sniff_type(head)
         if not type_accepted(detected, spec.accept):
-            raise FieldError(f"Files of type {detected} are not accepted here; send {', '.join(spec.accept or [])}.")
+            raise FieldError(
+                f"Files of type {detected} are not accepted here. Accepted: {describe_accepted(spec.accept or [])}."
+            )
         sha = digest.hexdigest()
         target = blob_path(files_dir, sha)
         created = not target.exists()
@@ -211,3 +213,23 @@ def public_file_value(value: Any, url: str) -> dict | None:
     if not isinstance(value, dict):
         return None
     return {"name": value.get("name"), "size": value.get("size"), "type": value.get("type"), "url": url}
+
+
+# Media types as people name them (the accepted kinds of a file field, in messages).
+_KIND_WORDS = {
+    "image/*": "images",
+    "audio/*": "audio files",
+    "video/*": "videos",
+    "text/*": "text files",
+    "application/pdf": "PDF files",
+    "text/csv": "CSV files",
+    "text/plain": "plain text files",
+    "application/zip": "ZIP archives",
+    "image/png": "PNG images",
+    "image/jpeg": "JPEG images",
+}
+
+
+def describe_accepted(accept: list[str]) -> str:
+    """``["image/*", "application/pdf"]`` -> ``"images, PDF files"`` (unknown types as they are)."""
+    return ", ".join(_KIND_WORDS.get(kind.lower(), kind) for kind in accept) or "any file"

@@ -659,20 +659,26 @@ register_job(
     "backup",
     _backup_job,
     lambda settings: settings.backup_schedule,
-    "Write and verify a backup of the database and files.",
+    "Makes a backup of all records, users, settings and files, and checks that it can be read back.",
 )
-register_job("prune_backups", _prune_job, "30 3 * * *", "Delete backups beyond the daily and weekly retention.")
+register_job(
+    "prune_backups",
+    _prune_job,
+    "30 3 * * *",
+    "Deletes old backups, keeping as many daily and weekly ones as the backup settings say.",
+)
 register_job(
     "db_maintenance",
     _maintenance_job,
     "0 4 * * *",
-    "WAL checkpoint and PRAGMA optimize; integrity_check once a week.",
+    "Tidies up the database so it stays fast; once a week it also checks it for damage.",
 )
 register_job(
     "cleanup",
     _cleanup_job,
     "15 4 * * *",
-    "Remove expired tokens, sign-in records, set-up links and unreferenced stored files; archive old audit events to CSV.",
+    "Removes expired API tokens, old sign-in records, used set-up links and files no record uses; "
+    "moves old audit log entries to a CSV file.",
 )
 
 
@@ -694,5 +700,5 @@ register_job(
     "restore_drill",
     _restore_drill_job,
     RESTORE_DRILL_SCHEDULE,
-    "Restore the newest verified backup into a scratch folder and check it (integrity, row counts, files).",
+    "Practises a restore: restores the newest good backup into a scratch folder and checks that nothing is missing.",
 )

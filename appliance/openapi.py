@@ -11,11 +11,11 @@ field types, choices, bounds and filters, the system fields' filters
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from appliance import __version__
-from appliance.collections import CollectionDef
+from appliance.collections import CollectionDef, hidden_relation_targets
 from appliance.fields import MAX_LONG_TEXT, MAX_TEXT, Field
 from appliance.record_query import SYSTEM_FIELD_TYPES, operators_for
 
@@ -47,8 +47,11 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def value_schema(spec: Field, *, for_input: bool) -> dict[str, Any]:
-    """The JSON Schema of one field's value (input: what may be sent; else what is answered)."""
+def value_schema(spec: Field, *, for_input: bool, hidden: Collection[str] = ()) -> dict[str, Any]:
+    """The JSON Schema of one field's value (input: what may be sent; else what is answered).
+
+    A relation to a collection in ``hidden`` (one the caller may not learn of) does not name it.
+    """
     kind = spec.type
     schema: dict[str, Any]
     if kind in ("text", "long_text"):
@@ -84,7 +87,8 @@ def value_schema(spec: Field, *, for_input: bool) -> dict[str, Any]:
     elif kind == "select":
         schema = {"type": "string", "enum": list(spec.choices or [])}
     elif kind == "relation":
-        schema = {"type": "integer", "minimum": 1, "description": f"The id of a record of '{spec.collection}'."}
+        target = "a collection you cannot see" if spec.collection in hidden else f"'{spec.collection}'"
+        schema = {"type": "integer", "minimum": 1, "description": f"The id of a record of {target}."}
     elif kind == "file":
         if for_input:
             return {"type": "null", "description": "Send null to remove the file; upload it with multipart."}
@@ -106,7 +110,7 @@ def value_schema(spec: Field, *, for_input: bool) -> dict[str, Any]:
     return schema if (for_input and spec.required) else _nullable(schema)
 
 
-def _record_schemas(collection: CollectionDef) -> dict[str, Any]:
+def _record_schemas(collection: CollectionDef, hidden: Collection[str] = ()) -> dict[str, Any]:
     system = {
         "id": {"type": "integer", "readOnly": True},
         "created_at": {"type": "string", "format": "date-time", "readOnly": True},
@@ -116,11 +120,14 @@ def _record_schemas(collection: CollectionDef) -> dict[str, Any]:
     }
     record = {
         "type": "object",
-        "properties": {**system, **{f.name: value_schema(f, for_input=False) for f in collection.fields}},
+        "properties": {
+            **system,
+            **{f.name: value_schema(f, for_input=False, hidden=hidden) for f in collection.fields},
+        },
         "required": [*system, *(f.name for f in collection.fields)],
     }
     writable = [f for f in collection.fields if not f.read_only]
-    inputs = {f.name: value_schema(f, for_input=True) for f in writable}
+    inputs = {f.name: value_schema(f, for_input=True, hidden=hidden) for f in writable}
     create = {
         "type": "object",
         "properties": inputs,
@@ -434,8 +441,12 @@ def _static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[s
     }
 
 
-def build_document(collections: Iterable[CollectionDef], *, base_url: str = "") -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document for ``collections`` (those the caller may view)."""
+def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", actor: Any = None) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document for ``collections`` (those the caller may view).
+
+    Given ``actor`` (the caller), a relation field pointing at a collection it may not learn of does
+    not name that collection.
+    """
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -459,7 +470,7 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "") 
                 "label": {"type": "string"},
                 "fields": {"type": "array", "items": {"type": "object"}},
                 "permissions": {"type": "object"},
-                "record_count": {"type": "integer"},
+                "record_count": {"type": ["integer", "null"]},
             },
         },
         "HistoryItem": {
@@ -547,7 +558,8 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "") 
     for collection in collections:
         name = collection.name
         prefix = f"#/components/schemas/{name}."
-        for key, schema in _record_schemas(collection).items():
+        hidden = hidden_relation_targets(collection, actor) if actor is not None else set()
+        for key, schema in _record_schemas(collection, hidden).items():
             schemas[f"{name}.{key}"] = schema
         id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
         record_ref = {"$ref": prefix + "Record"}

@@ -254,6 +254,34 @@ def search_expression(text: str) -> str | None:
     return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
 
 
+def select_records(
+    collection: CollectionDef, scope: str, actor: Any, params: Mapping[str, Any]
+) -> tuple[str, list[str], list[Any], list[str]]:
+    """The SQL pieces that select the records ``actor`` may view (``scope`` as :func:`require_access` gave it)
+    that the single-valued listing ``params`` ask for: the FROM source (joined to the full-text table when
+    ``search`` has words), the WHERE conditions and their arguments, and the ORDER BY terms (by relevance
+    for a search without ``ordering``). Raises :class:`BadRequest` for a bad filter, ordering or search."""
+    where, args = build_filters(collection, params)
+    if scope == "own":
+        where.append(f"{quote(collection.table)}.created_by = ?")
+        args.append(getattr(actor, "id", None))
+    table = quote(collection.table)
+    source = table
+    match = search_expression(str(params.get("search") or ""))
+    ordering = params.get("ordering")
+    if match is not None:
+        if not collection.text_fields:
+            raise BadRequest(f"{collection.label!r} has no text fields to search.", parameter="search")
+        fts = quote(collection.fts_table)
+        source = f"{table} JOIN {fts} ON {fts}.rowid = {table}.id"
+        where.insert(0, f"{fts} MATCH ?")
+        args.insert(0, match)
+        order = [f"{fts}.rank", f"{table}.id ASC"] if not ordering else build_ordering(collection, ordering)
+    else:
+        order = build_ordering(collection, ordering)
+    return source, where, args, order
+
+
 def list_records(collection: CollectionDef | str, actor: Any, params: Mapping[str, Any]) -> dict[str, Any]:
     """One page of the records ``actor`` may view, in the listing shape of API.md.
 
@@ -267,29 +295,12 @@ def list_records(collection: CollectionDef | str, actor: Any, params: Mapping[st
     scope = require_access(collection, actor, "view")
     params = single_values(params)
     page, page_size = parse_paging(params)
-    where, args = build_filters(collection, params)
-    if scope == "own":
-        where.append(f"{quote(collection.table)}.created_by = ?")
-        args.append(getattr(actor, "id", None))
-    table = quote(collection.table)
-    source = table
+    source, where, args, order = select_records(collection, scope, actor, params)
     searched = str(params.get("search") or "")
-    match = search_expression(searched)
-    ordering = params.get("ordering")
-    if match is None and searched.strip():
+    if search_expression(searched) is None and searched.strip():
         # Something was searched for, but no word in it (``☃``, ``"``): nothing matches, not everything.
         where.append("0")
-        order = build_ordering(collection, ordering)
-    elif match is not None:
-        if not collection.text_fields:
-            raise BadRequest(f"{collection.label!r} has no text fields to search.", parameter="search")
-        fts = quote(collection.fts_table)
-        source = f"{table} JOIN {fts} ON {fts}.rowid = {table}.id"
-        where.insert(0, f"{fts} MATCH ?")
-        args.insert(0, match)
-        order = [f"{fts}.rank", f"{table}.id ASC"] if not ordering else build_ordering(collection, ordering)
-    else:
-        order = build_ordering(collection, ordering)
+    table = quote(collection.table)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     if not where:
         total = database.execute_sql("SELECT row_count FROM collection WHERE name = ?", (collection.name,)).fetchone()[
@@ -323,5 +334,6 @@ __all__ = [
     "build_ordering",
     "list_records",
     "operators_for",
+    "select_records",
     "single_values",
 ]

@@ -27,6 +27,7 @@ import peewee
 from appliance.audit import record_event
 from appliance.collections import (
     CollectionDef,
+    access_scope,
     get_collection,
     get_visible_collection,
     is_admin,
@@ -114,8 +115,9 @@ def get_record(collection_name: str, record_id: int, actor: Any) -> dict[str, An
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _compute(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The computed fields' values over ``values``; :class:`ValidationFailed` naming a field whose formula hits a bound."""
+def computed_values(collection: CollectionDef, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The computed fields' values over ``values`` (a record's fields), and an error per field whose formula
+    hits a size bound (a write refuses such a record)."""
     plain = {f.name: values.get(f.name) for f in collection.fields if f.type not in ("computed", "file")}
     out: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -124,6 +126,12 @@ def _compute(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, 
             out[spec.name] = compute_formula(spec.formula or "", plain)
         except FormulaLimit as exc:
             errors[spec.name] = f"This computed field cannot be stored for these values: {exc}."
+    return out, errors
+
+
+def _compute(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The computed fields' values over ``values``; :class:`ValidationFailed` naming a field whose formula hits a bound."""
+    out, errors = computed_values(collection, values)
     if errors:
         raise ValidationFailed(errors)
     return out
@@ -431,7 +439,12 @@ def delete_record(
 
     Needs delete permission (own records only, when so limited). Raises
     :class:`Conflict` while a relation field without ``cascade`` refers to
-    it; with ``cascade`` the referring records are deleted too, however many.
+    it; with ``cascade`` the referring records are deleted too, however many,
+    but only if ``actor`` may delete every one of them (delete permission on
+    their collection, and each its own when limited to its own records):
+    otherwise :class:`Conflict`, naming no collection the actor cannot see,
+    and nothing is deleted (each level is checked before it is deleted, and a
+    refusal deeper down rolls back the one transaction).
     """
     collection = get_visible_collection(collection_name, actor)
     with write_transaction():
@@ -455,6 +468,20 @@ def _referrer_ids(other: CollectionDef, spec: Any, record_id: int, after: int, l
     return [r[0] for r in rows]
 
 
+def _cascade_refused(other: CollectionDef, spec: Any, record_id: int, actor: Any) -> bool:
+    """Whether some record of ``other`` that refers to ``record_id`` through the cascading ``spec`` is one
+    ``actor`` may not delete (no delete permission, or not its own when limited to its own records)."""
+    scope = access_scope(other, actor, "delete")
+    if scope == "all":
+        return False
+    sql = f"SELECT 1 FROM {quote(other.table)} WHERE {quote(spec.name)} = ?"
+    args: list[Any] = [record_id]
+    if scope == "own":
+        sql += " AND created_by IS NOT ?"
+        args.append(getattr(actor, "id", None))
+    return database.execute_sql(sql + " LIMIT 1", args).fetchone() is not None
+
+
 def _delete(
     collection: CollectionDef,
     record_id: int,
@@ -470,6 +497,12 @@ def _delete(
     referrers = referencing_fields(collection.name)
     for other, spec in referrers:
         if spec.cascade:
+            # The cascade would delete these too: every one must be a record the actor may delete.
+            if _cascade_refused(other, spec, record_id, actor):
+                if knows_collection(other, actor):
+                    blocking.append(f"{other.name}.{spec.name} (records you may not delete)")
+                else:
+                    hidden += 1
             continue
         ids = [i for i in _referrer_ids(other, spec, record_id, 0, SHOWN_REFERRERS + 1) if (other.name, i) not in seen]
         if not ids:

@@ -1,4 +1,9 @@
-"""Job schedules as text: a five-field cron expression or ``every <n><s|m|h|d>``.
+"""Job schedules as text: a five-field cron expression, ``every <n><s|m|h|d>``, or a plain form.
+
+The plain forms, for people who do not write cron: ``daily 02:00``, ``weekdays 07:30``,
+``weekly sunday 04:45`` (``mon`` … ``sun`` or the full name) and ``every 6 hours``
+(minutes, hours, days). They are stored normalised: the first three as the cron
+expression they mean, the last as ``every 6h``. Times are UTC.
 
 Kept free of any other appliance module so that the settings registry can
 validate a schedule setting without import cycles.
@@ -11,7 +16,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_INTERVAL = re.compile(r"^every\s+(\d+)\s*([smhd])$")
+_INTERVAL = re.compile(r"^every\s+(\d+)\s*(s|m|h|d|secs?|seconds?|mins?|minutes?|hours?|days?)$")
+_PLAIN = re.compile(r"^(daily|weekdays|weekly)\b\s*(.*)$")
+_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})$")
+_FULL_DAY_NAMES = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+# What every refusal of a plain form reminds the person of.
+PLAIN_FORMS = "'daily 02:00', 'weekdays 07:30', 'weekly sunday 04:45', 'every 6 hours' or a cron expression"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL_SECONDS = 10
 # The longest interval: a year and a day. Longer ones are typing mistakes, and past a few thousand
@@ -46,11 +56,15 @@ class Schedule:
 def parse_schedule(text: str) -> Schedule:
     """Parse ``text``; raises ``ValueError`` whose message says what is wrong."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("a schedule is required: a cron expression such as '0 2 * * *' or 'every 6h'")
-    cleaned = " ".join(text.split()).lower() if text.strip().lower().startswith("every") else " ".join(text.split())
+        raise ValueError(f"a schedule is required: {PLAIN_FORMS} such as '0 2 * * *'")
+    lowered = " ".join(text.split()).lower()
+    plain = _PLAIN.match(lowered)
+    if plain:
+        return Schedule("cron", _plain_to_cron(plain.group(1), plain.group(2), text))
+    cleaned = lowered if lowered.startswith("every") else " ".join(text.split())
     match = _INTERVAL.match(cleaned)
     if match:
-        digits, unit = match.group(1).lstrip("0") or "0", match.group(2)
+        digits, unit = match.group(1).lstrip("0") or "0", match.group(2)[0]
         # Compare the digit count first so that a number thousands of digits long is never multiplied.
         seconds = int(digits) * _UNITS[unit] if len(digits) <= 12 else MAX_INTERVAL_SECONDS + 1
         if seconds < MIN_INTERVAL_SECONDS:
@@ -59,11 +73,15 @@ def parse_schedule(text: str) -> Schedule:
             raise ValueError("an interval can be at most 366 days ('every 366d'); use a cron expression for rarer runs")
         return Schedule("interval", f"every {digits}{unit}", seconds)
     if cleaned.lower().startswith("every"):
-        raise ValueError(f"{text!r} is not an interval: write 'every' then a number and s, m, h or d (e.g. 'every 6h')")
+        raise ValueError(
+            f"{text!r} is not an interval: write 'every' then a number and minutes, hours or days "
+            "(e.g. 'every 6 hours' or 'every 6h')"
+        )
     fields = cleaned.split(" ")
     if len(fields) != 5:
         raise ValueError(
-            f"{text!r} has {len(fields)} field(s); a cron expression has 5 (minute hour day month weekday)"
+            f"{text!r} has {len(fields)} field(s); a cron expression has 5 (minute hour day month weekday). "
+            "Or write a plain form: 'daily 02:00', 'weekdays 07:30', 'weekly sunday 04:45' or 'every 6 hours'"
         )
     try:
         trigger = _cron_trigger(cleaned, dt.UTC)
@@ -75,6 +93,40 @@ def parse_schedule(text: str) -> Schedule:
     if trigger.get_next_fire_time(None, _NEVER_CHECK_FROM) is None:
         raise ValueError(f"{text!r} never fires: no date matches its day, month and weekday fields")
     return Schedule("cron", cleaned)
+
+
+def _time_of_day(value: str, text: str) -> tuple[int, int]:
+    """``"07:30"`` as ``(7, 30)``; a ValueError naming the form otherwise."""
+    match = _TIME_OF_DAY.match(value)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        shown = f"{value!r} is not a time of day" if value else "the time of day is missing"
+        raise ValueError(f"{text.strip()!r}: {shown}; write it as HH:MM from 00:00 to 23:59 (UTC), e.g. 'daily 02:00'")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _plain_to_cron(kind: str, rest: str, text: str) -> str:
+    """``daily 02:00`` -> ``0 2 * * *``, ``weekdays 07:30`` -> ``30 7 * * 1-5``, ``weekly sun 04:45`` -> ``45 4 * * 0``."""
+    parts = rest.split()
+    number = 0
+    if kind == "weekly":
+        if not parts:
+            raise ValueError(f"{text.strip()!r}: name the day and the time, e.g. 'weekly sunday 04:45'")
+        day = parts[0]
+        if day in _FULL_DAY_NAMES:
+            number = _FULL_DAY_NAMES.index(day)
+        elif day in _DAY_NAMES:
+            number = _DAY_NAMES.index(day)
+        else:
+            raise ValueError(
+                f"{text.strip()!r}: {day!r} is not a day of the week; write mon … sun or monday … sunday, "
+                "e.g. 'weekly sunday 04:45'"
+            )
+        parts = parts[1:]
+    if len(parts) > 1:
+        raise ValueError(f"{text.strip()!r}: write one time of day (HH:MM) after {kind!r}, e.g. 'daily 02:00'")
+    hour, minute = _time_of_day(parts[0] if parts else "", text)
+    weekday = {"daily": "*", "weekdays": "1-5"}.get(kind, str(number))
+    return f"{minute} {hour} * * {weekday}"
 
 
 def schedule_problem(text: str) -> str | None:

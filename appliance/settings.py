@@ -222,6 +222,17 @@ for _setting in (
         section="data",
     ),
     Setting(
+        "max_import_rows",
+        int,
+        100000,
+        "Most data rows one CSV import may have (the API's and the import page's); a longer file is refused "
+        "when it is read, before any row is checked. Split bigger files.",
+        "a whole number from 1",
+        _positive,
+        restart=False,
+        section="data",
+    ),
+    Setting(
         "session_idle_minutes",
         int,
         60,
@@ -315,9 +326,10 @@ for _setting in (
         "backup_schedule",
         str,
         "0 2 * * *",
-        "When the 'backup' job first runs (cron: minute hour day month weekday, or 'every 6h'); "
-        "afterwards the job's schedule is changed from /admin/jobs, the API or the console.",
-        "a five-field cron expression or 'every <n><s|m|h|d>'",
+        "The backup schedule a new installation starts with (it seeds the 'backup' job when that job is "
+        "first created); changing it later changes nothing: change the job's schedule on /admin/jobs, "
+        "with the API or in the console.",
+        "'daily 02:00', 'weekdays 07:30', 'weekly sunday 04:45', 'every 6 hours' or a cron expression",
         lambda value: _schedule_problem(value),
         restart=False,
         section="backups",
@@ -710,3 +722,63 @@ def write_settings(path: Path, changes: Mapping[str, Any]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(tomli_w.dumps(current))
     os.replace(tmp, path)
+
+
+# --- how forms show a setting (the admin settings page; the console may use them too) ------------
+# Labels that read better than the name turned into words.
+_LABELS = {
+    "host": "Listen address",
+    "trusted_proxy": "Trusted reverse proxy address",
+    "database_url": "Database URL",
+    "min_free_disk_mb": "Warn below this free disk space (MB)",
+    "max_upload_mb": "Largest upload (MB)",
+    "backup_schedule": "Backup schedule of a new installation",
+    "backup_keep_daily": "Daily backups kept",
+    "backup_keep_weekly": "Weekly backups kept",
+    "backup_offsite_dir": "Folder for offsite copies",
+    "audit_retention_days": "Keep audit events for (days)",
+    "job_stuck_minutes": "A job run is stuck after (minutes)",
+    "smtp_host": "SMTP server",
+    "smtp_user": "SMTP user name",
+    "smtp_sender": "Sender address of alert mail",
+    "alert_recipients": "Extra alert recipients",
+    "log_max_bytes": "Rotate a log file at (bytes)",
+    "max_import_rows": "Most rows in one import",
+    "session_idle_minutes": "Session idle time-out (minutes)",
+    "session_absolute_hours": "Session length limit (hours)",
+    "token_default_days": "Token lifetime (days)",
+}
+_LABEL_WORDS = {"sqlite": "SQLite", "smtp": "SMTP", "url": "URL", "tls": "TLS", "api": "API", "mb": "MB", "kib": "KiB", "ms": "ms"}
+_UNITS = {"seconds", "minutes", "hours", "days", "bytes", "mb", "kib", "ms"}
+# The words shown for the fixed choices of a setting, by setting and value.
+_CHOICE_LABELS = {
+    "log_level": {
+        "DEBUG": "Debug (everything)",
+        "INFO": "Info (normal)",
+        "WARNING": "Warnings and errors",
+        "ERROR": "Errors only",
+    },
+    "smtp_security": {
+        "starttls": "STARTTLS (usually port 587)",
+        "tls": "TLS from the start (usually port 465)",
+        "none": "None (unencrypted)",
+    },
+}
+
+
+def setting_label(name: str) -> str:
+    """A setting's name as a person reads it: ``smtp_timeout_seconds`` -> ``"SMTP timeout (seconds)"``."""
+    if name in _LABELS:
+        return _LABELS[name]
+    words = [_LABEL_WORDS.get(word, word) for word in name.split("_")]
+    unit = words.pop() if len(words) > 1 and name.rsplit("_", 1)[-1] in _UNITS else None
+    first = words[0] if words[0] in _LABEL_WORDS.values() else words[0].capitalize()
+    text = " ".join([first, *words[1:]]).replace("ign in", "ign-in")
+    return text + (f" ({unit})" if unit else "")
+
+
+def setting_choices(setting: Setting) -> list[tuple[str, str]]:
+    """``[(value, label), ...]`` for a setting with fixed choices (a drop-down), or ``[]``."""
+    values = getattr(setting.check, "choices", ()) or ()
+    labels = _CHOICE_LABELS.get(setting.name, {})
+    return [(value, labels.get(value, value)) for value in values]

@@ -152,6 +152,22 @@ def revoke_token(token_id: Any, *, actor: Any = None, address: str | None = None
         )
 
 
+def revoke_user_tokens(user: User, *, reason: str, actor: Any = None, address: str | None = None) -> int:
+    """Delete every API token of ``user``; returns how many. Audited as ``token.revoked_all`` (when any
+    were) with the ``reason``. Call inside the transaction of the change that ends them (a password
+    reset or change), so the tokens go exactly when it commits."""
+    count = ApiToken.delete().where(ApiToken.user == user.id).execute()
+    if count:
+        record_event(
+            "token.revoked_all",
+            actor=actor,
+            target=user.email,
+            address=address,
+            details={"user": user.email, "tokens": count, "reason": reason},
+        )
+    return count
+
+
 def prune_tokens(now: dt.datetime | None = None) -> int:
     """Delete expired tokens; returns how many."""
     return ApiToken.delete().where(ApiToken.expires_at <= as_stored(now)).execute()

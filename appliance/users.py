@@ -69,6 +69,13 @@ class UserSession(BaseModel):
         table_name = "user_session"
 
 
+def _revoke_tokens(user: User, reason: str, actor: Any, address: str | None) -> int:
+    """Delete the user's API tokens, audited (inside the caller's transaction)."""
+    from appliance.tokens import revoke_user_tokens  # tokens.py imports this module
+
+    return revoke_user_tokens(user, reason=reason, actor=actor, address=address)
+
+
 def end_user_sessions(user_id: int) -> int:
     """Delete every session of the user (call inside the transaction of the change that ends them)."""
     return UserSession.delete().where(UserSession.user == user_id).execute()
@@ -313,7 +320,8 @@ def update_user(
     With ``password`` the user gets that password (checked against the policy
     and the user's new email) and must choose another at the next sign-in
     unless ``must_change_password`` is ``False``. A role change, disabling or
-    a new password ends the user's sessions. Raises :class:`NotFound`,
+    a new password ends the user's sessions; a new password the user must
+    change also deletes their API tokens (audited ``token.revoked_all``). Raises :class:`NotFound`,
     :class:`BadRequest` for unknown fields (or ``must_change_password``
     without a password), :class:`ValidationFailed`, :class:`Conflict` for a
     taken email or when the change would leave no active admin. A refused
@@ -346,6 +354,9 @@ def update_user(
         if "role" in diff or "active" in diff or password_hash is not None:
             user.session_version += 1
             end_user_sessions(user.id)
+        if password_hash is not None and user.must_change_password:
+            # The account is being taken back: a token made before the reset must not keep writing.
+            _revoke_tokens(user, "password_reset", actor, address)
         try:
             user.save()
         except peewee.IntegrityError:
@@ -391,7 +402,8 @@ def set_password(
 ) -> User:
     """Give the user a new password (an admin's reset or the CLI) and end their sessions.
 
-    With ``must_change`` the user has to choose a new one at the next sign-in.
+    With ``must_change`` the user has to choose a new one at the next sign-in,
+    and their API tokens are deleted.
     Raises :class:`NotFound`, or :class:`ValidationFailed` on ``password``.
     """
     return update_user(
@@ -413,7 +425,7 @@ def change_password(
     The check of the current password is throttled like a sign-in of the
     account (it counts towards the same lock-out), and a wrong one is audited
     (``user.password_change_failed``). Ends every session of the user (the
-    caller signs the current browser in again). Raises :class:`ValidationFailed`
+    caller signs the current browser in again) and deletes their API tokens. Raises :class:`ValidationFailed`
     on ``current_password`` or ``new_password``, :class:`Throttled` while the
     account or the address is locked.
     """
@@ -452,6 +464,7 @@ def change_password(
             password_hash=password_hash, must_change_password=False, session_version=User.session_version + 1
         ).where(User.id == user.id).execute()
         end_user_sessions(user.id)
+        _revoke_tokens(user, "password_changed", user, address)
         record_event("user.password_changed", actor=user, target=user.email, address=address, now=now)
     return get_user(user.id)
 

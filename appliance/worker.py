@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 
     instance = _worker_instance(Path(args.home))
     configure_worker_logging(instance.settings.log_level)
+    # Waitress warns "Task queue depth is 1" whenever a request waits a moment for a thread: normal
+    # under light load, alarming in the log. Real trouble shows in the metrics and the access log.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # The parent handles Ctrl+C for the whole group; the worker waits for its SIGTERM.

@@ -27,10 +27,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from _load import run_threads  # bench/ is on sys.path: the benches run as scripts
 
 REPO = Path(__file__).resolve().parent.parent
 APPLIANCE = [sys.executable, "-m", "appliance"]
@@ -154,13 +155,7 @@ def load(url: str, path: str, headers: dict[str, str], connections: int, seconds
                 conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         conn.close()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
-    began = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - began
+    elapsed = run_threads(run, connections)
     flat = sorted(x for part in latencies for x in part)
     p99 = flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000 if flat else float("nan")
     return len(flat) / elapsed, p99, sum(errors)

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from _load import run_threads  # bench/ is on sys.path: the benches run as scripts
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -146,13 +148,7 @@ def load(base: str, make_request, seconds: float, concurrency: int) -> tuple[flo
             latencies.extend(mine)
             errors[0] += bad
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-    began = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - began
+    elapsed = run_threads(worker, concurrency)
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
     return len(latencies) / elapsed, p99, errors[0]

@@ -16,12 +16,8 @@ from typing import Any
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHBoxLayout,
     QMessageBox,
     QProgressBar,
-    QPushButton,
-    QTableWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -30,7 +26,7 @@ from appliance.backups import MANIFEST, find_backup, list_backups, verify_archiv
 from appliance.home import Paths
 from console.client import ServerClient, human_bytes, local_time, run_in_background
 from console.supervisor import CRASHED, RUNNING, STOPPED, Supervisor
-from console.tab_support import ServiceTab, describe_error, fill_table, selected_key
+from console.tab_support import ServiceTab, button_row, describe_error, fill_table, item_table, selected_key
 
 
 def archive_summary(archive: Path) -> dict[str, Any]:
@@ -77,28 +73,19 @@ class BackupsTab(ServiceTab):
         self._wait_timer.setSingleShot(True)
         self._on_wait_over: Any = None
         self._wait_timer.timeout.connect(self._wait_over)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Name", "Created", "Size", "Verification", "Kind"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = item_table(["Name", "Created", "Size", "Verification", "Kind"])
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)  # busy: the server answers once the backup is written and verified
         self.progress.hide()
-        buttons = QHBoxLayout()
-        self.buttons: dict[str, QPushButton] = {}
-        for key, title, slot in (
-            ("refresh", "Refresh", self.refresh),
-            ("create", "Back up now", self.on_create_clicked),
-            ("verify", "Verify", self.on_verify_clicked),
-            ("folder", "Open folder", self.on_folder_clicked),
-            ("restore", "Restore…", self.on_restore_clicked),
-        ):
-            button = QPushButton(title)
-            button.clicked.connect(slot)
-            buttons.addWidget(button)
-            self.buttons[key] = button
-        buttons.addStretch(1)
+        buttons, self.buttons = button_row(
+            (
+                ("refresh", "Refresh", self.refresh),
+                ("create", "Back up now", self.on_create_clicked),
+                ("verify", "Verify", self.on_verify_clicked),
+                ("folder", "Open folder", self.on_folder_clicked),
+                ("restore", "Restore…", self.on_restore_clicked),
+            )
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -328,7 +315,9 @@ class BackupsTab(ServiceTab):
         text = (
             f"Restore {name}?\n\nMade {made} (version {manifest.get('app_version', '?')}), "
             f"holding {describe_counts(manifest)}.\n\n"
-            "Everything entered since then is replaced; a safety backup of the current state is made first."
+            "Everything entered since then is replaced; a safety backup of the current state is made first.\n"
+            "Users, settings kept in the database, job schedules and records go back to how they were "
+            f"{made if made.startswith('at ') else 'at ' + made}."
         )
         if running and self.supervisor.attached:
             text += "\nThe server is stopped for the restore; start it again afterwards the way it runs (the service)."

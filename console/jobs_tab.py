@@ -6,10 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHBoxLayout,
     QInputDialog,
-    QPushButton,
     QTableWidget,
     QVBoxLayout,
     QWidget,
@@ -20,7 +17,7 @@ from appliance.schedules import schedule_problem
 from console.client import ServerClient, local_time
 from console.dashboard import describe_age
 from console.supervisor import Supervisor
-from console.tab_support import ServiceTab, fill_table, selected_key
+from console.tab_support import ServiceTab, button_row, fill_table, item_table, selected_key
 
 
 class JobsTab(ServiceTab):
@@ -28,28 +25,19 @@ class JobsTab(ServiceTab):
         super().__init__(paths, client, supervisor, parent)
         self.jobs: list[dict[str, Any]] = []
         self.runs: list[dict[str, Any]] = []
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["Job", "Schedule", "Enabled", "Last run", "Outcome", "Next run"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = item_table(["Job", "Schedule", "Enabled", "Last run", "Outcome", "Next run"])
         self.table.itemSelectionChanged.connect(self.on_selection_changed)
         self.history = QTableWidget(0, 5)
         self.history.setHorizontalHeaderLabels(["Started", "Trigger", "Outcome", "Seconds", "Message"])
         self.history.horizontalHeader().setStretchLastSection(True)
-        buttons = QHBoxLayout()
-        self.buttons: dict[str, QPushButton] = {}
-        for key, title, slot in (
-            ("refresh", "Refresh", self.refresh),
-            ("run", "Run now", self.on_run_clicked),
-            ("enabled", "Enable / disable", self.on_enabled_clicked),
-            ("schedule", "Edit schedule…", self.on_schedule_clicked),
-        ):
-            button = QPushButton(title)
-            button.clicked.connect(slot)
-            buttons.addWidget(button)
-            self.buttons[key] = button
-        buttons.addStretch(1)
+        buttons, self.buttons = button_row(
+            (
+                ("refresh", "Refresh", self.refresh),
+                ("run", "Run now", self.on_run_clicked),
+                ("enabled", "Enable / disable", self.on_enabled_clicked),
+                ("schedule", "Edit schedule…", self.on_schedule_clicked),
+            )
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 2)

@@ -7,7 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
 from appliance.errors import ApplianceError
 from appliance.home import Instance, Paths
@@ -123,6 +131,30 @@ class ServiceTab(QWidget):
 
     def refresh(self) -> None:  # pragma: no cover - every tab overrides it
         raise NotImplementedError
+
+
+def item_table(headers: list[str], *, stretch_last: bool = True) -> QTableWidget:
+    """An empty table with these column headers where one whole row at a time is selected."""
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.horizontalHeader().setStretchLastSection(stretch_last)
+    return table
+
+
+def button_row(specs: tuple[tuple[str, str, Callable[[], Any]], ...]) -> tuple[QHBoxLayout, dict[str, QPushButton]]:
+    """A row of push buttons from ``(key, title, slot)`` triples, packed to the left; returns the row and the
+    buttons by key."""
+    row = QHBoxLayout()
+    buttons: dict[str, QPushButton] = {}
+    for key, title, slot in specs:
+        button = QPushButton(title)
+        button.clicked.connect(slot)
+        row.addWidget(button)
+        buttons[key] = button
+    row.addStretch(1)
+    return row, buttons
 
 
 def fill_table(table: QTableWidget, rows: list[list[Any]], keys: list[Any]) -> None:

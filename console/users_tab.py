@@ -8,18 +8,14 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QHBoxLayout,
     QHeaderView,
     QInputDialog,
     QLineEdit,
     QMessageBox,
-    QPushButton,
-    QTableWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -27,7 +23,7 @@ from PySide6.QtWidgets import (
 from appliance.home import Paths
 from console.client import ServerClient, local_time
 from console.supervisor import Supervisor
-from console.tab_support import ServiceTab, fill_table, selected_key
+from console.tab_support import ServiceTab, button_row, fill_table, item_table, selected_key
 
 ROLES = ("admin", "editor", "viewer")
 
@@ -65,28 +61,19 @@ class UsersTab(ServiceTab):
         super().__init__(paths, client, supervisor, parent)
         self.users: list[dict[str, Any]] = []
         self.roles = list(ROLES)
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["Email", "Name", "Role", "Active", "Created", "Id"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         # The email column takes the spare width (the id column stays narrow).
-        self.table.horizontalHeader().setStretchLastSection(False)
+        self.table = item_table(["Email", "Name", "Role", "Active", "Created", "Id"], stretch_last=False)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        buttons = QHBoxLayout()
-        self.buttons: dict[str, QPushButton] = {}
-        for key, title, slot in (
-            ("refresh", "Refresh", self.refresh),
-            ("add", "Add…", self.on_add_clicked),
-            ("role", "Change role…", self.on_role_clicked),
-            ("active", "Disable / enable", self.on_active_clicked),
-            ("password", "Reset password", self.on_password_clicked),
-            ("sign_out", "Sign out everywhere", self.on_sign_out_clicked),
-        ):
-            button = QPushButton(title)
-            button.clicked.connect(slot)
-            buttons.addWidget(button)
-            self.buttons[key] = button
-        buttons.addStretch(1)
+        buttons, self.buttons = button_row(
+            (
+                ("refresh", "Refresh", self.refresh),
+                ("add", "Add…", self.on_add_clicked),
+                ("role", "Change role…", self.on_role_clicked),
+                ("active", "Disable / enable", self.on_active_clicked),
+                ("password", "Reset password", self.on_password_clicked),
+                ("sign_out", "Sign out everywhere", self.on_sign_out_clicked),
+            )
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,6 +251,23 @@ def api_token_for(instance: Instance):
     return make
 
 
+@contextmanager
+def counting_queries() -> Iterator[list[str]]:
+    """The SQL of each query run through ``database`` inside the ``with`` block, appended to the list yielded."""
+    queries: list[str] = []
+    original = database.obj.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        queries.append(sql)
+        return original(sql, params, *args, **kwargs)
+
+    database.obj.execute_sql = counting
+    try:
+        yield queries
+    finally:
+        database.obj.execute_sql = original
+
+
 def csrf_token_in(html: str) -> str:
     """The value of the first ``csrf_token`` field of a page."""
     import re
@@ -257,6 +275,29 @@ def csrf_token_in(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "the page has no csrf_token field"
     return match.group(1)
+
+
+@pytest.fixture
+def signed_in(app, personas: Personas):
+    """``signed_in("editor")``: a Flask test client signed in as that persona through the /login form
+    (it keeps its cookies, like a browser); each call signs in a new client."""
+
+    def as_(who: str):
+        person = personas[who]
+        client = app.test_client()
+        token = csrf_token_in(client.get("/login").get_data(as_text=True))
+        answer = client.post("/login", data={"email": person.email, "password": person.password, "csrf_token": token})
+        assert answer.status_code == 302, f"{who} could not sign in"
+        return client
+
+    return as_
+
+
+def post_form(client, path: str, data: dict, *, token_from: str | None = None, **kwargs):
+    """POST ``data`` to ``path`` through a Flask test client with the CSRF token of the page at
+    ``token_from`` (``path`` itself by default); ``kwargs`` go to ``client.post``."""
+    token = csrf_token_in(client.get(token_from or path).get_data(as_text=True))
+    return client.post(path, data={**data, "csrf_token": token}, **kwargs)
 
 
 def browser_sign_in(base_url: str, email: str, password: str) -> tuple[requests.Session, str]:

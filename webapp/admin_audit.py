@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, Flask, render_template, request
-from flask_login import current_user, login_required
 
 from appliance.audit import AuditEvent, list_events, serialize_event
-from appliance.errors import PermissionDenied
 from appliance.pagination import paginate, parse_paging
+from webapp import audit_view
+from webapp.auth import admin_pages
 from webapp.layout import add_nav_link
 
 bp = Blueprint("admin_audit", __name__, url_prefix="/admin")
@@ -17,11 +17,7 @@ bp = Blueprint("admin_audit", __name__, url_prefix="/admin")
 FILTERS = ("user", "action", "collection", "since", "until")
 
 
-@bp.before_request
-@login_required
-def _admins_only():
-    if not current_user.is_admin:
-        raise PermissionDenied("Only admins may read the audit log.")
+admin_pages(bp, "Only admins may read the audit log.")
 
 
 def _day(name: str, errors: dict[str, str]) -> dt.datetime | None:
@@ -66,4 +62,5 @@ def audit():
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    audit_view.init_app(app)
     add_nav_link(app, "Audit", "/admin/audit", admin_only=True)

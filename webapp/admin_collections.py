@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from appliance import roles
 from appliance.collection_usage import field_value_counts, record_count
@@ -23,10 +23,11 @@ from appliance.collections import (
     list_collections,
     update_collection,
 )
-from appliance.errors import ApplianceError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from appliance.errors import ApplianceError, Conflict, NotFound, ValidationFailed
 from appliance.fields import TYPES
 from appliance.files import remove_unreferenced
-from webapp import current_instance
+from webapp import current_instance, field_words
+from webapp.auth import admin_pages
 from webapp.layout import add_nav_link, form_errors
 
 bp = Blueprint("admin_collections", __name__, url_prefix="/admin/collections")
@@ -40,20 +41,34 @@ def _update(name: str, values: dict[str, Any]) -> Any:
     return update_collection(name, values, _actor(), files_dir=current_instance().paths.files_dir)
 
 
-@bp.before_request
-@login_required
-def _admins_only():
-    if not current_user.is_admin:
-        raise PermissionDenied("Only admins may define collections.")
+admin_pages(bp, "Only admins may define collections.")
 
 
 def _actor() -> Any:
     return current_user.user
 
 
+# The service's messages name the JSON keys of API.md; the form says the same in the words of its fields.
+_PLAIN_MESSAGES = {
+    "'max_size' must be a number of bytes, 1 or more": "Enter the largest file size in bytes (1 or more)",
+    "'accept' must be a list of media types such as 'application/pdf' or 'image/*'": (
+        "Enter the accepted file types separated by commas, such as application/pdf, image/*"
+    ),
+    "a relation field needs 'collection': the name of another collection": "Choose the related collection",
+    "a computed field needs a 'formula' of at most 1000 characters": "Enter a formula (at most 1000 characters)",
+    "'min' is greater than 'max'": "The smallest value is larger than the largest",
+}
+
+
+def _plain_message(message: str) -> str:
+    for technical, plain in _PLAIN_MESSAGES.items():
+        message = message.replace(technical, plain)
+    return message
+
+
 def _errors(exc: ApplianceError) -> dict[str, str]:
     """Form errors; the service's ``fields.<name>`` messages are about the whole field form, so they go on top."""
-    errors = form_errors(exc)
+    errors = {key: _plain_message(message) for key, message in form_errors(exc).items()}
     general = [message for key, message in errors.items() if key.startswith("fields") or key == "_form"]
     out = {k: v for k, v in errors.items() if not (k.startswith("fields") or k == "_form")}
     if general:
@@ -162,7 +177,11 @@ def create():
         collection = create_collection(data, _actor())
     except _FORM_ERRORS as exc:
         return _index_page(exc.status, values=values, errors=form_errors(exc))
-    flash(f"Created the collection {collection.name}; now add its fields.", "success")
+    flash(
+        f"Created the collection {collection.name}; now add its fields. Nobody but admins can see it "
+        "until you set permissions below.",
+        "success",
+    )
     return redirect(url_for("admin_collections.show", name=collection.name))
 
 
@@ -200,6 +219,13 @@ def change_label(name: str):
         return _collection_page(name, exc.status, label_values=values, label_errors=form_errors(exc))
     flash("Saved the label.", "success")
     return redirect(url_for("admin_collections.show", name=name))
+
+
+@bp.get("/<name>/fields")
+def fields_page(name: str):
+    """The address a refused field form leaves in the address bar: back to the collection's page."""
+    get_collection(name)
+    return redirect(url_for("admin_collections.show", name=name, _anchor="add-field"))
 
 
 @bp.post("/<name>/fields")
@@ -345,4 +371,5 @@ def delete(name: str):
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    field_words.init_app(app)
     add_nav_link(app, "Collections", "/admin/collections", admin_only=True)

@@ -5,26 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from appliance import jobs
 from appliance.alerts import acknowledge_alerts, list_alerts
 from appliance.backups import list_backups
-from appliance.errors import Busy, PermissionDenied, ValidationFailed
+from appliance.errors import Busy, ValidationFailed
 from appliance.pagination import paginate, parse_paging
 from webapp import current_instance
-from webapp.auth import client_address
+from webapp.auth import admin_pages, client_address
 from webapp.layout import add_nav_link, form_errors
 from webapp.pages_auth import _safe_next
 
 bp = Blueprint("admin_ops", __name__, url_prefix="/admin")
 
 
+admin_pages(bp, "Only admins may manage jobs and backups.")
+
+
 @bp.before_request
-@login_required
-def _admins_only():
-    if not current_user.is_admin:
-        raise PermissionDenied("Only admins may manage jobs and backups.")
+def _jobs_known():
+    # After the admin check (registered first): only an admin's request reaches it.
     jobs.ensure_jobs_once(current_instance().settings)
 
 
@@ -48,6 +49,13 @@ def _jobs_page(status: int = 200, errors: dict[str, dict[str, str]] | None = Non
 @bp.get("/jobs")
 def jobs_page():
     return _jobs_page()
+
+
+@bp.get("/jobs/<name>")
+def job_page(name: str):
+    """The address a refused schedule form leaves in the address bar: back to the job's row."""
+    jobs.get_job(name)
+    return redirect(url_for("admin_ops.jobs_page", _anchor=f"job-{name}"))
 
 
 @bp.post("/jobs/<name>")

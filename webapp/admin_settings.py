@@ -8,40 +8,60 @@ read-only with where their value comes from.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
-from appliance.errors import PermissionDenied, ValidationFailed
+from appliance.errors import ValidationFailed
+from appliance.metrics import MAX_SLOTS
 from appliance.runtime_settings import change_runtime_settings, editable_settings, refresh_runtime_settings
-from appliance.settings import load_settings, registry
+from appliance.settings import load_settings, registry, setting_choices, setting_label
 from webapp import current_instance
-from webapp.auth import client_address
+from webapp.auth import admin_pages, client_address
 from webapp.layout import add_nav_link, form_errors
 
 bp = Blueprint("admin_settings", __name__, url_prefix="/admin")
 
 
-@bp.before_request
-@login_required
-def _admins_only():
-    if not current_user.is_admin:
-        raise PermissionDenied("Only admins may change settings.")
+admin_pages(bp, "Only admins may change settings.")
+
+
+# Settings this page leaves out: backup_schedule only seeds the 'backup' job when that job is first
+# created, so saving it here would change nothing; the job's schedule is changed on /admin/jobs.
+HIDDEN = frozenset({"backup_schedule"})
+
+
+def _editable() -> list[Any]:
+    return [s for s in editable_settings() if s.name not in HIDDEN]
+
+
+def _differs(name: str, configured: Any, running: Any) -> bool:
+    """Whether the running server uses another value than the file; workers 0 means one per core."""
+    if name == "workers" and configured == 0:
+        return running != min(os.cpu_count() or 1, MAX_SLOTS)
+    return running != configured
 
 
 def _page(status: int = 200, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None):
     current = load_settings(current_instance().paths.settings_file)
-    shown = {s.name: ("" if s.secret else current.values[s.name]) for s in editable_settings()}
+    shown = {s.name: ("" if s.secret else current.values[s.name]) for s in _editable()}
     shown.update(values or {})
     fixed = [s for s in registry().values() if s.restart]
+    running = _running()
     return render_template(
         "admin/settings.html",
-        editable=editable_settings(),
+        editable=_editable(),
         values=shown,
         current=current,
         fixed=fixed,
-        running=_running(),
+        running=running,
+        differs={
+            s.name for s in fixed if s.name in running and _differs(s.name, current.values[s.name], running[s.name])
+        },
+        labels={s.name: setting_label(s.name) for s in registry().values()},
+        choices={s.name: setting_choices(s) for s in _editable()},
         errors=errors or {},
     ), status
 
@@ -67,7 +87,7 @@ def settings_page():
 def change_settings():
     submitted = {}
     sources = load_settings(current_instance().paths.settings_file).sources
-    for setting in editable_settings():
+    for setting in _editable():
         if sources.get(setting.name, "").startswith("environment"):
             # Shown read-only (the environment wins over the file): a value sent all the same goes to the
             # service, which refuses it when it differs, rather than being dropped as "Nothing changed."

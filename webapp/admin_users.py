@@ -5,24 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from appliance import roles, tokens, users
-from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
+from appliance.passwords import generate_password
+from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from appliance.pagination import paginate, parse_paging
-from webapp.auth import client_address
-from webapp.layout import form_errors
+from webapp.auth import admin_pages, client_address
+from webapp.layout import form_errors, keep_once, take_once
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin")
 
 _FORM_ERRORS = (ValidationFailed, Conflict)
 
 
-@bp.before_request
-@login_required
-def _admins_only():
-    if not current_user.is_admin:
-        raise PermissionDenied("Only admins may manage users.")
+admin_pages(bp, "Only admins may manage users.")
 
 
 def _actor() -> dict[str, Any]:
@@ -79,20 +76,34 @@ def add_user():
         "name": form.get("name", ""),
         "role": form.get("role", ""),
         "must_change": form.get("must_change", ""),
+        "generate": form.get("generate", ""),
     }
     try:
+        password = _chosen_password(form, bool(values["generate"]))
         user = users.create_user(
             values["email"],
             values["name"],
             values["role"],
-            form.get("password", ""),
+            password,
             must_change_password=bool(values["must_change"]),
             **_actor(),
         )
     except _FORM_ERRORS as exc:
         return _list_page(exc.status, add_values=values, add_errors=form_errors(exc))
     flash(f"Added {user.email}.", "success")
+    if values["generate"]:
+        keep_once("generated_password", {"user": user.id, "password": password})
     return redirect(url_for("admin_users.show_user", user_id=user.id))
+
+
+def _chosen_password(form: Any, generate: bool) -> str:
+    """The password typed in the form, or a generated one when "Generate" is ticked and the box left empty."""
+    typed = form.get("password", "")
+    if not generate:
+        return typed
+    if typed:
+        raise ValidationFailed({"password": "Leave the box empty to have a password generated, or untick Generate."})
+    return generate_password()
 
 
 @bp.post("/roles")
@@ -127,6 +138,7 @@ def _user_page(user_id: int, status: int = 200, **context: Any):
         "password_errors": {},
         "state_errors": {},
         "delete_errors": {},
+        "generated_password": None,
     }
     defaults.update(context)
     return render_template("admin/user.html", **defaults), status
@@ -134,6 +146,10 @@ def _user_page(user_id: int, status: int = 200, **context: Any):
 
 @bp.get("/users/<int:user_id>")
 def show_user(user_id: int):
+    # A password generated just before (Post/Redirect/Get): shown on this page once, then gone.
+    generated = take_once("generated_password")
+    if isinstance(generated, dict) and generated.get("user") == user_id:
+        return _user_page(user_id, generated_password=generated["password"])
     return _user_page(user_id)
 
 
@@ -168,10 +184,14 @@ def enable_user(user_id: int):
 @bp.post("/users/<int:user_id>/password")
 def reset_password(user_id: int):
     try:
-        user = users.set_password(user_id, request.form.get("password", ""), must_change=True, **_actor())
+        generate = bool(request.form.get("generate"))
+        password = _chosen_password(request.form, generate)
+        user = users.set_password(user_id, password, must_change=True, **_actor())
     except _FORM_ERRORS as exc:
         return _user_page(user_id, exc.status, password_errors=form_errors(exc))
     flash(f"Password of {user.email} reset; they must choose a new one at their next sign-in.", "success")
+    if generate:
+        keep_once("generated_password", {"user": user.id, "password": password})
     return redirect(url_for("admin_users.show_user", user_id=user_id))
 
 

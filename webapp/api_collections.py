@@ -32,8 +32,8 @@ def _json_object() -> dict:
 
 @bp.get("/api/collections")
 def index():
-    collections = list_collections(actor_of(current_principal()))
-    return jsonify({"items": [serialize_collection(c) for c in collections]})
+    actor = actor_of(current_principal())
+    return jsonify({"items": [serialize_collection(c, actor) for c in list_collections(actor)]})
 
 
 @bp.post("/api/collections")
@@ -41,7 +41,7 @@ def create():
     require_write()
     principal = require_admin()
     collection = create_collection(_json_object(), actor_of(principal))
-    response = jsonify(serialize_collection(collection))
+    response = jsonify(serialize_collection(collection, actor_of(principal)))
     response.status_code = 201
     response.headers["Location"] = f"/api/collections/{collection.name}"
     return response
@@ -49,7 +49,8 @@ def create():
 
 @bp.get("/api/collections/<name>")
 def read(name: str):
-    return jsonify(serialize_collection(get_visible_collection(name, actor_of(current_principal()))))
+    actor = actor_of(current_principal())
+    return jsonify(serialize_collection(get_visible_collection(name, actor), actor))
 
 
 @bp.patch("/api/collections/<name>")
@@ -59,7 +60,7 @@ def change(name: str):
     get_visible_collection(name, actor_of(principal))
     require_admin()
     changed = update_collection(name, _json_object(), actor_of(principal), files_dir=current_instance().paths.files_dir)
-    return jsonify(serialize_collection(changed))
+    return jsonify(serialize_collection(changed, actor_of(principal)))
 
 
 @bp.delete("/api/collections/<name>")
@@ -83,4 +84,4 @@ def deleted(name: str):
 @bp.get("/api/openapi.json")
 def openapi():
     actor = actor_of(current_principal())
-    return jsonify(build_document(list_collections(actor), base_url=request.host_url.rstrip("/")))
+    return jsonify(build_document(list_collections(actor), base_url=request.host_url.rstrip("/"), actor=actor))

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
+from appliance.clock import utcnow
 from appliance.collections import get_visible_collection
 from appliance.csv_io import export_csv, import_csv_journaled, stop_running_imports
 from appliance.errors import BadRequest, TooLarge
@@ -18,9 +19,10 @@ bp = Blueprint("api_csv", __name__)
 
 
 def csv_response(name: str, pieces) -> Response:
-    """A streamed CSV download named after the collection."""
+    """A streamed CSV download named after the collection and the day (UTC): ``visitors-2026-11-25.csv``."""
     response = Response(stream_with_context(pieces), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    day = utcnow().date().isoformat()
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}-{day}.csv"'
     return response
 
 
@@ -68,7 +70,9 @@ def import_(name: str):
     _filename, data = uploaded_csv()
     stop_imports_at_exit()
     jobs_dir = current_instance().paths.run_dir / "imports"
-    created = import_csv_journaled(jobs_dir, name, data, actor_of(principal))
+    created = import_csv_journaled(
+        jobs_dir, name, data, actor_of(principal), max_rows=current_instance().settings.max_import_rows
+    )
     response = jsonify({"created": created})
     response.status_code = 201
     return response

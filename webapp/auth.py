@@ -19,9 +19,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from flask import Flask, current_app, flash, g, redirect, request, session, url_for
+from flask import Blueprint, Flask, current_app, flash, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 
 from appliance import passwords, sessions
 from appliance.errors import NotAuthenticated, PermissionDenied
@@ -167,8 +167,9 @@ def _refuse_read_tokens_on_writes() -> None:
 def current_principal() -> Principal:
     """The caller of this request; raises :class:`NotAuthenticated` when there is none.
 
-    A bearer token wins over a session cookie. A session user who must change
-    their password is refused (:class:`PermissionDenied`) until they do.
+    A bearer token wins over a session cookie. A user who must change their
+    password is refused (:class:`PermissionDenied`) until they do, whether
+    through a session or an API token.
     """
     if "principal" in g:
         return g.principal
@@ -180,6 +181,9 @@ def current_principal() -> Principal:
             api_token = authenticate_token(token)
             if api_token is None:
                 raise NotAuthenticated("This API token is unknown, expired or revoked.")
+            if api_token.user.must_change_password:
+                # As for a session: a reset account does nothing until its owner chose a new password.
+                raise PermissionDenied("Your password was reset; choose a new one at /account before you go on.")
             principal = Principal(api_token.user, "token", api_token.scope, api_token)
     elif current_user.is_authenticated:
         if current_user.must_change_password:
@@ -197,6 +201,17 @@ def require_admin() -> Principal:
     if not principal.is_admin:
         raise PermissionDenied("Only admins may do this.")
     return principal
+
+
+def admin_pages(bp: Blueprint, refusal: str) -> None:
+    """Guard every page of ``bp``: a visitor who is not signed in is sent to sign in, a signed-in user who
+    is not an admin gets :class:`PermissionDenied` with ``refusal``."""
+
+    @bp.before_request
+    @login_required
+    def _admins_only():
+        if not current_user.is_admin:
+            raise PermissionDenied(refusal)
 
 
 def require_write() -> Principal:

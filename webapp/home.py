@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from appliance.collections import access_scope, list_collections
@@ -30,3 +30,9 @@ def index():
             }
         )
     return render_template("home.html", collections=collections)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on their own; point them at the page icon instead of a 404."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)

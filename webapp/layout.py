@@ -6,11 +6,13 @@ Other areas add their pages to the navigation with :func:`add_nav_link`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, session
 from flask_bootstrap import Bootstrap5
 from flask_login import current_user
 
+from appliance.clock import shown_time
 from appliance.errors import ApplianceError
 
 
@@ -38,6 +40,20 @@ def form_errors(exc: ApplianceError) -> dict[str, str]:
     return dict(exc.fields) if exc.fields else {"_form": exc.message}
 
 
+def keep_once(key: str, value: Any) -> None:
+    """Keep ``value`` (a one-time secret: a new token, a generated password) for the next page only.
+
+    Post/Redirect/Get: the form's answer redirects, the page it leads to shows the value with
+    :func:`take_once`, so a refresh neither repeats the action nor shows the secret again.
+    """
+    session[f"once:{key}"] = value
+
+
+def take_once(key: str) -> Any:
+    """The value kept by :func:`keep_once` under ``key``, removed from the session; ``None`` when none."""
+    return session.pop(f"once:{key}", None)
+
+
 def init_app(app: Flask) -> None:
     app.config.update(
         BOOTSTRAP_SERVE_LOCAL=True,
@@ -46,6 +62,8 @@ def init_app(app: Flask) -> None:
     Bootstrap5(app)
     add_nav_link(app, "Home", "/")
     add_nav_link(app, "Users", "/admin/users", admin_only=True)
+    # Every page shows a time one way: 2026-11-25 13:51 UTC.
+    app.add_template_filter(shown_time, "when")
 
     @app.context_processor
     def _layout_context() -> dict:

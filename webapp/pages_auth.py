@@ -17,7 +17,7 @@ from appliance.errors import Conflict, NotAuthenticated, PermissionDenied, Throt
 from appliance.sign_in import sign_in
 from webapp import current_instance
 from webapp.auth import client_address, end_session, renew_session, sign_in_session, throttle_rules
-from webapp.layout import form_errors
+from webapp.layout import form_errors, keep_once, take_once
 
 bp = Blueprint("auth_pages", __name__)
 
@@ -103,6 +103,10 @@ def _account_page(status: int = 200, **context: Any):
 @bp.get("/account")
 @login_required
 def account():
+    # A token made just before (Post/Redirect/Get): shown on this page once, then gone from the session.
+    made = take_once("new_token")
+    if isinstance(made, dict) and made.get("user") == current_user.id:
+        return _account_page(new_token=made, new_token_secret=made["secret"])
     return _account_page()
 
 
@@ -155,8 +159,17 @@ def create_token():
         )
     except _FORM_ERRORS as exc:
         return _account_page(exc.status, token_errors=form_errors(exc), token_values=values)
-    # Shown in this answer only: the secret is neither stored nor put in a flash message.
-    return _account_page(201, new_token=token, new_token_secret=secret)
+    # Post/Redirect/Get: a refresh of the page that shows the secret must not make a second token. The
+    # secret rides in the session (signed, HttpOnly cookie) to the next page only, which drops it.
+    keep_once("new_token", {"user": current_user.id, "name": token.name, "secret": secret})
+    return redirect(url_for("auth_pages.account", _anchor="tokens"), 303)
+
+
+@bp.get("/account/tokens")
+@login_required
+def tokens_page():
+    """The address a failed token form leaves in the address bar: back to the account page."""
+    return redirect(url_for("auth_pages.account", _anchor="tokens"))
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")

@@ -81,7 +81,9 @@ def upload(name: str):
     _creatable(name)  # the permission checks, before reading the file
     try:
         filename, data = uploaded_csv()
-        job = save_import_upload(_jobs_dir(), name, filename, data, _actor())
+        job = save_import_upload(
+            _jobs_dir(), name, filename, data, _actor(), max_rows=current_instance().settings.max_import_rows
+        )
     except (BadRequest, TooLarge) as exc:
         return _upload_page(name, exc.status, errors={"file": exc.message})
     return redirect(url_for("csv_pages.job_page", name=name, job_id=job["id"]))
@@ -110,11 +112,12 @@ def _labels(collection: Any) -> dict[str, str]:
 def _run_in_background(jobs_dir: Path, job_id: str, actor: Any) -> None:
     # A stopping worker asks the thread to stop and undo (the job file is the journal should it be killed).
     stop_imports_at_exit()
+    max_rows = current_instance().settings.max_import_rows  # read here: the thread has no app context
 
     def work() -> None:
         try:
             with database.connection_context():
-                run_import_job(jobs_dir, job_id, actor)
+                run_import_job(jobs_dir, job_id, actor, max_rows=max_rows)
         except Exception:
             log.exception("import %s stopped", job_id)
 

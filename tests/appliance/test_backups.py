@@ -26,6 +26,7 @@ from appliance.backups import (
 from appliance.errors import Busy
 from appliance.home import Paths
 from appliance.restore import restore_backup
+from tests.appliance.backup_helpers import copy_archive, store_file
 from tests.fakes import FakeClock
 from tests.mailbox import mailbox  # noqa: F401 - the fixture
 
@@ -37,21 +38,6 @@ def put(home: Path, key: str, value: str = "v") -> None:
             "INSERT OR REPLACE INTO runtime_setting (key, value, updated_at) VALUES (?, ?, '2026-01-01')", (key, value)
         )
     con.close()
-
-
-def store_file(home: Path, content: bytes, record_id: int = 1) -> str:
-    """Store ``content`` the way uploads are stored (content-addressed) and reference it from a record."""
-    digest = hashlib.sha256(content).hexdigest()
-    (home / "files" / digest[:2]).mkdir(exist_ok=True)
-    (home / "files" / digest[:2] / digest).write_bytes(content)
-    con = sqlite3.connect(home / "db" / "appliance.sqlite3", timeout=30)
-    with con:
-        con.execute(
-            "INSERT INTO file_ref (sha256, collection, record_id, field) VALUES (?, 'contracts', ?, 'scan')",
-            (digest, record_id),
-        )
-    con.close()
-    return f"files/{digest[:2]}/{digest}"
 
 
 def keys_in(db_file: Path) -> set[str]:
@@ -197,18 +183,16 @@ def test_verification_refuses_a_damaged_or_foreign_archive(home, tmp_path, damag
             info = zf.getinfo(DB_MEMBER)
         data[info.header_offset + 30 + len(info.filename) + info.compress_size // 2] ^= 0xFF
         bad.write_bytes(bytes(data))
-    elif damage in ("missing_member", "edited_manifest"):
-        with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
-            dst.comment = src.comment
-            for info in src.infolist():
-                if damage == "missing_member" and info.filename == member:
-                    continue
-                data = src.read(info)
-                if damage == "edited_manifest" and info.filename == MANIFEST:
-                    manifest = json.loads(data)
-                    manifest["row_counts"]["runtime_setting"] += 1
-                    data = json.dumps(manifest).encode()
-                dst.writestr(info, data)
+    elif damage == "missing_member":
+        copy_archive(good, bad, drop=member)
+    elif damage == "edited_manifest":
+
+        def one_more_row(data: bytes) -> bytes:
+            manifest = json.loads(data)
+            manifest["row_counts"]["runtime_setting"] += 1
+            return json.dumps(manifest).encode()
+
+        copy_archive(good, bad, edit_manifest=one_more_row)
     elif damage == "foreign_zip":
         with zipfile.ZipFile(bad, "w") as dst:
             dst.writestr("readme.txt", "hello")

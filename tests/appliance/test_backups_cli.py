@@ -157,3 +157,46 @@ def test_backup_verify_is_refused_while_a_backup_runs(home):
         answer = run_cli("backup", "verify", name, home=home)
     assert answer.returncode == 1
     assert answer.stderr.startswith("error: busy: another backup or restore is running"), answer.stderr
+
+
+def test_restore_checks_for_a_running_server_before_it_asks(home):
+    from appliance.home import Paths
+    from appliance.locks import FileLock
+
+    name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
+    paths = Paths(home)
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(paths.server_lock)  # what a running server holds
+    assert lock.acquire()
+    try:
+        refused = run_cli("backup", "restore", name, input="y\n", home=home)
+    finally:
+        lock.release()
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: a server is running on this home: stop it first, then restore"
+    assert "Replace the data" not in refused.stdout
+
+
+def test_restore_with_no_answer_refuses_in_one_line_and_a_no_changes_nothing(home):
+    name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
+    silent = run_cli("backup", "restore", name, input="", home=home)
+    assert silent.returncode == 1
+    assert silent.stderr.strip().splitlines() == [
+        "error: not restored: there was no answer to the confirmation (no terminal); add --yes to restore without asking"
+    ]
+    assert "Aborted!" not in silent.stderr + silent.stdout
+    declined = run_cli("backup", "restore", name, input="n\n", home=home)
+    assert declined.returncode == 1 and declined.stderr.strip() == "error: not restored; nothing was changed"
+    assert not list((home / "backups").glob("safety-*"))
+
+
+def test_the_restore_question_says_what_goes_back_to_the_backup_time(home):
+    item = json.loads(run_cli("backup", "create", "--json", home=home).stdout)
+    answer = run_cli("backup", "restore", item["name"], input="y\n", home=home)
+    assert answer.returncode == 0, answer.stderr
+    made = item["created_at"][:16].replace("T", " ")
+    assert (
+        f"Users, settings kept in the database, job schedules and records go back to how they were at {made} UTC."
+        in answer.stdout
+    )
+    assert f"restored {item['name']}" in answer.stdout

@@ -112,3 +112,11 @@ def test_tokens_create_list_and_revoke(home):
     assert run_cli("tokens", "revoke", str(listed[0]["id"]), home=home).returncode == 0
     again = run_cli("tokens", "revoke", str(listed[0]["id"]), home=home)
     assert again.returncode == 1 and "No token" in again.stderr
+
+
+def test_users_list_on_a_home_without_users_says_how_to_create_the_first_admin(home):
+    listed = run_cli("users", "list", home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip() == (
+        f"no users yet; create the first admin with: appliance users create YOU@EXAMPLE.COM --role admin --home {home}"
+    )

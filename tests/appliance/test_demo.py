@@ -192,7 +192,11 @@ def test_appliance_demo_fills_a_new_home_and_a_second_run_adds_nothing(home: Pat
 def test_appliance_demo_no_records_adds_only_the_collections(home: Path):
     result = run_cli("demo", "--no-records", home=home)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "created collections customers, inventory, orders"
+    first, then = result.stdout.strip().splitlines()
+    assert first == "created collections customers, inventory, orders"
+    # No account yet: it says how to make the first admin, with this home.
+    assert then.startswith("no users yet; to sign in, create the first admin with: appliance users create ")
+    assert then.endswith(f"--role admin --home {home}")
     with sqlite3.connect(home / "db" / "appliance.sqlite3") as db:
         assert [db.execute(f"SELECT COUNT(*) FROM c_{n}").fetchone()[0] for n in STARTER_COLLECTIONS] == [0, 0, 0]
 
@@ -201,4 +205,5 @@ def test_appliance_demo_on_a_folder_that_is_no_home_says_so_and_changes_nothing(
     result = run_cli("demo", home=tmp_path / "nothing")
     assert result.returncode == 1
     assert "is not an appliance home yet" in result.stderr
+    assert f"run `appliance init --home {tmp_path / 'nothing'}` first" in result.stderr
     assert not (tmp_path / "nothing").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -23,22 +22,9 @@ from appliance.db import database
 from appliance.drill import run_restore_drill
 from appliance.jobs import JobRun, run_job
 from appliance.settings import write_settings
+from tests.appliance.backup_helpers import init_home_one_migration_behind, store_file
 from tests.conftest import run_cli
 from tests.mailbox import mailbox  # noqa: F401 - the fixture
-
-
-def store_file(home: Path, content: bytes) -> str:
-    """Store ``content`` as uploads are stored (content-addressed) and refer to it from the database."""
-    digest = hashlib.sha256(content).hexdigest()
-    (home / "files" / digest[:2]).mkdir(parents=True, exist_ok=True)
-    (home / "files" / digest[:2] / digest).write_bytes(content)
-    con = sqlite3.connect(home / "db" / "appliance.sqlite3", timeout=30)
-    with con:
-        con.execute(
-            "INSERT INTO file_ref (sha256, collection, record_id, field) VALUES (?, 'contracts', 1, 'scan')", (digest,)
-        )
-    con.close()
-    return digest
 
 
 def live_state(home: Path, parts: tuple[str, ...] = ("db", "files")) -> dict[str, str]:
@@ -170,18 +156,10 @@ def test_backup_drill_and_list_from_the_command_line(home):
 def test_a_drill_of_an_older_archive_migrates_it_and_still_matches_its_manifest(home, tmp_path):
     import shutil
 
-    import peewee
-    from playhouse.migrations import Runner
-
-    from appliance.home import Paths, init_home
-    from appliance.migrate import MIGRATIONS_DIR
+    from appliance.home import Paths
 
     old_home = tmp_path / "old-home"
-    init_home(old_home)
-    db = peewee.SqliteDatabase(str(old_home / "db" / "appliance.sqlite3"))
-    names = [m.name for m in Runner(db, directory=str(MIGRATIONS_DIR)).status()]
-    Runner(db, directory=str(MIGRATIONS_DIR)).up(target=names[-2])
-    db.close()
+    names = init_home_one_migration_behind(old_home)
     older = create_backup(Paths(old_home)).path
     archive = home / "backups" / older.name
     shutil.copy(older, archive)

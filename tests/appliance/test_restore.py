@@ -19,6 +19,7 @@ from appliance.home import Paths
 from appliance.migrate import code_schema_version
 from appliance.restore import recover_interrupted_restore, restore_backup
 from appliance.server import HomeLock
+from tests.appliance.backup_helpers import copy_archive, init_home_one_migration_behind
 from tests.conftest import REPO, clean_env, start_server
 
 
@@ -109,16 +110,10 @@ def test_restore_refuses_a_corrupt_or_foreign_archive_and_changes_nothing(archiv
         with zipfile.ZipFile(bad, "w") as zf:
             zf.writestr(MANIFEST, json.dumps({"format": "something-else"}))
             zf.writestr("db/appliance.sqlite3", b"")
+    elif damage == "missing_member":
+        copy_archive(archive, bad, drop=member)
     else:
-        with zipfile.ZipFile(archive) as src, zipfile.ZipFile(bad, "w") as dst:
-            dst.comment = src.comment
-            for info in src.infolist():
-                if damage == "missing_member" and info.filename == member:
-                    continue
-                data = src.read(info)
-                if damage == "edited_manifest" and info.filename == MANIFEST:
-                    data = data.replace(b'"kind": "manual"', b'"kind": "scheduled"')
-                dst.writestr(info, data)
+        copy_archive(archive, bad, edit_manifest=lambda data: data.replace(b'"kind": "manual"', b'"kind": "scheduled"'))
     before_backups = sorted(p.name for p in (home / "backups").iterdir())
     with pytest.raises(BadRequest, match="is refused"):
         restore_backup(Paths(home), bad)
@@ -142,19 +137,8 @@ def test_restore_refuses_an_archive_from_a_newer_schema_version(home):
 
 
 def test_restore_of_an_older_archive_runs_the_missing_migrations(home, tmp_path):
-    import peewee
-    from playhouse.migrations import Runner
-
-    from appliance.migrate import MIGRATIONS_DIR
-
     old_home = tmp_path / "old-home"
-    from appliance.home import init_home
-
-    init_home(old_home)
-    db = peewee.SqliteDatabase(str(old_home / "db" / "appliance.sqlite3"))
-    names = [m.name for m in Runner(db, directory=str(MIGRATIONS_DIR)).status()]
-    Runner(db, directory=str(MIGRATIONS_DIR)).up(target=names[-2])
-    db.close()
+    names = init_home_one_migration_behind(old_home)
     archive = create_backup(Paths(old_home)).path
     outcome = restore_backup(Paths(home), archive)
     assert outcome["migrations_applied"] == [names[-1]]

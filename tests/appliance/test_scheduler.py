@@ -317,6 +317,59 @@ def test_a_bad_schedule_is_refused_with_its_reason(schedule, reason):
         parse_schedule(schedule)
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("daily 02:00", "0 2 * * *"),
+        ("Daily 7:05", "5 7 * * *"),
+        ("weekdays 07:30", "30 7 * * 1-5"),
+        ("weekly sunday 04:45", "45 4 * * 0"),
+        ("weekly Sat 23:59", "59 23 * * 6"),
+        ("weekly mon 00:00", "0 0 * * 1"),
+        ("every 6 hours", "every 6h"),
+        ("every 30 minutes", "every 30m"),
+        ("every 1 day", "every 1d"),
+        ("every 2 days", "every 2d"),
+        ("every 6h", "every 6h"),
+        ("0 2 * * *", "0 2 * * *"),
+    ],
+)
+def test_plain_schedules_are_accepted_and_stored_normalised(typed, stored):
+    from appliance.schedules import parse_schedule
+
+    assert parse_schedule(typed).text == stored
+
+
+def test_a_plain_weekly_schedule_runs_on_its_day():
+    from appliance.schedules import parse_schedule
+
+    monday_noon = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
+    planned = parse_schedule("weekly sunday 04:45").next_after(monday_noon, dt.UTC)
+    assert (planned.strftime("%a"), planned.hour, planned.minute) == ("Sun", 4, 45)
+    planned = parse_schedule("weekdays 07:30").next_after(dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC), dt.UTC)
+    assert planned.strftime("%a %H:%M") == "Mon 07:30"  # Saturday noon: the next weekday is Monday
+
+
+@pytest.mark.parametrize(
+    ("schedule", "reason"),
+    [
+        ("daily 25:00", "'25:00' is not a time of day; write it as HH:MM"),
+        ("daily 12:60", "is not a time of day"),
+        ("daily", "the time of day is missing"),
+        ("weekdays 7", "'7' is not a time of day"),
+        ("weekly funday 10:00", "'funday' is not a day of the week; write mon … sun or monday … sunday"),
+        ("weekly", "name the day and the time"),
+        ("daily 02:00 03:00", "write one time of day"),
+        ("every 5 weeks", "a number and minutes, hours or days"),
+    ],
+)
+def test_a_bad_plain_schedule_is_refused_with_its_reason(schedule, reason):
+    from appliance.schedules import parse_schedule
+
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        parse_schedule(schedule)
+
+
 def test_an_interval_schedule_keeps_its_rhythm_across_restarts(instance, scheduler):
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     set_at = now - dt.timedelta(hours=10, minutes=20)

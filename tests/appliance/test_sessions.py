@@ -9,6 +9,7 @@ import pytest
 from appliance import sessions, users
 from appliance.tokens import digest_of
 from appliance.users import UserSession
+from tests.conftest import counting_queries
 from tests.fakes import FakeClock
 
 TIMEOUTS = sessions.Timeouts(idle=dt.timedelta(minutes=60), absolute=dt.timedelta(hours=12))
@@ -30,21 +31,9 @@ def test_a_session_is_stored_only_as_the_digest_of_its_key(ann):
 
 
 def test_loading_a_session_and_its_user_is_one_query(ann):
-    from appliance.db import database
-
     key = sessions.start_session(ann, TIMEOUTS)
-    queries = []
-    original = database.obj.execute_sql
-
-    def counting(sql, params=None, *args, **kwargs):
-        queries.append(sql)
-        return original(sql, params, *args, **kwargs)
-
-    database.obj.execute_sql = counting
-    try:
+    with counting_queries() as queries:
         assert sessions.authenticate_session(key, TIMEOUTS).user.role == "editor"
-    finally:
-        database.obj.execute_sql = original
     assert len(queries) == 1
 
 

@@ -10,6 +10,7 @@ from appliance import tokens
 from appliance.errors import NotFound, ValidationFailed
 from appliance.tokens import ApiToken
 from appliance.users import create_user, disable_user
+from tests.conftest import counting_queries
 from tests.fakes import FakeClock
 
 
@@ -28,23 +29,11 @@ def test_a_token_is_stored_only_as_its_digest(ann):
 
 
 def test_authenticating_a_token_is_one_query(ann, instance):
-    from appliance.db import database
-
     _token, secret = tokens.create_token(ann.id, "script")
     tokens.authenticate_token(secret)  # first use writes last_used_at
-    queries = []
-    original = database.obj.execute_sql
-
-    def counting(sql, params=None, *args, **kwargs):
-        queries.append(sql)
-        return original(sql, params, *args, **kwargs)
-
-    database.obj.execute_sql = counting
-    try:
+    with counting_queries() as queries:
         found = tokens.authenticate_token(secret)
         assert found.user.email == "ann@example.com"  # the user came with the same query
-    finally:
-        database.obj.execute_sql = original
     assert len(queries) == 1
 
 

@@ -159,6 +159,7 @@ def test_a_backup_made_and_restored_through_the_console_brings_the_old_data_back
     assert f"Made {local_time(manifest['created_at'])} " in text
     assert re.search(r"holding .*\b1 user\b", text) and "3 roles" in text  # before@example.com only
     assert "started again afterwards" in text
+    assert f"job schedules and records go back to how they were at {local_time(manifest['created_at'])}." in text
 
     asked = _confirm_with(monkeypatch, QMessageBox.StandardButton.Yes)
     with qtbot.waitSignal(backups.restore_finished, timeout=60_000) as restored:

@@ -6,16 +6,8 @@ from appliance.collections import create_collection
 from appliance.db import database
 from appliance.users import get_user
 from tests.e2e.conftest import sign_in, url
+from tests.webapp.data_server import CSV_ORDERS as ORDERS
 
-ORDERS = {
-    "name": "orders",
-    "label": "Orders",
-    "fields": [
-        {"name": "title", "type": "text", "required": True, "unique": True},
-        {"name": "quantity", "type": "integer", "min": 0},
-    ],
-    "permissions": {"editor": ["view", "create"], "viewer": ["view"]},
-}
 BAD = b'title;quantity\nDesk;2\n"Chair\nwith arms";-3\nLamp;1\n'
 GOOD = '\ufefftitle;quantity\nDesk;2\n"Chair\nwith arms";3\nLamp;1\n'.encode()
 

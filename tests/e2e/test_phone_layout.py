@@ -49,6 +49,28 @@ def orders(instance, personas):
     return record["id"]
 
 
+@pytest.fixture
+def operations(instance):
+    """A backup in the list and a finished run in the backup job's history (the admin pages with rows)."""
+    import datetime as dt
+
+    from appliance import jobs
+
+    with database.connection_context():
+        jobs.ensure_jobs(instance.settings)
+        started = dt.datetime(2026, 11, 25, 13, 51)
+        jobs.JobRun.create(
+            job="backup",
+            trigger="schedule",
+            started_at=started,
+            finished_at=started + dt.timedelta(seconds=3),
+            outcome="ok",
+            message="wrote backup-20261125T135100Z.zip (1.2 MB) and verified it; copied it to the offsite folder",
+            duration_seconds=3.2,
+        )
+    jobs.take_backup(instance, kind="manual")
+
+
 PAGES = [
     "/",
     f"/c/{NAME}",
@@ -61,17 +83,23 @@ PAGES = [
     "/admin/audit?since=yesterday",
     "/admin/settings",
     "/account",
+    "/admin/jobs",
+    "/admin/jobs/backup/runs",
+    "/admin/backups",
+    "/admin/users",
+    "/admin/users/{admin_id}",
 ]
 
 
 def test_no_main_page_is_wider_than_a_phone_and_the_menu_opens_without_script(
-    e2e_server, personas, orders, browser_page, tmp_path
+    e2e_server, personas, orders, operations, browser_page, tmp_path
 ):
     page = browser_page
     page.set_viewport_size(PHONE)
     sign_in(page, e2e_server, personas.admin.email, personas.admin.password)
     too_wide = {}
     for path in PAGES:
+        path = path.format(admin_id=personas.admin.id)
         page.goto(url(e2e_server, path))
         width = page.evaluate("document.documentElement.scrollWidth")
         page.screenshot(path=str(tmp_path / (path.strip("/").replace("/", "_").replace("?", "_") or "home")) + ".png")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 
-from tests.conftest import LiveServer, Personas
+from tests.conftest import LiveServer, Personas, start_server
 
 ITEMS = {
     "name": "items",
@@ -20,6 +23,16 @@ ITEMS = {
         {"name": "contract", "type": "file", "max_size": 2048, "accept": ["application/pdf", "image/*"]},
     ],
     "permissions": {"editor": ["view", "create", "update:own", "delete:own"], "viewer": ["view"]},
+}
+# The collection of the CSV import tests, through the test client and in the browser.
+CSV_ORDERS = {
+    "name": "orders",
+    "label": "Orders",
+    "fields": [
+        {"name": "title", "type": "text", "required": True, "unique": True},
+        {"name": "quantity", "type": "integer", "min": 0},
+    ],
+    "permissions": {"editor": ["view", "create"], "viewer": ["view"]},
 }
 HIDDEN = {"name": "hidden", "label": "Hidden", "fields": [{"name": "x", "type": "text"}], "permissions": {}}
 
@@ -45,3 +58,15 @@ def make_data_server(live_server: LiveServer, personas: Personas, api_token_for)
         answer = data.call("admin", "POST", "/api/collections", json=definition)
         assert answer.status_code == 201, answer.text
     return data
+
+
+@contextmanager
+def running_data_server(home: Path, personas: Personas, api_token_for, env: dict[str, str]) -> Iterator[DataServer]:
+    """A server of its own on ``home`` started with ``env`` (one worker), made a data server, stopped at the end."""
+    server = start_server(home, workers=1, env=env)
+    try:
+        yield make_data_server(server, personas, api_token_for)
+    finally:
+        server.stop()
+        if server.process.stdout:
+            server.process.stdout.close()

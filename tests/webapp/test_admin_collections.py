@@ -9,25 +9,11 @@ import pytest
 from appliance.collections import get_collection
 from appliance.records import create_record
 from appliance.users import get_user
-from tests.conftest import csrf_token_in
-
-
-@pytest.fixture
-def sign_in(app, personas):
-    def signed_in(who: str):
-        person = personas[who]
-        client = app.test_client()
-        token = csrf_token_in(client.get("/login").get_data(as_text=True))
-        answer = client.post("/login", data={"email": person.email, "password": person.password, "csrf_token": token})
-        assert answer.status_code == 302, f"{who} could not sign in"
-        return client
-
-    return signed_in
+from tests.conftest import post_form
 
 
 def post(client, path: str, data: dict, status: int = 302):
-    token = csrf_token_in(client.get("/admin/collections").get_data(as_text=True))
-    answer = client.post(path, data={**data, "csrf_token": token})
+    answer = post_form(client, path, data, token_from="/admin/collections")
     assert answer.status_code == status, answer.get_data(as_text=True)[:2000]
     return answer
 
@@ -37,8 +23,8 @@ def text(answer) -> str:
 
 
 @pytest.fixture
-def admin(sign_in):
-    client = sign_in("admin")
+def admin(signed_in):
+    client = signed_in("admin")
     post(client, "/admin/collections", {"name": "orders", "label": "Orders"})
     post(client, "/admin/collections/orders/fields", {"name": "title", "type": "text", "required": "yes"})
     post(client, "/admin/collections/orders/fields", {"name": "qty", "type": "integer", "min": "0"})
@@ -51,8 +37,8 @@ def names() -> list[str]:
 
 
 @pytest.mark.parametrize(("who", "status"), [("editor", 403), ("viewer", 403)])
-def test_only_admins_may_open_the_collection_editor(sign_in, who, status):
-    client = sign_in(who)
+def test_only_admins_may_open_the_collection_editor(signed_in, who, status):
+    client = signed_in(who)
     for path in ("/admin/collections", "/admin/collections/x"):
         assert client.get(path).status_code == status
 

@@ -7,34 +7,20 @@ import tomllib
 import pytest
 
 from appliance.audit import list_events
-from tests.conftest import csrf_token_in
-
-
-@pytest.fixture
-def sign_in(app, personas):
-    def signed_in(who: str):
-        person = personas[who]
-        client = app.test_client()
-        token = csrf_token_in(client.get("/login").get_data(as_text=True))
-        answer = client.post("/login", data={"email": person.email, "password": person.password, "csrf_token": token})
-        assert answer.status_code == 302, f"{who} could not sign in"
-        return client
-
-    return signed_in
+from tests.conftest import post_form
 
 
 def save(client, **values):
-    token = csrf_token_in(client.get("/admin/settings").get_data(as_text=True))
-    return client.post("/admin/settings", data={**values, "csrf_token": token})
+    return post_form(client, "/admin/settings", values)
 
 
 @pytest.mark.parametrize("who", ["editor", "viewer"])
-def test_only_admins_may_open_the_settings(sign_in, who):
-    assert sign_in(who).get("/admin/settings").status_code == 403
+def test_only_admins_may_open_the_settings(signed_in, who):
+    assert signed_in(who).get("/admin/settings").status_code == 403
 
 
-def test_the_page_offers_only_settings_that_need_no_restart(sign_in):
-    page = sign_in("admin").get("/admin/settings").get_data(as_text=True)
+def test_the_page_offers_only_settings_that_need_no_restart(signed_in):
+    page = signed_in("admin").get("/admin/settings").get_data(as_text=True)
     assert 'name="backup_keep_daily"' in page and 'name="smtp_host"' in page
     assert 'name="port"' not in page and "<code>port</code>" in page  # listed read-only
     assert 'name="smtp_password" type="password"' in page
@@ -49,10 +35,10 @@ def root_level():
     logging.getLogger().setLevel(level)
 
 
-def test_a_valid_change_is_written_audited_and_seen_by_the_running_app(sign_in, instance, app, root_level):
+def test_a_valid_change_is_written_audited_and_seen_by_the_running_app(signed_in, instance, app, root_level):
     import logging
 
-    admin = sign_in("admin")
+    admin = signed_in("admin")
     answer = save(admin, backup_keep_daily="3", log_level="DEBUG", smtp_password="s3cret")
     assert answer.status_code == 302
     written = tomllib.loads(instance.paths.settings_file.read_text())
@@ -68,16 +54,16 @@ def test_a_valid_change_is_written_audited_and_seen_by_the_running_app(sign_in, 
     assert tomllib.loads(instance.paths.settings_file.read_text())["smtp_password"] == "s3cret"
 
 
-def test_bad_values_are_shown_beside_their_fields_and_nothing_is_written(sign_in, instance):
+def test_bad_values_are_shown_beside_their_fields_and_nothing_is_written(signed_in, instance):
     before = instance.paths.settings_file.read_text()
-    answer = save(sign_in("admin"), backup_keep_daily="-1", smtp_port="many", log_level="LOUD")
+    answer = save(signed_in("admin"), backup_keep_daily="-1", smtp_port="many", log_level="LOUD")
     assert answer.status_code == 422
     page = answer.get_data(as_text=True)
     assert page.count("invalid-feedback") >= 3 and 'value="many"' in page
     assert instance.paths.settings_file.read_text() == before
 
 
-def test_a_change_made_by_another_process_reaches_this_worker(sign_in, instance, app):
+def test_a_change_made_by_another_process_reaches_this_worker(signed_in, instance, app):
     import os
 
     from appliance.runtime_settings import refresh_runtime_settings
@@ -101,9 +87,9 @@ def test_a_change_made_by_another_process_reaches_this_worker(sign_in, instance,
         ("smtp_timeout_seconds", "inf", "finite"),
     ],
 )
-def test_values_of_the_right_type_but_unusable_are_refused_saying_why(sign_in, instance, field, value, says):
+def test_values_of_the_right_type_but_unusable_are_refused_saying_why(signed_in, instance, field, value, says):
     before = instance.paths.settings_file.read_text()
-    answer = save(sign_in("admin"), **{field: value})
+    answer = save(signed_in("admin"), **{field: value})
     page = answer.get_data(as_text=True)
     assert answer.status_code == 422
     feedback = page.split(f'id="s-{field}"', 1)[1].split("form-text", 1)[0]
@@ -111,9 +97,9 @@ def test_values_of_the_right_type_but_unusable_are_refused_saying_why(sign_in, i
     assert instance.paths.settings_file.read_text() == before
 
 
-def test_good_values_for_the_checked_settings_are_saved(sign_in, instance, tmp_path):
+def test_good_values_for_the_checked_settings_are_saved(signed_in, instance, tmp_path):
     answer = save(
-        sign_in("admin"),
+        signed_in("admin"),
         alert_recipients="ops@example.com, boss@example.org",
         smtp_host="smtp.example.com",
         smtp_sender="appliance@example.com",
@@ -125,9 +111,9 @@ def test_good_values_for_the_checked_settings_are_saved(sign_in, instance, tmp_p
     assert saved["alert_recipients"] == "ops@example.com, boss@example.org" and saved["audit_retention_days"] == 36500
 
 
-def test_a_forged_change_of_a_setting_fixed_by_the_environment_is_an_error(sign_in, instance, monkeypatch):
+def test_a_forged_change_of_a_setting_fixed_by_the_environment_is_an_error(signed_in, instance, monkeypatch):
     monkeypatch.setenv("APPLIANCE_SMTP_HOST", "mail.example.com")
-    admin = sign_in("admin")
+    admin = signed_in("admin")
     before = instance.paths.settings_file.read_text()
     answer = save(admin, smtp_host="evil.example.com")
     assert answer.status_code == 422
@@ -137,9 +123,9 @@ def test_a_forged_change_of_a_setting_fixed_by_the_environment_is_an_error(sign_
     assert save(admin, smtp_host="mail.example.com").status_code == 302
 
 
-def test_the_restart_list_shows_what_the_running_server_uses(sign_in, instance):
+def test_the_restart_list_shows_what_the_running_server_uses(signed_in, instance):
     instance.paths.server_json.parent.mkdir(parents=True, exist_ok=True)
     instance.paths.server_json.write_text('{"pid": 1, "port": 54321, "host": "127.0.0.1", "workers": 2}')
-    page = sign_in("admin").get("/admin/settings").get_data(as_text=True)
+    page = signed_in("admin").get("/admin/settings").get_data(as_text=True)
     cell = page.split('id="running-port">', 1)[1].split("</td>", 1)[0]
     assert "54321" in cell and "differs" in cell

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import start_server
-from tests.webapp.data_server import ITEMS, make_data_server
+from tests.webapp.data_server import ITEMS, running_data_server
 
 R = "/api/collections/items/records"
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
@@ -14,13 +13,8 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
 
 @pytest.fixture
 def data(home, personas, api_token_for):
-    server = start_server(home, workers=1, env={"APPLIANCE_MAX_UPLOAD_MB": "1"})
-    try:
-        yield make_data_server(server, personas, api_token_for)
-    finally:
-        server.stop()
-        if server.process.stdout:
-            server.process.stdout.close()
+    with running_data_server(home, personas, api_token_for, env={"APPLIANCE_MAX_UPLOAD_MB": "1"}) as data:
+        yield data
 
 
 def test_create_read_change_and_delete_a_record_as_json(data):
@@ -209,13 +203,8 @@ def test_record_audit_events_carry_the_client_address(data):
 
 @pytest.fixture
 def impatient(home, personas, api_token_for):
-    server = start_server(home, workers=1, env={"APPLIANCE_SQLITE_BUSY_TIMEOUT_MS": "100"})
-    try:
-        yield make_data_server(server, personas, api_token_for)
-    finally:
-        server.stop()
-        if server.process.stdout:
-            server.process.stdout.close()
+    with running_data_server(home, personas, api_token_for, env={"APPLIANCE_SQLITE_BUSY_TIMEOUT_MS": "100"}) as data:
+        yield data
 
 
 def test_a_database_locked_by_another_writer_answers_503_busy_with_retry_after(impatient, home):

@@ -241,13 +241,30 @@ def test_a_token_made_on_the_account_page_is_shown_once(browser, personas):
     answer = browser.post(
         "/account/tokens", data={"csrf_token": token, "name": "my script", "scope": "read", "expires_days": "30"}
     )
-    assert answer.status_code == 201
-    secret = re.search(r'id="new-token">([^<]+)<', answer.get_data(as_text=True)).group(1)
+    # Post/Redirect/Get: the answer redirects; the account page shows the secret once.
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/account#tokens"
+    shown = browser.get("/account").get_data(as_text=True)
+    secret = re.search(r'id="new-token">([^<]+)<', shown).group(1)
     assert secret.startswith("oat_")
     again = browser.get("/account").get_data(as_text=True)
     assert "my script" in again and secret not in again
     me = browser.get("/api/me", headers={"Authorization": f"Bearer {secret}"})
     assert me.get_json()["email"] == personas.editor.email
+
+
+def test_refreshing_after_making_a_token_makes_no_second_token(browser, personas):
+    from appliance.tokens import list_tokens
+
+    sign_in(browser, personas.editor.email, personas.editor.password)
+    token = form_token(browser, "/account")
+    browser.post("/account/tokens", data={"csrf_token": token, "name": "once", "scope": "read", "expires_days": "30"})
+    # What a refresh repeats is the GET the redirect led to, not the POST.
+    browser.get("/account")
+    browser.get("/account")
+    assert [t.name for t in list_tokens(personas.editor.id)] == ["once"]
+    # The address a failed form leaves in the address bar leads back to the page instead of a 405.
+    assert browser.get("/account/tokens").headers["Location"] == "/account#tokens"
 
 
 def test_a_bad_token_form_keeps_what_was_typed(browser, personas):

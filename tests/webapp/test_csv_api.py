@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
-from tests.conftest import browser_sign_in, start_server
-from tests.webapp.data_server import make_data_server
+from tests.conftest import browser_sign_in
+from tests.webapp.data_server import running_data_server
 
 R = "/api/collections/items/records"
 EXPORT = "/api/collections/items/export.csv"
@@ -17,13 +18,8 @@ IMPORT = "/api/collections/items/import"
 
 @pytest.fixture
 def data(home, personas, api_token_for):
-    server = start_server(home, workers=1, env={"APPLIANCE_MAX_UPLOAD_MB": "1"})
-    try:
-        yield make_data_server(server, personas, api_token_for)
-    finally:
-        server.stop()
-        if server.process.stdout:
-            server.process.stdout.close()
+    with running_data_server(home, personas, api_token_for, env={"APPLIANCE_MAX_UPLOAD_MB": "1"}) as data:
+        yield data
 
 
 def upload(text: str | bytes, name: str = "items.csv") -> dict:
@@ -37,7 +33,7 @@ def test_export_answers_a_csv_download_of_the_filtered_records(data):
     answer = data.call("viewer", "GET", EXPORT, params={"quantity__gte": "5", "ordering": "-quantity"})
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/csv")
-    assert answer.headers["Content-Disposition"] == 'attachment; filename="items.csv"'
+    assert re.fullmatch(r'attachment; filename="items-\d{4}-\d\d-\d\d\.csv"', answer.headers["Content-Disposition"])
     rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8"))))
     assert [(r["title"], r["quantity"], r["total"]) for r in rows] == [("c", "9", "18"), ("b", "5", "10")]
     bad = data.call("viewer", "GET", EXPORT, params={"colour": "red"})

@@ -11,40 +11,20 @@ import pytest
 from appliance.collections import create_collection
 from appliance.record_query import list_records
 from appliance.users import get_user
-from tests.conftest import csrf_token_in
-
-ORDERS = {
-    "name": "orders",
-    "label": "Orders",
-    "fields": [
-        {"name": "title", "type": "text", "required": True, "unique": True},
-        {"name": "quantity", "type": "integer", "min": 0},
-    ],
-    "permissions": {"editor": ["view", "create"], "viewer": ["view"]},
-}
+from tests.conftest import csrf_token_in, post_form
+from tests.webapp.data_server import CSV_ORDERS as ORDERS
 
 
 @pytest.fixture
-def sign_in(app, personas):
+def sign_in(signed_in, personas):
+    """The orders collection, then ``signed_in`` of tests/conftest.py."""
     create_collection(ORDERS, get_user(personas.admin.id))
-
-    def signed_in(who: str):
-        person = personas[who]
-        client = app.test_client()
-        token = csrf_token_in(client.get("/login").get_data(as_text=True))
-        answer = client.post("/login", data={"email": person.email, "password": person.password, "csrf_token": token})
-        assert answer.status_code == 302, f"{who} could not sign in"
-        return client
-
     return signed_in
 
 
 def upload(client, body: bytes):
-    token = csrf_token_in(client.get("/c/orders/import").get_data(as_text=True))
-    return client.post(
-        "/c/orders/import",
-        data={"csrf_token": token, "file": (io.BytesIO(body), "orders.csv")},
-        content_type="multipart/form-data",
+    return post_form(
+        client, "/c/orders/import", {"file": (io.BytesIO(body), "orders.csv")}, content_type="multipart/form-data"
     )
 
 
@@ -110,6 +90,6 @@ def test_the_export_link_carries_the_list_filters(sign_in, personas):
     for title, quantity in (("a", 1), ("b", 5)):
         create_record("orders", {"title": title, "quantity": quantity}, get_user(personas.admin.id))
     answer = sign_in("viewer").get("/c/orders/export.csv?quantity__gte=2")
-    assert answer.headers["Content-Disposition"] == 'attachment; filename="orders.csv"'
+    assert re.fullmatch(r'attachment; filename="orders-\d{4}-\d\d-\d\d\.csv"', answer.headers["Content-Disposition"])
     lines = answer.get_data(as_text=True).splitlines()
     assert len(lines) == 2 and lines[1].split(",")[5] == "b"

@@ -61,18 +61,10 @@ def staff(instance, personas):
 
 
 @pytest.fixture
-def as_(app, staff):
-    """``as_("editor")``: a test client signed in as that persona (keeps cookies, like a browser)."""
-
-    def sign_in(who: str):
-        person = staff[who]
-        client = app.test_client()
-        token = csrf_token_in(client.get("/login").get_data(as_text=True))
-        answer = client.post("/login", data={"email": person.email, "password": person.password, "csrf_token": token})
-        assert answer.status_code == 302, f"{who} could not sign in"
-        return client
-
-    return sign_in
+def as_(signed_in, staff):
+    """``as_("editor")``: a test client signed in as that persona (keeps cookies, like a browser), once
+    ``staff`` is set up."""
+    return signed_in
 
 
 def page(client, path: str, status: int = 200) -> str:
