@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import peewee
 
 from appliance import __version__
 from appliance.db import describe_database_error
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, MigrationRequired
 from appliance.home import Instance, init_home, open_instance, resolve_home
 
 
@@ -70,6 +71,23 @@ def current_home() -> Path:
 def current_instance() -> Instance:
     """The opened instance of :func:`current_home`; a bad home or setting becomes a one-line failure."""
     return open_instance(current_home())
+
+
+@contextmanager
+def migrated_database(instance: Instance) -> Iterator[None]:
+    """Open ``instance``'s database for one command; :class:`MigrationRequired` (naming the command that
+    fixes it) when migrations are pending."""
+    from appliance.db import open_database
+    from appliance.migrate import pending_migrations
+
+    db = open_database(instance)
+    with db.connection_context():
+        pending = pending_migrations(db)
+        if pending:
+            raise MigrationRequired(
+                f"the database needs {len(pending)} migration(s); run `appliance migrate --home {instance.home}` first"
+            )
+        yield
 
 
 def fail(message: str, code: int = 1) -> None:

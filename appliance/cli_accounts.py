@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import click
 
 from appliance import passwords
-from appliance.cli import command, current_instance, json_option, print_json
-from appliance.errors import BadRequest, MigrationRequired
+from appliance.cli import command, current_instance, json_option, migrated_database, print_json
+from appliance.errors import BadRequest
 
 ACTOR = "cli"
 
@@ -23,18 +23,9 @@ ACTOR = "cli"
 @contextmanager
 def _accounts_database() -> Iterator[None]:
     """Open the instance's database (migrated) and the password hasher for one command."""
-    from appliance.db import open_database
-    from appliance.migrate import pending_migrations
-
     instance = current_instance()
     passwords.configure_from_settings(instance.settings)
-    db = open_database(instance)
-    with db.connection_context():
-        pending = pending_migrations(db)
-        if pending:
-            raise MigrationRequired(
-                f"the database needs {len(pending)} migration(s); run `appliance migrate --home {instance.home}` first"
-            )
+    with migrated_database(instance):
         yield
 
 

@@ -8,30 +8,10 @@ with the same no-overlap guarantee as the server's scheduler (a per-job OS lock)
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 
-from appliance.cli import command, current_instance, fail, json_option, print_json
-from appliance.errors import MigrationRequired
-from appliance.home import Instance
-
-
-@contextmanager
-def _database(instance: Instance) -> Iterator[None]:
-    """Open the instance's (migrated) database for one command."""
-    from appliance.db import open_database
-    from appliance.migrate import pending_migrations
-
-    db = open_database(instance)
-    with db.connection_context():
-        pending = pending_migrations(db)
-        if pending:
-            raise MigrationRequired(
-                f"the database needs {len(pending)} migration(s); run `appliance migrate --home {instance.home}` first"
-            )
-        yield
+from appliance.cli import command, current_instance, fail, json_option, migrated_database, print_json
 
 
 def _size(size: int) -> str:
@@ -63,7 +43,7 @@ def backup_create(as_json: bool) -> None:
 
     instance = current_instance()
     recover_if_idle(instance.paths)
-    with _database(instance):
+    with migrated_database(instance):
         item = take_backup(instance, kind="manual")
     if as_json:
         print_json(item)
@@ -137,7 +117,7 @@ def backup_drill(archive: str | None, as_json: bool) -> None:
 
     instance = current_instance()
     path = resolve_archive(instance.paths, archive) if archive else None
-    with _database(instance):
+    with migrated_database(instance):
         result = drill_backup(instance, path)
     if as_json:
         print_json(result)
@@ -208,7 +188,7 @@ def jobs_list(as_json: bool) -> None:
     from appliance.jobs import current_settings, ensure_jobs, job_items
 
     instance = current_instance()
-    with _database(instance):
+    with migrated_database(instance):
         ensure_jobs(current_settings(instance))
         items = job_items()
     if as_json:
@@ -230,7 +210,7 @@ def jobs_run(name: str, as_json: bool) -> None:
     from appliance.jobs import current_settings, ensure_jobs, run_job, serialize_run
 
     instance = current_instance()
-    with _database(instance):
+    with migrated_database(instance):
         ensure_jobs(current_settings(instance))
         run = run_job(instance, name, trigger="cli")
         item = serialize_run(run)
