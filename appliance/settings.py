@@ -748,7 +748,16 @@ _LABELS = {
     "session_absolute_hours": "Session length limit (hours)",
     "token_default_days": "Token lifetime (days)",
 }
-_LABEL_WORDS = {"sqlite": "SQLite", "smtp": "SMTP", "url": "URL", "tls": "TLS", "api": "API", "mb": "MB", "kib": "KiB", "ms": "ms"}
+_LABEL_WORDS = {
+    "sqlite": "SQLite",
+    "smtp": "SMTP",
+    "url": "URL",
+    "tls": "TLS",
+    "api": "API",
+    "mb": "MB",
+    "kib": "KiB",
+    "ms": "ms",
+}
 _UNITS = {"seconds", "minutes", "hours", "days", "bytes", "mb", "kib", "ms"}
 # The words shown for the fixed choices of a setting, by setting and value.
 _CHOICE_LABELS = {

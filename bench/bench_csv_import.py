@@ -10,19 +10,29 @@ record through the records service every 20 ms and times each save; the
 figures are the import's duration and that writer's longest wait and
 failures (a save that waited out the busy timeout fails). Nothing here is a
 test; it prints figures and the ratio of the two longest waits.
+
+The writer process is stopped and the temporary home removed even when an
+import fails; ``DATABASE_URL`` and ``APPLIANCE_*`` are ignored (the temporary
+home's SQLite and default settings are used). Arguments it does not take
+(from ``run_all.py -- ...``) are ignored with a note.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import queue
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _load import clean_env, exit_on_sigterm, note_unknown  # bench/ is on sys.path: the benches run as scripts
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+MAX_WRITER_SECONDS = 3600  # the writer stops by itself after this, whatever happens to the parent
 
 FIELDS = [
     {"name": "title", "type": "text", "required": True, "unique": True},
@@ -41,7 +51,7 @@ def make_home(root: Path) -> Path:
 
     home = root / "home"
     init_home(home)
-    db = open_database(open_instance(home))
+    db = open_database(open_instance(home, clean_env()))
     with db.connection_context():
         apply_migrations(db)
         for name in ("items", "other"):
@@ -57,59 +67,81 @@ def make_csv(rows: int, prefix: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def writer(home: str, stop, results) -> None:
-    """Save a record every 20 ms until told to stop; report (count, longest wait, failures)."""
+def writer(home: str, stop, ready, results) -> None:
+    """Save a record every 20 ms until told to stop (bounded in time); report (count, longest wait, failures)."""
     from appliance.collections import SYSTEM
     from appliance.db import database, open_database
     from appliance.home import open_instance
     from appliance.records import create_record
 
-    open_database(open_instance(Path(home)))
+    parent = os.getppid()
+    open_database(open_instance(Path(home), clean_env()))
     longest, failures, count = 0.0, 0, 0
-    with database.connection_context():
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                create_record("other", {"title": f"w{count}-{time.time_ns()}"}, SYSTEM)
-            except Exception:
-                failures += 1
-            longest = max(longest, time.monotonic() - started)
-            count += 1
-            time.sleep(0.02)
-    results.put((count, longest, failures))
+    give_up = time.monotonic() + MAX_WRITER_SECONDS
+    try:
+        with database.connection_context():
+            ready.set()
+            while not stop.is_set() and time.monotonic() < give_up and os.getppid() == parent:
+                started = time.monotonic()
+                try:
+                    create_record("other", {"title": f"w{count}-{time.time_ns()}"}, SYSTEM)
+                except Exception:
+                    failures += 1
+                longest = max(longest, time.monotonic() - started)
+                count += 1
+                time.sleep(0.02)
+    finally:
+        results.put((count, longest, failures))
 
 
 def timed_import(home: Path, data: bytes, batch: int) -> tuple[float, int, float, int]:
+    """Import ``data`` while a writer process saves records; the writer is stopped even when the import raises."""
     from appliance.collections import SYSTEM
     from appliance.csv_io import import_csv
 
-    stop = multiprocessing.Event()
-    results = multiprocessing.Queue()
-    process = multiprocessing.Process(target=writer, args=(str(home), stop, results))
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no SQLite connection crosses a fork
+    stop, ready, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    process = ctx.Process(target=writer, args=(str(home), stop, ready, results))
     process.start()
-    time.sleep(0.5)
-    started = time.monotonic()
-    created = import_csv("items", data, SYSTEM, batch_size=batch)
-    elapsed = time.monotonic() - started
-    time.sleep(0.2)
-    stop.set()
-    count, longest, failures = results.get(timeout=60)
-    process.join(timeout=30)
-    assert created > 0
+    try:
+        if not ready.wait(60):
+            raise SystemExit("the writer process did not start")
+        time.sleep(0.2)
+        started = time.monotonic()
+        created = import_csv("items", data, SYSTEM, batch_size=batch)
+        elapsed = time.monotonic() - started
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        try:
+            stats = results.get(timeout=60)
+        except queue.Empty:
+            stats = None
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if stats is None:
+        raise SystemExit("the writer process reported nothing")
+    if created <= 0:
+        raise SystemExit("the import created no records")
+    count, longest, failures = stats
     return elapsed, count, longest, failures
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=200)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    note_unknown("bench_csv_import", unknown)
+    exit_on_sigterm()
     from appliance.db import database, open_database
     from appliance.home import open_instance
 
     with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
         home = make_home(Path(tmp))
-        open_database(open_instance(home))
+        open_database(open_instance(home, clean_env()))
         with database.connection_context():
             batched = timed_import(home, make_csv(args.rows, "b"), args.batch)
             single = timed_import(home, make_csv(args.rows, "s"), args.rows)

@@ -1,34 +1,53 @@
 """Records API throughput: the appliance next to a bare Flask + Waitress app doing the same SQL.
 
-Run: ``.venv/bin/python bench/bench_records.py [--seconds 3] [--concurrency 16] [--big 1000000]``
+Run: ``.venv/bin/python bench/bench_records.py [--seconds 3] [--connections 32,64,256] [--big 1000000]
+[--load-procs P] [--threads 8]``
 
-For 10,000 and then 1,000,000 rows it prints requests per second and p99
-latency of: list (20 per page, with total count, token auth), view one
-record, create, and a filtered list (an indexed field), for the appliance
-(one worker process) and for a bare Flask app in one Waitress process with
-the same threads that runs the same statements on the same database file
-without the appliance (no auth, no permissions, no validation, no audit).
-The ratio is our overhead. Nothing here is a test; it prints figures.
+For 10,000 and then ``--big`` rows it prints, at each number of concurrent
+connections, requests per second and p50/p99 latency of: list (20 per page,
+with total count, token auth), view one record, create, and a filtered list
+(an indexed field), for the appliance (one worker process) and for a bare
+Flask app in one Waitress process with the same threads that runs the same
+statements on the same database file without the appliance (no auth, no
+permissions, no validation, no audit). The ratio is our overhead.
+
+The load generator is several processes (``--load-procs``), each with one
+thread per keep-alive ``http.client`` connection (bench/_load.py), so one
+Python process does not cap the bare baseline. Failed requests (non-2xx,
+resets, timeouts) are counted apart and are not in req/s or the latencies.
+Both servers use the temporary home's SQLite file (``DATABASE_URL`` and
+``APPLIANCE_*`` are dropped from their environment) and bind 127.0.0.1; the
+temporary home is removed and the servers stopped even on failure. Nothing
+here is a test; it prints figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
 import random
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from _load import run_threads  # bench/ is on sys.path: the benches run as scripts
+from _load import (  # bench/ is on sys.path: the benches run as scripts
+    HOST,
+    Point,
+    Request,
+    clean_env,
+    default_load_procs,
+    exit_on_sigterm,
+    measure,
+    note_unknown,
+    start_appliance,
+    stop_process,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -116,42 +135,33 @@ def run_bare(db_path: str, port_file: str, threads: int) -> None:
 # --- load ---------------------------------------------------------------------------------------
 
 
-def load(base: str, make_request, seconds: float, concurrency: int) -> tuple[float, float, int]:
-    """Hammer with ``concurrency`` keep-alive connections for ``seconds``; (req/s, p99 ms, errors)."""
-    parts = urlsplit(base)
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
+SCENARIOS = ("list 20 + total", "view", "create", "filtered list")
 
-    def worker(seed: int) -> None:
-        rnd = random.Random(seed)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        mine = []
-        bad = 0
-        while time.monotonic() < stop:
-            method, path, body, headers = make_request(rnd)
-            started = time.perf_counter()
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                if response.status >= 300:
-                    bad += 1
-            except (OSError, http.client.HTTPException):
-                bad += 1
-                conn.close()
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-            mine.append(time.perf_counter() - started)
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            errors[0] += bad
 
-    elapsed = run_threads(worker, concurrency)
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
-    return len(latencies) / elapsed, p99, errors[0]
+@dataclass(frozen=True)
+class Scenario:
+    """A picklable request maker (it runs in the load processes) for one scenario on one server."""
+
+    name: str
+    rows: int
+    appliance: bool
+    token: str
+
+    def __call__(self, rnd: random.Random) -> Request:
+        auth = {"Authorization": f"Bearer {self.token}"} if self.appliance else {}
+        api = "/api/collections/bench/records"
+        if self.name == "list 20 + total":
+            return ("GET", f"{api}?page_size=20" if self.appliance else "/list", None, auth)
+        if self.name == "view":
+            rid = rnd.randint(1, self.rows)
+            return ("GET", f"{api}/{rid}" if self.appliance else f"/view/{rid}", None, auth)
+        if self.name == "create":
+            body = json.dumps({"title": f"new {rnd.random()}", "quantity": rnd.randrange(1000), "price": 1.5})
+            return ("POST", api if self.appliance else "/create", body, {**auth, "Content-Type": "application/json"})
+        if self.name == "filtered list":
+            q = rnd.randrange(1000)
+            return ("GET", f"{api}?quantity={q}" if self.appliance else f"/filtered?quantity={q}", None, auth)
+        raise ValueError(self.name)
 
 
 # --- set-up -------------------------------------------------------------------------------------
@@ -189,63 +199,64 @@ def fill(db_path: Path, upto: int, start: int) -> None:
     conn.close()
 
 
-def start_appliance(home: Path, threads: int) -> tuple[subprocess.Popen, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    env.update(APPLIANCE_WORKERS="1", APPLIANCE_THREADS=str(threads))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "serve", "--home", str(home), "--port", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=REPO,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            info = json.loads((home / "run" / "server.json").read_text())
-            if info.get("pid") == process.pid:
-                parts = urlsplit(info["url"])
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    return process, info["url"].rstrip("/")
-        except (OSError, ValueError, http.client.HTTPException):
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the appliance did not start")
-
-
-def start_bare(db_path: Path, threads: int, tmp: Path) -> tuple[subprocess.Popen, str]:
+def start_bare(db_path: Path, threads: int, tmp: Path) -> tuple[subprocess.Popen, str, int]:
+    """The bare app in its own process (bound to 127.0.0.1); stopped again if it does not come up."""
     port_file = tmp / "bare.port"
     port_file.unlink(missing_ok=True)
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--bare", str(db_path), str(port_file), str(threads)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (port_file.exists() and port_file.read_text()):
-        time.sleep(0.1)
-    return process, f"http://127.0.0.1:{port_file.read_text()}"
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
+    with open(tmp / "bare.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--bare", str(db_path), str(port_file), str(threads)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=clean_env(),
+        )
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"the bare app exited with {process.returncode}; see its log")
+            text = port_file.read_text() if port_file.exists() else ""
+            if text:
+                return process, HOST, int(text)
+            time.sleep(0.1)
+        raise SystemExit("the bare app did not start in 30 s")
+    except BaseException:
+        stop_process(process)
+        raise
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--big", type=int, default=1_000_000)
-    args = parser.parse_args()
+def run_server(
+    label: str, start, rows: int, token: str, connections: list[int], seconds: float, procs: int
+) -> dict[tuple[str, int], Point]:
+    """Start one server, measure every scenario at every connection count, stop it (even on failure)."""
+    process, host, port = start()
+    results: dict[tuple[str, int], Point] = {}
+    try:
+        with ProcessPoolExecutor(max_workers=procs) as pool:
+            warm = Scenario("view", rows, label == "appliance", token)
+            measure(pool, procs, host, port, warm, min(connections), 1.0)
+            for name in SCENARIOS:
+                for conns in connections:
+                    scenario = Scenario(name, rows, label == "appliance", token)
+                    results[(name, conns)] = point = measure(pool, procs, host, port, scenario, conns, seconds)
+                    print(f"  {label:9} {name:16} {conns:4} conns: {point.rps:7.0f} req/s", flush=True)
+    finally:
+        stop_process(process)
+    return results
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring window per point")
+    parser.add_argument("--connections", default="32,64,256", help="concurrent connections, comma separated")
+    parser.add_argument("--threads", type=int, default=8, help="server threads (both servers)")
+    parser.add_argument("--small", type=int, default=10_000, help="rows of the first round")
+    parser.add_argument("--big", type=int, default=1_000_000, help="rows of the second round")
+    parser.add_argument("--load-procs", type=int, default=default_load_procs())
+    args, unknown = parser.parse_known_args(argv)
+    note_unknown("bench_records", unknown)
+    exit_on_sigterm()
+    connections = [int(c) for c in args.connections.split(",") if c.strip()]
 
     from appliance.collections import SYSTEM, create_collection
     from appliance.db import open_database
@@ -254,72 +265,65 @@ def main() -> None:
     from appliance.tokens import create_token
     from appliance.users import create_user
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-records-"))
-    home = tmp / "home"
-    init_home(home)
-    db = open_database(open_instance(home))
-    apply_migrations(db)
-    admin = create_user("bench@example.com", "Bench", "admin", "bench-password-long-1", actor="bench")
-    _token, secret = create_token(admin.id, "bench", scope="write", actor="bench")
-    create_collection({"name": "bench", "label": "Bench", "fields": FIELDS}, SYSTEM)
-    db.close()
-    db_path = home / "db" / "appliance.sqlite3"
-    auth = {"Authorization": f"Bearer {secret}"}
-    json_auth = {**auth, "Content-Type": "application/json"}
+    with tempfile.TemporaryDirectory(prefix="bench-records-") as tmp_name:
+        tmp = Path(tmp_name)
+        home = tmp / "home"
+        init_home(home)
+        db = open_database(open_instance(home, clean_env()))  # the temporary SQLite, whatever the environment says
+        try:
+            apply_migrations(db)
+            admin = create_user("bench@example.com", "Bench", "admin", "bench-password-long-1", actor="bench")
+            _token, secret = create_token(admin.id, "bench", scope="write", actor="bench")
+            create_collection({"name": "bench", "label": "Bench", "fields": FIELDS}, SYSTEM)
+        finally:
+            db.close()
+        db_path = home / "db" / "appliance.sqlite3"
 
-    def scenarios(rows: int, appliance: bool):
-        def listing(rnd):
-            return ("GET", "/api/collections/bench/records?page_size=20" if appliance else "/list", None, auth)
-
-        def view(rnd):
-            rid = rnd.randint(1, rows)
-            return ("GET", f"/api/collections/bench/records/{rid}" if appliance else f"/view/{rid}", None, auth)
-
-        def create(rnd):
-            body = json.dumps({"title": f"new {rnd.random()}", "quantity": rnd.randrange(1000), "price": 1.5})
-            return ("POST", "/api/collections/bench/records" if appliance else "/create", body, json_auth)
-
-        def filtered(rnd):
-            q = rnd.randrange(1000)
-            path = f"/api/collections/bench/records?quantity={q}" if appliance else f"/filtered?quantity={q}"
-            return ("GET", path, None, auth)
-
-        return [
-            ("list 20 + total", listing),
-            ("view", view),
-            ("create", create),
-            ("filtered list", filtered),
-        ]
-
+        print(
+            f"records benchmark: {args.seconds:g} s per point, connections {connections}, "
+            f"{args.load_procs} load processes, one server process with {args.threads} threads each, "
+            "SQLite WAL, token auth on the appliance",
+            flush=True,
+        )
+        filled = 0
+        for rows in sorted({args.small, args.big}):
+            started = time.monotonic()
+            fill(db_path, rows, filled)
+            filled = rows
+            print(f"\n== {rows:,} rows (filled in {time.monotonic() - started:.1f} s) ==", flush=True)
+            servers = {
+                "appliance": lambda: start_appliance(
+                    home, {"workers": "1", "threads": str(args.threads)}, tmp / "appliance.log"
+                ),
+                "bare": lambda: start_bare(db_path, args.threads, tmp),
+            }
+            results = {
+                label: run_server(label, start, rows, secret, connections, args.seconds, args.load_procs)
+                for label, start in servers.items()
+            }
+            header = (
+                f"{'scenario':16} {'conns':>5} {'appliance req/s':>16} {'p50 ms':>7} {'p99 ms':>8} "
+                f"{'bare req/s':>11} {'p50 ms':>7} {'p99 ms':>8} {'ratio':>6} {'failed a/b':>11}"
+            )
+            print(header)
+            print("-" * len(header))
+            for name in SCENARIOS:
+                for conns in connections:
+                    a, b = results["appliance"][(name, conns)], results["bare"][(name, conns)]
+                    ratio = a.rps / b.rps if b.rps else float("nan")
+                    print(
+                        f"{name:16} {conns:5d} {a.rps:16.0f} {a.p50_ms:7.1f} {a.p99_ms:8.1f} "
+                        f"{b.rps:11.0f} {b.p50_ms:7.1f} {b.p99_ms:8.1f} {ratio:6.2f} {f'{a.failed}/{b.failed}':>11}"
+                    )
     print(
-        f"records benchmark: {args.concurrency} connections, {args.seconds:.0f} s per run, "
-        f"one server process with {args.threads} threads each, SQLite WAL, token auth on the appliance"
+        "\nratio = appliance req/s / bare req/s (1.00 = no overhead); failed requests are counted apart, "
+        "not in req/s or latencies. Unfiltered totals use the maintained count."
     )
-    filled = 0
-    for rows in (10_000, args.big):
-        started = time.monotonic()
-        fill(db_path, rows, filled)
-        filled = rows
-        print(f"\n== {rows:,} rows (filled in {time.monotonic() - started:.1f} s) ==")
-        print(f"{'scenario':18} {'appliance req/s':>16} {'p99 ms':>8} {'bare req/s':>11} {'p99 ms':>8} {'ratio':>6}")
-        results: dict[str, dict[str, tuple]] = {}
-        for label, appliance in (("appliance", True), ("bare", False)):
-            process, base = start_appliance(home, args.threads) if appliance else start_bare(db_path, args.threads, tmp)
-            try:
-                for name, make in scenarios(rows, appliance):
-                    results.setdefault(name, {})[label] = load(base, make, args.seconds, args.concurrency)
-            finally:
-                stop(process)
-        for name, pair in results.items():
-            a_rps, a_p99, a_err = pair["appliance"]
-            b_rps, b_p99, b_err = pair["bare"]
-            errors = f"  errors {a_err}/{b_err}" if a_err or b_err else ""
-            print(f"{name:18} {a_rps:16.0f} {a_p99:8.1f} {b_rps:11.0f} {b_p99:8.1f} {a_rps / b_rps:6.2f}{errors}")
-    print("\nratio = appliance req/s / bare req/s (1.00 = no overhead). Unfiltered totals use the maintained count.")
+    return 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--bare":
         run_bare(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
-        main()
+        sys.exit(main(sys.argv[1:]))

@@ -8,9 +8,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from appliance import roles, tokens, users
-from appliance.passwords import generate_password
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from appliance.pagination import paginate, parse_paging
+from appliance.passwords import generate_password
 from webapp.auth import admin_pages, client_address
 from webapp.layout import form_errors, keep_once, take_once
 

@@ -63,6 +63,18 @@ def read_body() -> tuple[dict[str, Any], dict[str, Upload], bool]:
     return body, {}, False
 
 
+def _write_options(uploads: dict[str, Upload], form: bool) -> dict[str, Any]:
+    """The keywords of a record write from a request body (as :func:`read_body` read it): its files,
+    where files are kept, whether values are form text, the upload limit and the client's address."""
+    return {
+        "uploads": uploads,
+        "files_dir": current_instance().paths.files_dir,
+        "form": form,
+        "upload_limit": upload_limit(),
+        "address": client_address(),
+    }
+
+
 @bp.get("/api/collections/<name>/records")
 def list_(name: str):
     principal = current_principal()
@@ -75,16 +87,7 @@ def create(name: str):
     principal = require_write()
     get_visible_collection(name, actor_of(principal))  # 404 before reading a body for an unknown collection
     values, uploads, form = read_body()
-    record = create_record(
-        name,
-        values,
-        actor_of(principal),
-        uploads=uploads,
-        files_dir=current_instance().paths.files_dir,
-        form=form,
-        upload_limit=upload_limit(),
-        address=client_address(),
-    )
+    record = create_record(name, values, actor_of(principal), **_write_options(uploads, form))
     response = jsonify(record)
     response.status_code = 201
     response.headers["Location"] = f"/api/collections/{name}/records/{record['id']}"
@@ -101,17 +104,7 @@ def change(name: str, record_id: int):
     principal = require_write()
     get_visible_collection(name, actor_of(principal))
     values, uploads, form = read_body()
-    record = update_record(
-        name,
-        record_id,
-        values,
-        actor_of(principal),
-        uploads=uploads,
-        files_dir=current_instance().paths.files_dir,
-        form=form,
-        upload_limit=upload_limit(),
-        address=client_address(),
-    )
+    record = update_record(name, record_id, values, actor_of(principal), **_write_options(uploads, form))
     return jsonify(record)
 
 

@@ -309,6 +309,12 @@ def _typed_values(collection: CollectionDef) -> dict[str, str]:
     return typed
 
 
+def _form_write(limit: int) -> dict[str, Any]:
+    """The keywords of a record write from a page's form: its files, where files are kept, form-text
+    values, and the upload limit (from :func:`_prepare_upload_limit`)."""
+    return {"uploads": _uploads(), "files_dir": current_instance().paths.files_dir, "form": True, "upload_limit": limit}
+
+
 def _prepare_upload_limit() -> int:
     limit = upload_limit()
     request.max_content_length = limit
@@ -326,15 +332,7 @@ def new_record(name: str):
         return _render_form(collection, None, defaults, {})
     limit = _prepare_upload_limit()
     try:
-        record = create_record(
-            name,
-            submitted_values(collection, request.form),
-            actor,
-            uploads=_uploads(),
-            files_dir=current_instance().paths.files_dir,
-            form=True,
-            upload_limit=limit,
-        )
+        record = create_record(name, submitted_values(collection, request.form), actor, **_form_write(limit))
     except _FORM_ERRORS as exc:
         return _render_form(collection, None, _typed_values(collection), form_errors(exc), exc.status)
     flash(f"{collection.label}: {record_label(collection, record)} was created.", "success")
@@ -355,16 +353,7 @@ def edit_record(name: str, record_id: int):
         return _render_form(collection, record, values, {})
     limit = _prepare_upload_limit()
     try:
-        record = update_record(
-            name,
-            record_id,
-            submitted_values(collection, request.form),
-            actor,
-            uploads=_uploads(),
-            files_dir=current_instance().paths.files_dir,
-            form=True,
-            upload_limit=limit,
-        )
+        record = update_record(name, record_id, submitted_values(collection, request.form), actor, **_form_write(limit))
     except _FORM_ERRORS as exc:
         return _render_form(collection, record, _typed_values(collection), form_errors(exc), exc.status)
     flash(f"{collection.label}: {record_label(collection, record)} was saved.", "success")

@@ -149,6 +149,6 @@ def test_the_fields_table_names_only_options_that_are_set_and_scrolls_on_a_phone
     assert get_collection("orders").field("parent").cascade is False
     page = text(admin.get("/admin/collections/orders"))
     row = page.split("<code>parent</code>", 1)[1].split("</tr>", 1)[0]
-    assert "collection=orders" in row and "cascade" not in row and "False" not in row
+    assert "links to orders" in row and "deleted with" not in row and "False" not in row
     assert "required" in page.split("<code>title</code>", 1)[1].split("</tr>", 1)[0]
     assert page.count('<div class="table-responsive"><table') >= 1
