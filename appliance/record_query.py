@@ -267,8 +267,12 @@ def select_records(
         args.append(getattr(actor, "id", None))
     table = quote(collection.table)
     source = table
-    match = search_expression(str(params.get("search") or ""))
+    searched = str(params.get("search") or "")
+    match = search_expression(searched)
     ordering = params.get("ordering")
+    if match is None and searched.strip():
+        # Something was searched for, but no word in it (``☃``, ``"``): nothing matches, not everything.
+        where.append("0")
     if match is not None:
         if not collection.text_fields:
             raise BadRequest(f"{collection.label!r} has no text fields to search.", parameter="search")
@@ -296,10 +300,6 @@ def list_records(collection: CollectionDef | str, actor: Any, params: Mapping[st
     params = single_values(params)
     page, page_size = parse_paging(params)
     source, where, args, order = select_records(collection, scope, actor, params)
-    searched = str(params.get("search") or "")
-    if search_expression(searched) is None and searched.strip():
-        # Something was searched for, but no word in it (``☃``, ``"``): nothing matches, not everything.
-        where.append("0")
     table = quote(collection.table)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     if not where:

@@ -375,3 +375,12 @@ def test_a_formula_over_its_bounds_is_a_bad_row_naming_the_line_and_field(users)
 def test_a_file_with_only_a_header_is_refused_at_upload(users, tmp_path):
     with pytest.raises(BadRequest, match="no rows"):
         save_import_upload(tmp_path / "imports", "orders", "o.csv", b"title,quantity\n", users["editor"])
+
+
+def test_an_export_with_a_search_of_no_words_exports_nothing_as_the_list_shows_nothing(users):
+    create_record("orders", {"title": "Oak table"}, users["admin"])
+    assert list_records("orders", users["admin"], {"search": "\u2603"})["total_items"] == 0
+    rows = list(csv.DictReader(io.StringIO("".join(export_csv("orders", users["admin"], {"search": "\u2603"})))))
+    assert rows == []
+    rows = list(csv.DictReader(io.StringIO("".join(export_csv("orders", users["admin"], {"search": "oak"})))))
+    assert [r["title"] for r in rows] == ["Oak table"]
