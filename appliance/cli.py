@@ -1,5 +1,3 @@
-# NOTE TO EVERY ENGINEER: several people edit this tree concurrently; read /work/main/HELPERS.md first
-# (no git commands that change state, small additive edits to shared files, no `ruff format .`).
 """The ``appliance`` command.
 
 The core's own commands live here; the web and desktop faces add theirs

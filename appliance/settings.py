@@ -1,5 +1,3 @@
-# NOTE TO EVERY ENGINEER: several people edit this tree concurrently; read /work/main/HELPERS.md first
-# (no git commands that change state, small additive edits to shared files, no `ruff format .`).
 """The settings registry: every setting declared once, parsed strictly.
 
 Values come from ``<home>/appliance.toml`` and are overridden by

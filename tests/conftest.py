@@ -1,5 +1,3 @@
-# NOTE TO EVERY ENGINEER: several people edit this tree concurrently; read /work/main/HELPERS.md first
-# (no git commands that change state, small additive edits to shared files, no `ruff format .`).
 """Shared fixtures: a real home in a temporary folder, the Flask app over it, and a real server."""
 
 from __future__ import annotations

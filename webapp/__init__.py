@@ -1,5 +1,3 @@
-# NOTE TO EVERY ENGINEER: several people edit this tree concurrently; read /work/main/HELPERS.md first
-# (no git commands that change state, small additive edits to shared files, no `ruff format .`).
 """The Flask application of Office Appliance: pages, admin pages and the JSON API."""
 
 from __future__ import annotations
