@@ -6,6 +6,9 @@ viewers open what the collection's permissions give them, and never the admin pa
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qs
+
 import pytest
 
 from appliance.collections import create_collection
@@ -79,3 +82,13 @@ def test_each_persona_gets_the_status_the_table_says(clients, path, admin, edito
     assert got == expected
     if anonymous == 302:
         assert clients["anonymous"].get(path).headers["Location"].startswith("/login")
+
+
+def test_a_long_admin_list_pages_with_previous_and_next_links_that_keep_its_filters(clients):
+    html = clients["admin"].get("/admin/users?page=2&page_size=1&role=editor").get_data(as_text=True)
+    assert "Page 2 of 2" in html  # two editors: bob, and dave who is disabled
+    [link] = [a.replace("&amp;", "&") for a in re.findall(r'class="page-link" href="([^"]+)"', html)]
+    assert "Previous" in html and "Next" not in html
+    path, _, query = link.partition("?")
+    assert path == "/admin/users"
+    assert parse_qs(query) == {"page": ["1"], "page_size": ["1"], "role": ["editor"]}  # empty filters drop out
