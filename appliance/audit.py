@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from appliance.clock import as_stored, iso
-from appliance.db import BaseModel
+from appliance.storage.db import BaseModel
 
 
 class AuditEvent(BaseModel):

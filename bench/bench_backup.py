@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _load import clean_env, exit_on_sigterm, note_unknown  # bench/ is on sys.path: the benches run as scripts
 
-from appliance.backups import create_backup
-from appliance.db import open_database
-from appliance.home import Paths, init_home, open_instance
-from appliance.migrate import apply_migrations
+from appliance.backups.archive import create_backup
+from appliance.config.home import Paths, init_home, open_instance
+from appliance.storage.db import open_database
+from appliance.storage.migrate import apply_migrations
 
 MAX_WRITER_SECONDS = 3600  # the writer stops by itself after this, whatever happens to the parent
 MAX_WRITES = 2_000_000

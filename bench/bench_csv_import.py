@@ -44,10 +44,10 @@ FIELDS = [
 
 
 def make_home(root: Path) -> Path:
-    from appliance.collections import SYSTEM, create_collection
-    from appliance.db import open_database
-    from appliance.home import init_home, open_instance
-    from appliance.migrate import apply_migrations
+    from appliance.collections.definitions import SYSTEM, create_collection
+    from appliance.config.home import init_home, open_instance
+    from appliance.storage.db import open_database
+    from appliance.storage.migrate import apply_migrations
 
     home = root / "home"
     init_home(home)
@@ -69,10 +69,10 @@ def make_csv(rows: int, prefix: str) -> bytes:
 
 def writer(home: str, stop, ready, results) -> None:
     """Save a record every 20 ms until told to stop (bounded in time); report (count, longest wait, failures)."""
-    from appliance.collections import SYSTEM
-    from appliance.db import database, open_database
-    from appliance.home import open_instance
-    from appliance.records import create_record
+    from appliance.collections.definitions import SYSTEM
+    from appliance.config.home import open_instance
+    from appliance.records.write import create_record
+    from appliance.storage.db import database, open_database
 
     parent = os.getppid()
     open_database(open_instance(Path(home), clean_env()))
@@ -96,8 +96,8 @@ def writer(home: str, stop, ready, results) -> None:
 
 def timed_import(home: Path, data: bytes, batch: int) -> tuple[float, int, float, int]:
     """Import ``data`` while a writer process saves records; the writer is stopped even when the import raises."""
-    from appliance.collections import SYSTEM
-    from appliance.csv_io import import_csv
+    from appliance.collections.definitions import SYSTEM
+    from appliance.records.csv_io import import_csv
 
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no SQLite connection crosses a fork
     stop, ready, results = ctx.Event(), ctx.Event(), ctx.Queue()
@@ -136,8 +136,8 @@ def main(argv: list[str]) -> int:
     args, unknown = parser.parse_known_args(argv)
     note_unknown("bench_csv_import", unknown)
     exit_on_sigterm()
-    from appliance.db import database, open_database
-    from appliance.home import open_instance
+    from appliance.config.home import open_instance
+    from appliance.storage.db import database, open_database
 
     with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
         home = make_home(Path(tmp))

@@ -258,12 +258,12 @@ def main(argv: list[str]) -> int:
     exit_on_sigterm()
     connections = [int(c) for c in args.connections.split(",") if c.strip()]
 
-    from appliance.collections import SYSTEM, create_collection
-    from appliance.db import open_database
-    from appliance.home import init_home, open_instance
-    from appliance.migrate import apply_migrations
-    from appliance.tokens import create_token
-    from appliance.users import create_user
+    from appliance.accounts.tokens import create_token
+    from appliance.accounts.users import create_user
+    from appliance.collections.definitions import SYSTEM, create_collection
+    from appliance.config.home import init_home, open_instance
+    from appliance.storage.db import open_database
+    from appliance.storage.migrate import apply_migrations
 
     with tempfile.TemporaryDirectory(prefix="bench-records-") as tmp_name:
         tmp = Path(tmp_name)

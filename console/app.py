@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
-from appliance.home import Paths
+from appliance.config.home import Paths
 
 RAISE = b"raise\n"
 
@@ -93,7 +93,7 @@ def needs_first_run(paths: Paths) -> bool:
     if not paths.database_file.exists():
         return True
     try:
-        from appliance.users import has_active_admin
+        from appliance.accounts.users import has_active_admin
         from console.offline import offline_database
 
         with offline_database(paths):

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from appliance.backups import MANIFEST, find_backup, list_backups, verify_archive, write_verification
-from appliance.home import Paths
+from appliance.backups.archive import MANIFEST, find_backup, list_backups, verify_archive, write_verification
+from appliance.config.home import Paths
 from console.client import ServerClient, human_bytes, local_time, run_in_background
 from console.supervisor import CRASHED, RUNNING, STOPPED, Supervisor
 from console.tab_support import ServiceTab, button_row, describe_error, fill_table, item_table, selected_key
@@ -130,7 +130,7 @@ class BackupsTab(ServiceTab):
             return client.call("POST", "/api/backups", {}, timeout=600)
 
         def offline(instance: Any) -> dict:
-            from appliance.jobs import take_backup
+            from appliance.jobs.definitions import take_backup
 
             return take_backup(instance, kind="manual")
 
@@ -241,7 +241,7 @@ class BackupsTab(ServiceTab):
         seconds = self.restore_wait_ms // 1000
 
         def work() -> dict:
-            from appliance.restore import restore_backup
+            from appliance.backups.restore import restore_backup
 
             return restore_backup(paths, find_backup(paths, name))
 

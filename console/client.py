@@ -18,7 +18,7 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from appliance.home import Paths
+from appliance.config.home import Paths
 
 
 class ApiError(Exception):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from appliance.cli import current_home, home_option
+from appliance.cli.common import current_home, home_option
 
 
 @click.command("console")

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from appliance.backups import last_restore_drill
-from appliance.home import Paths
+from appliance.backups.archive import last_restore_drill
+from appliance.config.home import Paths
 from console.client import human_bytes, human_duration
 from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, STOPPING, UNREACHABLE
 

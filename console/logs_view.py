@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from appliance.home import Paths
+from appliance.config.home import Paths
 
 MAX_LINES = 20_000
 CHUNK_BYTES = 512 * 1024  # read at most this much per tick; the rest comes on the next ticks

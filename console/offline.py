@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import peewee
 
-from appliance.db import database, open_database
-from appliance.home import Instance, Paths, open_instance
+from appliance.config.home import Instance, Paths, open_instance
+from appliance.storage.db import database, open_database
 
 
 @contextlib.contextmanager

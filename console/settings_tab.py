@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from appliance.config.home import Paths
+from appliance.config.settings import Setting, load_settings, parse_value, registry, write_settings
 from appliance.errors import ApplianceError, SettingsError
-from appliance.home import Paths
-from appliance.settings import Setting, load_settings, parse_value, registry, write_settings
 from console.client import run_in_background
 from console.supervisor import RUNNING, STARTING, UNREACHABLE, Supervisor
 
@@ -308,8 +308,8 @@ class SettingsTab(QWidget):
         home = self.paths.home
 
         def send() -> None:
-            from appliance.home import open_instance
-            from appliance.mail import send_mail
+            from appliance.config.home import open_instance
+            from appliance.jobs.mail import send_mail
 
             body = "This is a test email from the Office Appliance console. If you can read it, mail works."
             send_mail(open_instance(home).settings, [to], "Office Appliance test email", body)

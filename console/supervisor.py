@@ -20,8 +20,8 @@ from collections.abc import Callable
 import psutil
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from appliance.home import Paths
-from appliance.server import is_home_locked
+from appliance.config.home import Paths
+from appliance.server.runner import is_home_locked
 
 STOPPED = "stopped"
 STARTING = "starting"
@@ -337,7 +337,7 @@ class Supervisor(QObject):
         for pid in self._worker_pids:
             with contextlib.suppress(psutil.Error):
                 proc = psutil.Process(pid)
-                if "appliance.worker" in " ".join(proc.cmdline()):
+                if "appliance.server.worker" in " ".join(proc.cmdline()):
                     proc.terminate()
         self._worker_pids = []
 

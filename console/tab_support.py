@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from appliance.config.home import Instance, Paths
 from appliance.errors import ApplianceError
-from appliance.home import Instance, Paths
 from console.client import ApiError, ServerClient, run_in_background
 from console.offline import offline_database
 from console.supervisor import RUNNING, UNREACHABLE, Supervisor

@@ -16,7 +16,7 @@ from PySide6.QtCore import QDateTime, QPointF, Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from appliance.metrics import bucket_percentile
+from appliance.server.metrics import bucket_percentile
 
 WINDOW_SECONDS = 3600
 

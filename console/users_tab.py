@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from appliance.home import Paths
+from appliance.config.home import Paths
 from console.client import ServerClient, local_time
 from console.supervisor import Supervisor
 from console.tab_support import ServiceTab, button_row, fill_table, item_table, selected_key
@@ -89,8 +89,8 @@ class UsersTab(ServiceTab):
             return users, roles
 
         def offline(_instance: Any) -> tuple[list[dict], list[str]]:
-            from appliance.roles import list_roles
-            from appliance.users import list_users, serialize_user
+            from appliance.accounts.roles import list_roles
+            from appliance.accounts.users import list_users, serialize_user
 
             return [serialize_user(u) for u in list_users()], [r.name for r in list_roles()]
 
@@ -123,7 +123,7 @@ class UsersTab(ServiceTab):
             return client.call("POST", "/api/users", body)
 
         def offline(_instance: Any) -> dict:
-            from appliance.users import create_user, serialize_user
+            from appliance.accounts.users import create_user, serialize_user
 
             return serialize_user(create_user(email, name, role, password, must_change_password=True))
 
@@ -139,7 +139,7 @@ class UsersTab(ServiceTab):
             return client.call("PATCH", f"/api/users/{user_id}", changes)
 
         def offline(_instance: Any) -> dict:
-            from appliance.users import serialize_user, set_password, update_user
+            from appliance.accounts.users import serialize_user, set_password, update_user
 
             fields = {k: v for k, v in changes.items() if k not in ("password", "must_change_password")}
             user = update_user(user_id, fields) if fields else None
@@ -167,7 +167,7 @@ class UsersTab(ServiceTab):
             return client.call("PATCH", f"/api/users/{user_id}", body)
 
         def offline(_instance: Any) -> dict:
-            from appliance.users import serialize_user, set_password
+            from appliance.accounts.users import serialize_user, set_password
 
             return serialize_user(set_password(user_id, password, must_change=True))
 
@@ -186,7 +186,7 @@ class UsersTab(ServiceTab):
             return client.call("GET", f"/api/users/{user_id}")
 
         def offline(_instance: Any) -> dict:
-            from appliance.users import serialize_user, sign_out_everywhere
+            from appliance.accounts.users import serialize_user, sign_out_everywhere
 
             return serialize_user(sign_out_everywhere(user_id, actor="console"))
 

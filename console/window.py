@@ -8,7 +8,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QSystemTrayIcon, QTabWidget, QWidget
 
-from appliance.home import Paths
+from appliance.config.home import Paths
 from console.backups_tab import BackupsTab
 from console.client import ServerClient, StatusPoller
 from console.dashboard import DashboardTab, keyed_alerts_from_status

@@ -211,7 +211,7 @@ def resolve_home(venv: Path, home: str | None) -> Path:
     if home:
         return Path(home).expanduser().absolute()
     result = run(
-        [venv_python(venv), "-c", "from appliance.home import resolve_home; print(resolve_home())"],
+        [venv_python(venv), "-c", "from appliance.config.home import resolve_home; print(resolve_home())"],
         "finding the default home",
     )
     return Path(result.stdout.strip())

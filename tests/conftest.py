@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from appliance.db import database, open_database
-from appliance.home import Instance, init_home, open_instance
-from appliance.migrate import apply_migrations
-from appliance.settings import write_settings
+from appliance.config.home import Instance, init_home, open_instance
+from appliance.config.settings import write_settings
+from appliance.storage.db import database, open_database
+from appliance.storage.migrate import apply_migrations
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_PASSWORD_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
@@ -56,7 +56,7 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def instance(home: Path) -> Iterator[Instance]:
     """The opened instance, with the process's database proxy pointing at its database."""
-    from appliance.passwords import configure_from_settings
+    from appliance.accounts.passwords import configure_from_settings
 
     inst = open_instance(home)
     db = open_database(inst)
@@ -218,7 +218,7 @@ class Personas:
 def personas(instance: Instance) -> Personas:
     """Alice the admin, Bob the editor, Carol the viewer, Dave (an editor, disabled) and Oscar the
     outsider (no account), created in the ``home`` database through the users service."""
-    from appliance.users import create_user, disable_user
+    from appliance.accounts.users import create_user, disable_user
 
     people = Personas(
         admin=Persona("admin", "alice@example.com", "alice-admin-pass-1", "admin"),
@@ -238,8 +238,8 @@ def personas(instance: Instance) -> Personas:
 @pytest.fixture
 def api_token_for(instance: Instance):
     """``api_token_for(email, scope="write") -> str``: a new API token for that user, through the tokens service."""
-    from appliance.tokens import create_token
-    from appliance.users import get_user_by_email
+    from appliance.accounts.tokens import create_token
+    from appliance.accounts.users import get_user_by_email
 
     def make(email: str, scope: str = "write") -> str:
         with database.connection_context():

@@ -6,10 +6,10 @@ import hmac
 
 from flask import Flask, g, request
 
-from appliance.db import database, open_database
-from appliance.home import Instance
-from appliance.metrics import MetricsRecorder
-from appliance.server import ServerRuntime
+from appliance.config.home import Instance
+from appliance.server.metrics import MetricsRecorder
+from appliance.server.runner import ServerRuntime
+from appliance.storage.db import database, open_database
 
 
 def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flask:

@@ -7,7 +7,7 @@ import datetime as dt
 from flask import Blueprint, Flask, render_template, request
 
 from appliance.audit import AuditEvent, list_events, serialize_event
-from appliance.pagination import paginate, parse_paging
+from appliance.storage.pagination import paginate, parse_paging
 from webapp import audit_view
 from webapp.auth import admin_pages
 from webapp.layout import add_nav_link

@@ -12,9 +12,8 @@ from typing import Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from appliance import roles
-from appliance.collection_usage import field_value_counts, record_count
-from appliance.collections import (
+from appliance.accounts import roles
+from appliance.collections.definitions import (
     ACTIONS,
     ADMIN_ROLE,
     create_collection,
@@ -23,9 +22,10 @@ from appliance.collections import (
     list_collections,
     update_collection,
 )
+from appliance.collections.fields import TYPES
+from appliance.collections.usage import field_value_counts, record_count
 from appliance.errors import ApplianceError, Conflict, NotFound, ValidationFailed
-from appliance.fields import TYPES
-from appliance.files import remove_unreferenced
+from appliance.records.files import remove_unreferenced
 from webapp import current_instance, field_words
 from webapp.auth import admin_pages
 from webapp.layout import add_nav_link, form_errors

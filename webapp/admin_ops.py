@@ -7,11 +7,11 @@ from typing import Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from appliance import jobs
-from appliance.alerts import acknowledge_alerts, list_alerts
-from appliance.backups import list_backups
+from appliance.backups.archive import list_backups
 from appliance.errors import Busy, ValidationFailed
-from appliance.pagination import paginate, parse_paging
+from appliance.jobs import definitions as jobs
+from appliance.jobs.alerts import acknowledge_alerts, list_alerts
+from appliance.storage.pagination import paginate, parse_paging
 from webapp import current_instance
 from webapp.auth import admin_pages, client_address
 from webapp.layout import add_nav_link, form_errors

@@ -14,10 +14,10 @@ from typing import Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from appliance.config.settings import load_settings, registry, setting_choices, setting_label
 from appliance.errors import ValidationFailed
-from appliance.metrics import MAX_SLOTS
-from appliance.runtime_settings import change_runtime_settings, editable_settings, refresh_runtime_settings
-from appliance.settings import load_settings, registry, setting_choices, setting_label
+from appliance.server.live_settings import change_runtime_settings, editable_settings, refresh_runtime_settings
+from appliance.server.metrics import MAX_SLOTS
 from webapp import current_instance
 from webapp.auth import admin_pages, client_address
 from webapp.layout import add_nav_link, form_errors

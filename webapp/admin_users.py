@@ -7,10 +7,10 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from appliance import roles, tokens, users
+from appliance.accounts import roles, tokens, users
+from appliance.accounts.passwords import generate_password
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
-from appliance.pagination import paginate, parse_paging
-from appliance.passwords import generate_password
+from appliance.storage.pagination import paginate, parse_paging
 from webapp.auth import admin_pages, client_address
 from webapp.layout import form_errors, keep_once, take_once
 

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from appliance.audit import list_events, serialize_event
 from appliance.errors import BadRequest
-from appliance.pagination import paginate, parse_paging
+from appliance.storage.pagination import paginate, parse_paging
 from webapp.auth import require_admin
 
 bp = Blueprint("api_audit", __name__)

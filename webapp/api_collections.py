@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance.collections import (
+from appliance.collections.definitions import (
     create_collection,
     delete_collection,
     get_visible_collection,
@@ -13,12 +13,12 @@ from appliance.collections import (
     update_collection,
 )
 from appliance.errors import BadRequest
-from appliance.files import remove_unreferenced
-from appliance.history import list_deleted_records
-from appliance.openapi import build_document
+from appliance.records.files import remove_unreferenced
+from appliance.records.history import list_deleted_records
 from webapp import current_instance
 from webapp.api_records import actor_of, json_body
 from webapp.auth import current_principal, require_admin, require_write
+from webapp.openapi import build_document
 
 bp = Blueprint("api_collections", __name__)
 

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Iterator
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from appliance.clock import utcnow
-from appliance.collections import get_visible_collection
-from appliance.csv_io import export_csv, import_csv_journaled, stop_running_imports
+from appliance.collections.definitions import get_visible_collection
 from appliance.errors import BadRequest, TooLarge
+from appliance.records.csv_io import export_csv, import_csv_journaled, stop_running_imports
 from webapp import current_instance
 from webapp.api_records import MB, actor_of, upload_limit
 from webapp.auth import current_principal, require_write

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, send_file
 
-from appliance.files import blob_path
-from appliance.records import get_record_file
+from appliance.records.files import blob_path
+from appliance.records.write import get_record_file
 from webapp import current_instance
 from webapp.api_records import actor_of
 from webapp.auth import current_principal

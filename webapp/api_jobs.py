@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from appliance import jobs
 from appliance.errors import BadRequest
-from appliance.pagination import paginate, paginate_list, parse_paging
+from appliance.jobs import definitions as jobs
+from appliance.storage.pagination import paginate, paginate_list, parse_paging
 from webapp import current_instance
 from webapp.auth import client_address, require_admin, require_write
 

@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance.collections import SYSTEM, get_visible_collection
+from appliance.collections.definitions import SYSTEM, get_visible_collection
 from appliance.errors import BadRequest, TooLarge
-from appliance.files import Upload
-from appliance.history import list_history
-from appliance.record_query import list_records
-from appliance.records import create_record, delete_record, get_record, restore_version, update_record
+from appliance.records.files import Upload
+from appliance.records.history import list_history
+from appliance.records.query import list_records
+from appliance.records.write import create_record, delete_record, get_record, restore_version, update_record
 from webapp import current_instance
 from webapp.auth import Principal, client_address, current_principal, require_write
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance import roles, tokens, users
+from appliance.accounts import roles, tokens, users
+from appliance.accounts.sign_in import sign_in
 from appliance.errors import BadRequest, PermissionDenied
-from appliance.pagination import paginate, parse_paging
-from appliance.sign_in import sign_in
+from appliance.storage.pagination import paginate, parse_paging
 from webapp import current_instance
 from webapp.auth import client_address, current_principal, require_admin, require_write, throttle_rules
 

@@ -23,11 +23,11 @@ from flask import Blueprint, Flask, current_app, flash, g, redirect, request, se
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 
-from appliance import passwords, sessions
+from appliance.accounts import passwords, sessions
+from appliance.accounts.throttle import ThrottleRules
+from appliance.accounts.tokens import ApiToken, authenticate_token
+from appliance.accounts.users import User, UserSession
 from appliance.errors import NotAuthenticated, PermissionDenied
-from appliance.throttle import ThrottleRules
-from appliance.tokens import ApiToken, authenticate_token
-from appliance.users import User, UserSession
 from webapp import bearer_token, control_token_matches
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

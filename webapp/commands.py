@@ -6,17 +6,17 @@ import sys
 
 import click
 
-from appliance.cli import current_instance, fail, home_option
+from appliance.cli.common import current_instance, fail, home_option
 from appliance.errors import ApplianceError
-from appliance.server import run_server
+from appliance.server.runner import run_server
 
 APP_FACTORY = "webapp:create_app"
 
 
 def _offer_setup_link(url: str) -> None:
     """On a new instance with no admin, print a one-time link that creates the first one."""
-    from appliance.db import database
-    from appliance.setup_links import VALID_FOR, create_setup_link
+    from appliance.accounts.setup_links import VALID_FOR, create_setup_link
+    from appliance.storage.db import database
 
     with database.connection_context():
         secret = create_setup_link()

@@ -43,7 +43,7 @@ def _size(size: int) -> str:
 
 def option_words(definition: dict[str, Any]) -> list[str]:
     """The options of a field definition (API.md's JSON form) as short phrases."""
-    from appliance.files import describe_accepted
+    from appliance.records.files import describe_accepted
 
     kind = definition.get("type", "")
     words: list[str] = []

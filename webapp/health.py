@@ -8,8 +8,8 @@ import time
 import peewee
 from flask import Blueprint, jsonify
 
-from appliance.db import database, ping
-from appliance.migrate import pending_migrations
+from appliance.storage.db import database, ping
+from appliance.storage.migrate import pending_migrations
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("webapp.health")

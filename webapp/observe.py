@@ -7,8 +7,8 @@ import time
 
 from flask import Flask, Response, current_app, g, request
 
-from appliance.logs import ACCESS_LOGGER
-from appliance.server import PROBE_HEADER
+from appliance.server.logs import ACCESS_LOGGER
+from appliance.server.runner import PROBE_HEADER
 from webapp import control_token_matches
 
 access_log = logging.getLogger(ACCESS_LOGGER)

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from appliance import setup_links, tokens, users
+from appliance.accounts import setup_links, tokens, users
+from appliance.accounts.sign_in import sign_in
 from appliance.errors import Conflict, NotAuthenticated, PermissionDenied, Throttled, ValidationFailed
-from appliance.sign_in import sign_in
 from webapp import current_instance
 from webapp.auth import client_address, end_session, renew_session, sign_in_session, throttle_rules
 from webapp.layout import form_errors, keep_once, take_once

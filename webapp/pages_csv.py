@@ -17,8 +17,9 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from appliance.collections import get_visible_collection, require_access
-from appliance.csv_io import (
+from appliance.collections.definitions import get_visible_collection, require_access
+from appliance.errors import BadRequest, Conflict, TooLarge, ValidationFailed
+from appliance.records.csv_io import (
     export_csv,
     get_import_job,
     importable_fields,
@@ -26,8 +27,7 @@ from appliance.csv_io import (
     save_import_upload,
     start_import_job,
 )
-from appliance.db import database
-from appliance.errors import BadRequest, Conflict, TooLarge, ValidationFailed
+from appliance.storage.db import database
 from webapp import current_instance
 from webapp.api_csv import csv_response, stop_imports_at_exit, uploaded_csv, with_bom
 from webapp.layout import form_errors

@@ -21,13 +21,13 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
-from appliance.collections import CollectionDef, access_scope, get_visible_collection, require_access
+from appliance.collections.definitions import CollectionDef, access_scope, get_visible_collection, require_access
+from appliance.collections.fields import Field
 from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, TooLarge, ValidationFailed
-from appliance.fields import Field
-from appliance.files import Upload
-from appliance.history import list_history
-from appliance.record_query import list_records
-from appliance.records import create_record, delete_record, get_record, restore_version, update_record
+from appliance.records.files import Upload
+from appliance.records.history import list_history
+from appliance.records.query import list_records
+from appliance.records.write import create_record, delete_record, get_record, restore_version, update_record
 from webapp import current_instance
 from webapp.api_records import upload_limit
 from webapp.layout import form_errors

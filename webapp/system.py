@@ -8,10 +8,10 @@ import shutil
 from flask import Blueprint, Response, current_app, g, jsonify
 
 from appliance import __version__
-from appliance.db import database, is_sqlite
+from appliance.accounts.sessions import count_users_online
 from appliance.errors import NotAuthenticated, PermissionDenied
-from appliance.metrics import read_metrics
-from appliance.sessions import count_users_online
+from appliance.server.metrics import read_metrics
+from appliance.storage.db import database, is_sqlite
 from webapp import bearer_token, control_token_matches, current_instance
 
 bp = Blueprint("system", __name__)
@@ -80,6 +80,6 @@ def status():
 @bp.get("/metrics")
 def prometheus():
     require_control_or_admin()
-    from appliance.prometheus import render_metrics
+    from appliance.server.prometheus import render_metrics
 
     return Response(render_metrics(_merged_metrics()), mimetype="text/plain; version=0.0.4; charset=utf-8")

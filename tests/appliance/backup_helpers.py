@@ -8,7 +8,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.backups import MANIFEST
+from appliance.backups.archive import MANIFEST
 
 
 def store_file(home: Path, content: bytes, record_id: int = 1) -> str:
@@ -49,8 +49,8 @@ def init_home_one_migration_behind(home: Path) -> list[str]:
     import peewee
     from playhouse.migrations import Runner
 
-    from appliance.home import init_home
-    from appliance.migrate import MIGRATIONS_DIR
+    from appliance.config.home import init_home
+    from appliance.storage.migrate import MIGRATIONS_DIR
 
     init_home(home)
     db = peewee.SqliteDatabase(str(home / "db" / "appliance.sqlite3"))

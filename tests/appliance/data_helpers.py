@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from appliance.accounts.users import User
 from appliance.clock import utcnow
-from appliance.collections import create_collection
-from appliance.users import User
+from appliance.collections.definitions import create_collection
 
 
 def make_users() -> dict[str, User]:

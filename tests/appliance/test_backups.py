@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.backups import (
+from appliance.backups.archive import (
     DB_MEMBER,
     MANIFEST,
     VERIFY_SUFFIX,
@@ -23,9 +23,9 @@ from appliance.backups import (
     prune_backups,
     verify_archive,
 )
+from appliance.backups.restore import restore_backup
+from appliance.config.home import Paths
 from appliance.errors import Busy
-from appliance.home import Paths
-from appliance.restore import restore_backup
 from tests.appliance.backup_helpers import copy_archive, store_file
 from tests.fakes import FakeClock
 from tests.mailbox import mailbox  # noqa: F401 - the fixture
@@ -279,7 +279,7 @@ def craft(
     """An archive built from the good one ``good``: its database plus ``extra`` members, with a manifest
     listing them (sizes overridden by ``manifest_sizes``, then changed by ``edit``) and a matching
     checksum in the zip comment, as an attacker who knows the format would write it."""
-    from appliance.backups import COMMENT_PREFIX
+    from appliance.backups.archive import COMMENT_PREFIX
 
     with zipfile.ZipFile(good) as zf:
         manifest = json.loads(zf.read(MANIFEST))
@@ -360,7 +360,7 @@ def test_an_archive_larger_than_the_free_disk_space_is_a_disk_problem_and_nothin
     import shutil
     from collections import namedtuple
 
-    from appliance.backups import NotEnoughSpace
+    from appliance.backups.archive import NotEnoughSpace
 
     # The disk is the edge faked here: it reports 1 KB free.
     usage = namedtuple("usage", "total used free")
@@ -395,8 +395,8 @@ def test_a_crafted_manifest_is_refused_with_a_reason_never_a_crash(good_archive,
 
 
 def test_a_file_whose_record_goes_during_a_backup_stays_in_the_backup_and_on_disk(instance):
-    from appliance.db import database
-    from appliance.files import remove_unreferenced
+    from appliance.records.files import remove_unreferenced
+    from appliance.storage.db import database
 
     home = instance.home
     member = store_file(home, b"a scanned contract")
@@ -451,7 +451,7 @@ def test_a_scratch_folder_of_a_verification_still_running_elsewhere_is_not_remov
 
 
 def test_verifying_again_takes_the_backup_lock(home, good_archive):
-    from appliance.backups import verify_backup
+    from appliance.backups.archive import verify_backup
 
     with exclusive_operation(Paths(home), "scheduled backup"), pytest.raises(Busy, match="scheduled backup"):
         verify_backup(Paths(home), good_archive)
@@ -498,10 +498,10 @@ def test_a_scheduled_backup_that_fails_verification_is_a_failed_run_that_alerts_
     personas,
     mailbox,  # noqa: F811
 ):
-    from appliance.alerts import Alert
-    from appliance.db import database
-    from appliance.jobs import run_job
-    from appliance.settings import write_settings
+    from appliance.config.settings import write_settings
+    from appliance.jobs.alerts import Alert
+    from appliance.jobs.definitions import run_job
+    from appliance.storage.db import database
 
     write_settings(instance.home / "appliance.toml", mailbox.settings())
     _corrupt_index_page(instance.home / "db" / "appliance.sqlite3")
@@ -519,9 +519,9 @@ def test_a_scheduled_backup_that_fails_verification_is_a_failed_run_that_alerts_
 
 
 def test_a_scheduled_backup_while_a_manual_one_runs_is_recorded_as_skipped_without_an_alert(instance):
-    from appliance.alerts import Alert
-    from appliance.db import database
-    from appliance.jobs import run_job
+    from appliance.jobs.alerts import Alert
+    from appliance.jobs.definitions import run_job
+    from appliance.storage.db import database
 
     with database.connection_context():
         with exclusive_operation(instance.paths, "manual backup"):

@@ -149,8 +149,8 @@ def test_a_disk_full_during_a_restore_says_so_and_changes_nothing(home):
 
 
 def test_backup_verify_is_refused_while_a_backup_runs(home):
-    from appliance.backups import exclusive_operation
-    from appliance.home import Paths
+    from appliance.backups.archive import exclusive_operation
+    from appliance.config.home import Paths
 
     name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
     with exclusive_operation(Paths(home), "scheduled backup"):
@@ -160,8 +160,8 @@ def test_backup_verify_is_refused_while_a_backup_runs(home):
 
 
 def test_restore_checks_for_a_running_server_before_it_asks(home):
-    from appliance.home import Paths
-    from appliance.locks import FileLock
+    from appliance.config.home import Paths
+    from appliance.storage.locks import FileLock
 
     name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
     paths = Paths(home)

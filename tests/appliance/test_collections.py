@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.collections import (
+from appliance.collections.definitions import (
     create_collection,
     delete_collection,
     get_collection,
     list_collections,
     update_collection,
 )
-from appliance.db import database
 from appliance.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from appliance.record_query import list_records
-from appliance.records import create_record
+from appliance.records.query import list_records
+from appliance.records.write import create_record
+from appliance.storage.db import database
 from tests.appliance.data_helpers import ORDER_FIELDS, make_orders, make_users
 
 

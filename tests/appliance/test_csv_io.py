@@ -9,8 +9,9 @@ import threading
 import pytest
 
 from appliance.audit import list_events
-from appliance.collections import get_collection
-from appliance.csv_io import (
+from appliance.collections.definitions import get_collection
+from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
+from appliance.records.csv_io import (
     export_csv,
     get_import_job,
     import_csv,
@@ -19,11 +20,10 @@ from appliance.csv_io import (
     save_import_upload,
     start_import_job,
 )
-from appliance.db import database
-from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
-from appliance.history import list_history
-from appliance.record_query import list_records
-from appliance.records import create_record
+from appliance.records.history import list_history
+from appliance.records.query import list_records
+from appliance.records.write import create_record
+from appliance.storage.db import database
 from tests.appliance.data_helpers import make_orders, make_users
 
 
@@ -136,7 +136,7 @@ def test_only_those_who_may_create_may_import(users):
 
 
 def test_a_failure_while_writing_removes_the_rows_already_written(users, monkeypatch):
-    import appliance.csv_io as csv_io
+    import appliance.records.csv_io as csv_io
 
     real = csv_io._write_batch
     calls = []
@@ -160,7 +160,7 @@ def test_a_failure_while_writing_removes_the_rows_already_written(users, monkeyp
 
 def test_other_writers_are_not_blocked_for_the_whole_import(users, instance):
     """Between two batches another connection can write: the import never holds the lock throughout."""
-    import appliance.csv_io as csv_io
+    import appliance.records.csv_io as csv_io
 
     real = csv_io._write_batch
     saved = []
@@ -214,7 +214,7 @@ def test_an_export_refuses_a_bad_filter_before_writing_anything_and_hides_unknow
 
 
 def test_an_editor_limited_to_own_records_exports_only_those(users):
-    from appliance.collections import update_collection
+    from appliance.collections.definitions import update_collection
 
     update_collection("orders", {"permissions": {"editor": ["view:own", "create"]}}, users["admin"])
     create_record("orders", {"title": "mine"}, users["editor"])
@@ -265,7 +265,7 @@ def _simulate_death_after_one_batch(jobs, job_id, actor, *, heartbeat_age: float
     import json
     import time
 
-    import appliance.csv_io as csv_io
+    import appliance.records.csv_io as csv_io
 
     collection = get_collection("orders")
     first, last = csv_io._reserve_ids(collection, 4)
@@ -321,7 +321,7 @@ def test_server_start_recovers_every_running_import_whatever_its_heartbeat(users
     import os
     from types import SimpleNamespace
 
-    from appliance.csv_io import recover_interrupted_imports
+    from appliance.records.csv_io import recover_interrupted_imports
 
     jobs = tmp_path / "run" / "imports"
     job = save_import_upload(jobs, "orders", "o.csv", b"title\nA\nB\nC\nD\n", users["editor"])
@@ -335,7 +335,7 @@ def test_server_start_recovers_every_running_import_whatever_its_heartbeat(users
 
 
 def test_the_check_phase_reports_its_progress_as_it_goes(users):
-    import appliance.csv_io as csv_io
+    import appliance.records.csv_io as csv_io
 
     seen = []
     rows = csv_io.CHECK_PROGRESS_EVERY * 2 + 5
@@ -346,7 +346,7 @@ def test_the_check_phase_reports_its_progress_as_it_goes(users):
 
 
 def test_a_formula_over_its_bounds_is_a_bad_row_naming_the_line_and_field(users):
-    from appliance.collections import create_collection
+    from appliance.collections.definitions import create_collection
 
     create_collection(
         {

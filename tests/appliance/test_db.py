@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from appliance.db import database, make_database
+from appliance.config.home import open_instance
 from appliance.errors import SettingsError
-from appliance.home import open_instance
+from appliance.storage.db import database, make_database
 
 
 def pragma(name: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from appliance.db import database
+from appliance.storage.db import database
 
 
 def test_read_then_write_transactions_in_many_threads_all_succeed(instance):
@@ -37,8 +37,8 @@ def test_read_then_write_transactions_in_many_threads_all_succeed(instance):
 
 
 def test_a_thread_waits_its_turn_instead_of_outwaiting_sqlites_busy_timeout(home):
-    from appliance.db import open_database
-    from appliance.home import open_instance
+    from appliance.config.home import open_instance
+    from appliance.storage.db import open_database
 
     # A busy timeout far shorter than the other thread's transaction: SQLite alone would refuse.
     instance = open_instance(home, {"APPLIANCE_SQLITE_BUSY_TIMEOUT_MS": "50"})

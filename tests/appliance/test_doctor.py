@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.doctor import CheckResult, redact_url
+from appliance.cli.doctor import CheckResult, redact_url
 from tests.conftest import APPLIANCE, REPO, clean_env, run_cli, start_server
 
 

@@ -8,8 +8,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from appliance.alerts import Alert
-from appliance.backups import (
+from appliance.backups.archive import (
     DB_MEMBER,
     DRILL_SUFFIX,
     VERIFY_SUFFIX,
@@ -18,10 +17,11 @@ from appliance.backups import (
     last_restore_drill,
     list_backups,
 )
-from appliance.db import database
-from appliance.drill import run_restore_drill
-from appliance.jobs import JobRun, run_job
-from appliance.settings import write_settings
+from appliance.backups.drill import run_restore_drill
+from appliance.config.settings import write_settings
+from appliance.jobs.alerts import Alert
+from appliance.jobs.definitions import JobRun, run_job
+from appliance.storage.db import database
 from tests.appliance.backup_helpers import init_home_one_migration_behind, store_file
 from tests.conftest import run_cli
 from tests.mailbox import mailbox  # noqa: F401 - the fixture
@@ -156,7 +156,7 @@ def test_backup_drill_and_list_from_the_command_line(home):
 def test_a_drill_of_an_older_archive_migrates_it_and_still_matches_its_manifest(home, tmp_path):
     import shutil
 
-    from appliance.home import Paths
+    from appliance.config.home import Paths
 
     old_home = tmp_path / "old-home"
     names = init_home_one_migration_behind(old_home)

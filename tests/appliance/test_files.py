@@ -7,8 +7,8 @@ import io
 import pytest
 
 from appliance.errors import TooLarge, ValidationFailed
-from appliance.files import Upload, safe_filename, sniff_type, type_accepted
-from appliance.records import create_record, delete_record, update_record
+from appliance.records.files import Upload, safe_filename, sniff_type, type_accepted
+from appliance.records.write import create_record, delete_record, update_record
 from tests.appliance.data_helpers import make_users
 
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
@@ -39,7 +39,7 @@ def test_types_are_judged_by_content_not_by_name():
 
 @pytest.fixture
 def admin(instance):
-    from appliance.collections import create_collection
+    from appliance.collections.definitions import create_collection
 
     people = make_users()
     create_collection(
@@ -85,14 +85,14 @@ def test_a_refused_upload_leaves_nothing_stored(instance, admin):
 
 
 def _refs() -> list[tuple]:
-    from appliance.db import database
+    from appliance.storage.db import database
 
     return database.execute_sql("SELECT collection, record_id, field FROM file_ref ORDER BY record_id").fetchall()
 
 
 def test_renaming_a_file_field_keeps_its_files_and_removing_it_removes_them(instance, admin):
-    from appliance.collections import update_collection
-    from appliance.records import get_record_file
+    from appliance.collections.definitions import update_collection
+    from appliance.records.write import get_record_file
 
     files = instance.paths.files_dir
     record = create_record("docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF))}, files_dir=files)
@@ -110,7 +110,7 @@ def test_renaming_a_file_field_keeps_its_files_and_removing_it_removes_them(inst
 
 
 def test_swapping_two_file_fields_names_swaps_their_references(instance, admin):
-    from appliance.collections import update_collection
+    from appliance.collections.definitions import update_collection
 
     files = instance.paths.files_dir
     two = [{"name": "scan", "type": "file"}, {"name": "photo", "type": "file"}]

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
+from appliance.config.home import SUBDIRS, init_home, open_instance, resolve_home
 from appliance.errors import HomeError
-from appliance.home import SUBDIRS, init_home, open_instance, resolve_home
 
 
 def test_home_resolution_prefers_the_flag_then_the_environment_then_the_platform_folder(tmp_path):

@@ -7,9 +7,9 @@ import datetime as dt
 import json
 
 from appliance.audit import AuditEvent, record_event
-from appliance.db import database
-from appliance.jobs import JobRun, job_lock, run_job
-from appliance.settings import write_settings
+from appliance.config.settings import write_settings
+from appliance.jobs.definitions import JobRun, job_lock, run_job
+from appliance.storage.db import database
 from tests.conftest import run_cli
 from tests.fakes import FakeClock
 
@@ -89,7 +89,7 @@ def test_jobs_run_of_an_unknown_job_names_the_known_ones(home):
 
 
 def test_cleanup_removes_used_and_expired_set_up_links(instance):
-    from appliance.setup_links import SetupLink
+    from appliance.accounts.setup_links import SetupLink
 
     now = dt.datetime(2026, 6, 1, 4, 0)
     with database.connection_context():

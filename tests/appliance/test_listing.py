@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from appliance.errors import BadRequest
-from appliance.record_query import list_records
-from appliance.records import create_record, delete_record, update_record
+from appliance.records.query import list_records
+from appliance.records.write import create_record, delete_record, update_record
 from tests.appliance.data_helpers import make_orders, make_users
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.alerts import Alert, raise_alert
-from appliance.db import database
-from appliance.mail import MailFailed, send_mail
-from appliance.settings import load_settings, write_settings
+from appliance.config.settings import load_settings, write_settings
+from appliance.jobs.alerts import Alert, raise_alert
+from appliance.jobs.mail import MailFailed, send_mail
+from appliance.storage.db import database
 from tests.mailbox import certificate, free_port, mailbox, tls_mailbox  # noqa: F401 - fixtures
 
 

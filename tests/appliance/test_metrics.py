@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.metrics import MetricsRecorder, create_metrics_file, read_metrics
+from appliance.server.metrics import MetricsRecorder, create_metrics_file, read_metrics
 
 
 def test_two_workers_counts_are_merged(tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.accounts.roles import Role
 from appliance.errors import BadRequest
-from appliance.pagination import paginate, parse_paging
-from appliance.roles import Role
+from appliance.storage.pagination import paginate, parse_paging
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import passwords
-from appliance.sign_in import sign_in
-from appliance.throttle import ThrottleRules
-from appliance.users import create_user, get_user
+from appliance.accounts import passwords
+from appliance.accounts.sign_in import sign_in
+from appliance.accounts.throttle import ThrottleRules
+from appliance.accounts.users import create_user, get_user
 
 
 def test_the_common_password_list_is_shipped_and_large():

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from appliance.migrate import known_migrations
+from appliance.storage.migrate import known_migrations
 from tests.conftest import clean_env, run_cli, start_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(os.name != "posix", reason="the test server needs POSIX")]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import fields as fields_module
-from appliance import records
 from appliance.audit import list_events
-from appliance.collections import create_collection, get_collection
-from appliance.db import database
+from appliance.collections import fields as fields_module
+from appliance.collections.definitions import create_collection, get_collection
 from appliance.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from appliance.history import list_deleted_records, list_history
-from appliance.record_query import list_records
-from appliance.records import create_record, delete_record, get_record, restore_version, update_record
+from appliance.records import write as records
+from appliance.records.history import list_deleted_records, list_history
+from appliance.records.query import list_records
+from appliance.records.write import create_record, delete_record, get_record, restore_version, update_record
+from appliance.storage.db import database
 from tests.appliance.data_helpers import make_orders, make_users
 
 
@@ -126,7 +126,7 @@ def test_relations_check_the_target_and_refuse_deleting_a_referenced_record_unle
     lines = get_collection("lines")
     fields = [f.to_dict() for f in lines.fields]
     fields[0]["cascade"] = True
-    from appliance.collections import update_collection
+    from appliance.collections.definitions import update_collection
 
     update_collection("lines", {"fields": fields}, admin)
     delete_record("orders", order["id"], admin)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from appliance.backups import MANIFEST, create_backup, list_backups
+from appliance.backups.archive import MANIFEST, create_backup, list_backups
+from appliance.backups.restore import recover_interrupted_restore, restore_backup
+from appliance.config.home import Paths
 from appliance.errors import BadRequest, Conflict
-from appliance.home import Paths
-from appliance.migrate import code_schema_version
-from appliance.restore import recover_interrupted_restore, restore_backup
-from appliance.server import HomeLock
+from appliance.server.runner import HomeLock
+from appliance.storage.migrate import code_schema_version
 from tests.appliance.backup_helpers import copy_archive, init_home_one_migration_behind
 from tests.conftest import REPO, clean_env, start_server
 
@@ -148,8 +148,8 @@ def test_restore_of_an_older_archive_runs_the_missing_migrations(home, tmp_path)
 _KILLER = """
 import os, signal, sys
 from pathlib import Path
-import appliance.restore as restore
-from appliance.home import Paths
+import appliance.backups.restore as restore
+from appliance.config.home import Paths
 step = sys.argv[3]
 restore.on_step = lambda name: os.kill(os.getpid(), signal.SIGKILL) if name == step else None
 restore.restore_backup(Paths(Path(sys.argv[1])), Path(sys.argv[2]))
@@ -204,7 +204,7 @@ def test_a_server_started_after_a_restore_was_killed_serves_the_restored_state(a
 
 
 def test_restore_during_a_backup_is_refused_as_busy(archived_home):
-    from appliance.backups import exclusive_operation
+    from appliance.backups.archive import exclusive_operation
     from appliance.errors import Busy
 
     home, archive = archived_home
@@ -217,9 +217,9 @@ def test_a_migration_that_fails_on_the_restored_database_changes_nothing_and_say
     import peewee
     from playhouse.migrations import Runner
 
-    from appliance.home import init_home
-    from appliance.migrate import MIGRATIONS_DIR
-    from appliance.restore import RestoreFailed
+    from appliance.backups.restore import RestoreFailed
+    from appliance.config.home import init_home
+    from appliance.storage.migrate import MIGRATIONS_DIR
 
     set_marker(home, "old")
     old_home = tmp_path / "old-home"

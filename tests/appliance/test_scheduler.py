@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from appliance import jobs
-from appliance.alerts import Alert
-from appliance.db import database
+from appliance.config.settings import write_settings
 from appliance.errors import Busy
-from appliance.jobs import (
+from appliance.jobs import definitions as jobs
+from appliance.jobs.alerts import Alert
+from appliance.jobs.definitions import (
     Job,
     JobRun,
     ensure_jobs,
@@ -25,8 +25,8 @@ from appliance.jobs import (
     unregister_job,
     update_job,
 )
-from appliance.scheduler import JobScheduler
-from appliance.settings import write_settings
+from appliance.jobs.scheduler import JobScheduler
+from appliance.storage.db import database
 from tests.conftest import start_server
 from tests.fakes import FakeClock
 from tests.mailbox import mailbox  # noqa: F401 - the fixture
@@ -260,8 +260,8 @@ def test_a_stuck_run_alerts_once(instance, test_jobs):
 def test_the_server_runs_the_scheduler_in_its_parent_process(home, test_jobs):
     server = start_server(home, workers=1)
     try:
-        from appliance.db import open_database
-        from appliance.home import open_instance
+        from appliance.config.home import open_instance
+        from appliance.storage.db import open_database
 
         open_database(open_instance(home))
         with database.connection_context():
@@ -288,7 +288,7 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(instance):
     [("0 3 * * 0", "Sun", 3), ("0 3 * * 7", "Sun", 3), ("0 3 * * 1-5", "Tue", 3), ("30 1 * * sat", "Sat", 1)],
 )
 def test_cron_weekdays_mean_what_they_mean_in_cron_with_sunday_as_0(schedule, weekday, hour):
-    from appliance.schedules import parse_schedule
+    from appliance.config.schedules import parse_schedule
 
     monday_noon = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
     planned = parse_schedule(schedule).next_after(monday_noon, dt.UTC)
@@ -311,7 +311,7 @@ def test_cron_weekdays_mean_what_they_mean_in_cron_with_sunday_as_0(schedule, we
     ],
 )
 def test_a_bad_schedule_is_refused_with_its_reason(schedule, reason):
-    from appliance.schedules import parse_schedule
+    from appliance.config.schedules import parse_schedule
 
     with pytest.raises(ValueError, match=re.escape(reason)):
         parse_schedule(schedule)
@@ -335,13 +335,13 @@ def test_a_bad_schedule_is_refused_with_its_reason(schedule, reason):
     ],
 )
 def test_plain_schedules_are_accepted_and_stored_normalised(typed, stored):
-    from appliance.schedules import parse_schedule
+    from appliance.config.schedules import parse_schedule
 
     assert parse_schedule(typed).text == stored
 
 
 def test_a_plain_weekly_schedule_runs_on_its_day():
-    from appliance.schedules import parse_schedule
+    from appliance.config.schedules import parse_schedule
 
     monday_noon = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
     planned = parse_schedule("weekly sunday 04:45").next_after(monday_noon, dt.UTC)
@@ -364,7 +364,7 @@ def test_a_plain_weekly_schedule_runs_on_its_day():
     ],
 )
 def test_a_bad_plain_schedule_is_refused_with_its_reason(schedule, reason):
-    from appliance.schedules import parse_schedule
+    from appliance.config.schedules import parse_schedule
 
     with pytest.raises(ValueError, match=re.escape(reason)):
         parse_schedule(schedule)

@@ -8,17 +8,17 @@ import io
 
 import pytest
 
-from appliance import users as users_service
+from appliance.accounts import users as users_service
+from appliance.accounts.tokens import authenticate_token, create_token, list_tokens
 from appliance.audit import list_events
-from appliance.collections import create_collection, get_collection, serialize_collection
-from appliance.csv_io import MAX_BAD_ROWS, export_csv, import_csv, read_csv, save_import_upload
-from appliance.db import database
+from appliance.collections.definitions import create_collection, get_collection, serialize_collection
 from appliance.errors import BadRequest, Conflict, ValidationFailed
-from appliance.files import Upload
-from appliance.openapi import build_document
-from appliance.records import create_record, delete_record
-from appliance.tokens import authenticate_token, create_token, list_tokens
+from appliance.records.csv_io import MAX_BAD_ROWS, export_csv, import_csv, read_csv, save_import_upload
+from appliance.records.files import Upload
+from appliance.records.write import create_record, delete_record
+from appliance.storage.db import database
 from tests.appliance.data_helpers import make_orders, make_users
+from webapp.openapi import build_document
 
 
 @pytest.fixture

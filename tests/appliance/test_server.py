@@ -54,8 +54,8 @@ def test_serve_prints_its_url_and_writes_the_run_files(home):
 
 def test_sigterm_lets_an_in_flight_request_finish_then_exits_0_within_10_seconds(home):
     code = (
-        "import sys; from pathlib import Path; from appliance.home import open_instance; "
-        "from appliance.server import run_server; "
+        "import sys; from pathlib import Path; from appliance.config.home import open_instance; "
+        "from appliance.server.runner import run_server; "
         "sys.exit(run_server(open_instance(Path(sys.argv[1])), 'tests.appliance.slow_app:create_app', port=0))"
     )
     process = subprocess.Popen(
@@ -334,7 +334,7 @@ def test_a_database_that_cannot_be_reached_is_a_one_line_reason_without_its_pass
 
 
 def test_a_port_held_by_another_appliance_server_names_its_parent_process(live_server, tmp_path):
-    from appliance.home import init_home
+    from appliance.config.home import init_home
 
     other = tmp_path / "other-home"
     init_home(other)

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from appliance import sessions, users
-from appliance.tokens import digest_of
-from appliance.users import UserSession
+from appliance.accounts import sessions, users
+from appliance.accounts.tokens import digest_of
+from appliance.accounts.users import UserSession
 from tests.conftest import counting_queries
 from tests.fakes import FakeClock
 

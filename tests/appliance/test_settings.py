@@ -6,8 +6,8 @@ import tomllib
 
 import pytest
 
+from appliance.config.settings import load_settings, registry, render_default_file, write_settings
 from appliance.errors import SettingsError
-from appliance.settings import load_settings, registry, render_default_file, write_settings
 
 
 def test_every_setting_is_documented_and_its_default_passes_its_own_check():

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from appliance import setup_links
+from appliance.accounts import setup_links
+from appliance.accounts.users import User, create_user
 from appliance.errors import NotFound, ValidationFailed
-from appliance.users import User, create_user
 from tests.fakes import FakeClock
 
 
@@ -34,8 +34,8 @@ def test_a_used_link_stays_dead_even_when_no_admin_is_left(instance):
 
 
 def test_the_password_is_hashed_before_the_write_transaction(instance, monkeypatch):
-    from appliance import passwords
-    from appliance.db import database
+    from appliance.accounts import passwords
+    from appliance.storage.db import database
 
     seen = []
     original = passwords.hash_password

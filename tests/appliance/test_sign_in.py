@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
+from appliance.accounts.sign_in import sign_in
+from appliance.accounts.throttle import SignInFailure, ThrottleRules, fail_attempt, prune_throttle, start_attempt
+from appliance.accounts.users import create_user, get_user
 from appliance.audit import AuditEvent
 from appliance.errors import NotAuthenticated, Throttled
-from appliance.sign_in import sign_in
-from appliance.throttle import SignInFailure, ThrottleRules, fail_attempt, prune_throttle, start_attempt
-from appliance.users import create_user, get_user
 from tests.fakes import FakeClock
 
 RULES = ThrottleRules()  # 5 failures in 15 minutes lock for 15 minutes; 20 per address
@@ -34,7 +34,7 @@ def failure_message(email, password, clock, address="10.0.0.1"):
 def test_a_wrong_password_an_unknown_email_and_a_disabled_user_get_the_same_answer(ann):
     clock = FakeClock()
     create_user("boss@example.com", "Boss", "admin", "a-long-enough-password", actor="test")
-    from appliance.users import disable_user
+    from appliance.accounts.users import disable_user
 
     carl = create_user("carl@example.com", "Carl", "viewer", "a-long-enough-password", actor="test")
     disable_user(carl.id, actor="test")

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from appliance import tokens
+from appliance.accounts import tokens
+from appliance.accounts.tokens import ApiToken
+from appliance.accounts.users import create_user, disable_user
 from appliance.errors import NotFound, ValidationFailed
-from appliance.tokens import ApiToken
-from appliance.users import create_user, disable_user
 from tests.conftest import counting_queries
 from tests.fakes import FakeClock
 

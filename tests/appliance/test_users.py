@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import users
+from appliance.accounts import users
+from appliance.accounts.roles import BUILTIN_ROLES, create_role, delete_role, list_roles, role_exists
+from appliance.accounts.users import User
 from appliance.audit import AuditEvent
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
-from appliance.roles import BUILTIN_ROLES, create_role, delete_role, list_roles, role_exists
-from appliance.users import User
 
 
 def add(email="ann@example.com", role="editor", password="a-long-enough-password", name="Ann"):
@@ -167,7 +167,7 @@ def test_list_users_searches_email_and_name(instance):
 
 def count_transactions(run):
     """Run ``run()`` and return how many top-level transactions it opened."""
-    from appliance.db import database
+    from appliance.storage.db import database
 
     begins = []
     original = database.obj.begin
@@ -185,7 +185,7 @@ def count_transactions(run):
 
 
 def test_fields_and_a_new_password_change_in_one_transaction(instance):
-    from appliance import passwords
+    from appliance.accounts import passwords
 
     user = add()
     begins = count_transactions(
@@ -200,7 +200,7 @@ def test_fields_and_a_new_password_change_in_one_transaction(instance):
 
 
 def test_a_refused_password_or_field_changes_neither_the_fields_nor_the_password(instance):
-    from appliance import passwords
+    from appliance.accounts import passwords
 
     boss = add("boss@example.com", role="admin")
     with pytest.raises(ValidationFailed) as caught:
@@ -216,7 +216,7 @@ def test_a_refused_password_or_field_changes_neither_the_fields_nor_the_password
 
 
 def test_a_role_granted_by_a_collection_cannot_be_removed(instance):
-    from appliance.collections import create_collection, update_collection
+    from appliance.collections.definitions import create_collection, update_collection
 
     boss = add("boss@example.com", role="admin")
     create_role("clerk", "Clerk", actor="test")
@@ -248,8 +248,8 @@ def test_listing_users_by_an_unknown_role_is_refused(instance):
 
 
 def test_a_wrong_current_password_is_audited_and_throttled_like_a_sign_in(instance):
+    from appliance.accounts.throttle import ThrottleRules
     from appliance.errors import Throttled
-    from appliance.throttle import ThrottleRules
 
     user = add()
     rules = ThrottleRules()
@@ -262,7 +262,7 @@ def test_a_wrong_current_password_is_audited_and_throttled_like_a_sign_in(instan
     # Locked: even the right current password is refused now, and so is a sign-in.
     with pytest.raises(Throttled):
         users.change_password(user.id, "a-long-enough-password", "a-new-long-password", address="10.0.0.1", rules=rules)
-    from appliance.sign_in import sign_in
+    from appliance.accounts.sign_in import sign_in
 
     with pytest.raises(Throttled):
         sign_in("ann@example.com", "a-long-enough-password", address="10.0.0.2", rules=rules)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from appliance import sessions, users
+from appliance.accounts import sessions, users
 from tests.fakes import FakeClock
 
 TIMEOUTS = sessions.Timeouts(idle=dt.timedelta(minutes=60), absolute=dt.timedelta(hours=12))

@@ -9,8 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from appliance.home import Paths
-from appliance.settings import write_settings
+from appliance.config.home import Paths
+from appliance.config.settings import write_settings
 from console.supervisor import Supervisor
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from appliance.backups import create_backup
-from appliance.drill import run_restore_drill
-from appliance.home import Paths
+from appliance.backups.archive import create_backup
+from appliance.backups.drill import run_restore_drill
+from appliance.config.home import Paths
 from console.dashboard import NOT_AVAILABLE, RESTORE_DRILL_ABSENT, USERS_ONLINE_ABSENT, DashboardTab
 from console.supervisor import RUNNING, STOPPED
 from tests.conftest import browser_sign_in

@@ -7,7 +7,7 @@ import re
 import signal
 from pathlib import Path
 
-from appliance.home import Paths
+from appliance.config.home import Paths
 from console.supervisor import RUNNING, STOPPED
 from console.window import STOP
 from tests.conftest import start_server
@@ -15,7 +15,7 @@ from tests.console.conftest import wait_state
 
 
 def _session_version(home: Path, user_id: int) -> int:
-    from appliance.users import get_user
+    from appliance.accounts.users import get_user
     from console.offline import offline_database
 
     with offline_database(Paths(home)):
@@ -145,7 +145,7 @@ def test_a_backup_made_and_restored_through_the_console_brings_the_old_data_back
     first_pid = window.supervisor.child_pid
     from PySide6.QtWidgets import QMessageBox
 
-    from appliance.backups import find_backup
+    from appliance.backups.archive import find_backup
     from console.backups_tab import archive_summary
     from console.client import local_time
 
@@ -351,7 +351,7 @@ def test_closing_the_window_can_stop_the_server(qtbot, make_window, console_home
 def test_a_run_missed_while_the_server_was_off_is_an_alert_in_plain_words(qtbot, make_window, console_home):
     import datetime as dt
 
-    from appliance.jobs import Job, ensure_jobs
+    from appliance.jobs.definitions import Job, ensure_jobs
     from console.offline import offline_database
 
     paths = Paths(console_home)

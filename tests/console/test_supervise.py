@@ -9,8 +9,8 @@ import socket
 
 import psutil
 
-from appliance.home import Paths, open_instance
-from appliance.server import read_server_info
+from appliance.config.home import Paths, open_instance
+from appliance.server.runner import read_server_info
 from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, STOPPING, UNREACHABLE, Supervisor
 from console.window import KEEP
 from tests.conftest import start_server
@@ -206,7 +206,7 @@ def test_stopping_an_attached_server_that_is_slow_to_go_stays_stopping_until_it_
 
 
 def test_the_console_does_not_start_a_server_while_a_restore_holds_the_home(qtbot, console_home):
-    from appliance.locks import FileLock
+    from appliance.storage.locks import FileLock
 
     paths = Paths(console_home)
     paths.run_dir.mkdir(parents=True, exist_ok=True)

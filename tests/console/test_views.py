@@ -9,8 +9,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from appliance.home import Paths
-from appliance.settings import load_settings
+from appliance.config.home import Paths
+from appliance.config.settings import load_settings
 from console.app import SingleInstance, needs_first_run
 from console.logs_view import LogsTab
 from console.settings_tab import SettingsTab
@@ -224,7 +224,7 @@ def test_settings_save_valid_changes_warn_about_the_network_and_name_what_needs_
 def test_the_settings_form_reads_as_words_with_help_and_choices(qtbot, console_home: Path):
     from PySide6.QtWidgets import QComboBox, QLabel
 
-    from appliance.settings import registry
+    from appliance.config.settings import registry
 
     paths = Paths(console_home)
     tab = SettingsTab(paths)
@@ -267,8 +267,8 @@ def test_a_second_console_of_the_same_home_raises_the_first(qtbot, tmp_path: Pat
 def test_the_first_run_wizard_sets_up_a_new_home_that_serves_its_starter_collections(
     qtbot, tmp_path: Path, make_window
 ):
-    from appliance.demo import STARTER_COLLECTIONS
-    from appliance.settings import write_settings
+    from appliance.config.settings import write_settings
+    from appliance.records.demo import STARTER_COLLECTIONS
     from console.client import call_api, read_control_token
     from console.supervisor import RUNNING
     from tests.console.conftest import wait_state
@@ -348,7 +348,7 @@ def test_the_first_run_wizard_sets_up_a_new_home_that_serves_its_starter_collect
 
 
 def test_send_test_email_reaches_a_real_smtp_server(qtbot, console_home: Path, mailbox):  # noqa: F811
-    from appliance.settings import write_settings
+    from appliance.config.settings import write_settings
 
     paths = Paths(console_home)
     write_settings(paths.settings_file, mailbox.settings())

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from appliance.collections import create_collection
-from appliance.db import database
-from appliance.users import get_user
+from appliance.accounts.users import get_user
+from appliance.collections.definitions import create_collection
+from appliance.storage.db import database
 from tests.e2e.conftest import sign_in, url
 from tests.webapp.data_server import CSV_ORDERS as ORDERS
 

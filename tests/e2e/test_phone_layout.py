@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.collections import create_collection
-from appliance.db import database
-from appliance.records import create_record, update_record
-from appliance.users import get_user
+from appliance.accounts.users import get_user
+from appliance.collections.definitions import create_collection
+from appliance.records.write import create_record, update_record
+from appliance.storage.db import database
 from tests.e2e.conftest import sign_in, url
 
 PHONE = {"width": 390, "height": 844}
@@ -54,7 +54,7 @@ def operations(instance):
     """A backup in the list and a finished run in the backup job's history (the admin pages with rows)."""
     import datetime as dt
 
-    from appliance import jobs
+    from appliance.jobs import definitions as jobs
 
     with database.connection_context():
         jobs.ensure_jobs(instance.settings)

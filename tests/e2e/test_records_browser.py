@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from appliance.collections import create_collection
-from appliance.db import database
-from appliance.records import create_record, update_record
-from appliance.users import get_user
+from appliance.accounts.users import get_user
+from appliance.collections.definitions import create_collection
+from appliance.records.write import create_record, update_record
+from appliance.storage.db import database
 from tests.e2e.conftest import inline_scripts, sign_in, url
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"

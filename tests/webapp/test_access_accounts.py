@@ -133,9 +133,9 @@ def server(personas, live_server):
 @pytest.fixture
 def spare(personas, instance) -> dict[str, int]:
     """Ids of things the state-changing rows act on: a spare user and spare tokens of the editor and the viewer."""
-    from appliance.db import database
-    from appliance.tokens import create_token
-    from appliance.users import create_user
+    from appliance.accounts.tokens import create_token
+    from appliance.accounts.users import create_user
+    from appliance.storage.db import database
 
     with database.connection_context():
         ids = {"victim": create_user("victim@example.com", "Victim", "viewer", "victim-long-password", actor="test").id}
@@ -148,8 +148,8 @@ def spare(personas, instance) -> dict[str, int]:
 @pytest.fixture
 def disabled_session(server, personas, instance) -> tuple[requests.Session, str]:
     """The disabled persona's browser: signed in while the account was active, then the account was disabled."""
-    from appliance.db import database
-    from appliance.users import disable_user, enable_user
+    from appliance.accounts.users import disable_user, enable_user
+    from appliance.storage.db import database
 
     with database.connection_context():
         enable_user(personas.disabled.id, actor="test")
@@ -223,9 +223,9 @@ def test_the_api_answers_each_persona_as_the_access_table_says(
 
 def test_a_live_setup_link_answers_everyone_until_it_is_used(server, personas, disabled_session, instance):
     """While no admin exists, anyone holding the link may open it; a refused form leaves it live; once used, it is dead."""
-    from appliance.db import database
-    from appliance.setup_links import create_setup_link
-    from appliance.users import User
+    from appliance.accounts.setup_links import create_setup_link
+    from appliance.accounts.users import User
+    from appliance.storage.db import database
 
     with database.connection_context():
         User.delete().where(User.id == personas.admin.id).execute()  # a new instance: no admin yet

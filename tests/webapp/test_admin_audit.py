@@ -8,7 +8,7 @@ import re
 import pytest
 
 from appliance.audit import record_event
-from appliance.db import database
+from appliance.storage.db import database
 
 
 @pytest.fixture

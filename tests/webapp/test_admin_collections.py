@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from appliance.collections import get_collection
-from appliance.records import create_record
-from appliance.users import get_user
+from appliance.accounts.users import get_user
+from appliance.collections.definitions import get_collection
+from appliance.records.write import create_record
 from tests.conftest import post_form
 
 
@@ -79,7 +79,7 @@ def test_renaming_and_reordering_keep_the_values(admin, personas):
     assert names() == ["quantity", "title", "status"]
     post(admin, "/admin/collections/orders/fields/status/move", {"direction": "down"})  # already last: no change
     assert names() == ["quantity", "title", "status"]
-    from appliance.records import get_record
+    from appliance.records.write import get_record
 
     assert get_record("orders", record["id"], get_user(personas.admin.id))["quantity"] == 2
 
@@ -129,7 +129,7 @@ def test_removing_a_collection_needs_confirmation(admin):
 def test_removing_a_file_field_on_the_page_removes_its_stored_files(admin, personas, instance):
     import io
 
-    from appliance.files import Upload
+    from appliance.records.files import Upload
 
     pdf = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
     post(admin, "/admin/collections/orders/fields", {"name": "scan", "type": "file"})

@@ -66,8 +66,8 @@ def test_bad_values_are_shown_beside_their_fields_and_nothing_is_written(signed_
 def test_a_change_made_by_another_process_reaches_this_worker(signed_in, instance, app):
     import os
 
-    from appliance.runtime_settings import refresh_runtime_settings
-    from appliance.settings import write_settings
+    from appliance.config.settings import write_settings
+    from appliance.server.live_settings import refresh_runtime_settings
 
     write_settings(instance.paths.settings_file, {"job_stuck_minutes": 7})
     os.utime(instance.paths.settings_file, (1, 1))  # a modification time this worker has not seen

@@ -9,11 +9,11 @@ import re
 
 import pytest
 
+from appliance.accounts.passwords import verify_password
+from appliance.accounts.users import find_user_by_email, get_user, get_user_by_email
 from appliance.audit import record_event
-from appliance.db import database
-from appliance.metrics import MAX_SLOTS
-from appliance.passwords import verify_password
-from appliance.users import find_user_by_email, get_user, get_user_by_email
+from appliance.server.metrics import MAX_SLOTS
+from appliance.storage.db import database
 from tests.conftest import post_form
 
 
@@ -38,7 +38,7 @@ def test_the_jobs_page_puts_enabled_and_save_on_their_own_line_and_lists_the_pla
 
 
 def test_a_plain_schedule_typed_on_the_jobs_page_is_stored_as_cron(signed_in):
-    from appliance.jobs import get_job
+    from appliance.jobs.definitions import get_job
 
     admin = signed_in("admin")
     answer = post_form(
@@ -58,7 +58,7 @@ def test_a_plain_schedule_typed_on_the_jobs_page_is_stored_as_cron(signed_in):
 
 
 def test_jobs_and_their_runs_show_times_one_way(signed_in):
-    from appliance.jobs import request_run
+    from appliance.jobs.definitions import request_run
 
     admin = signed_in("admin")
     # A saved schedule plans the next run at once.
@@ -107,7 +107,7 @@ def test_the_settings_form_leaves_out_backup_schedule_and_points_to_the_jobs_pag
 
 
 def test_the_registry_says_backup_schedule_is_where_a_new_installation_starts():
-    from appliance.settings import registry
+    from appliance.config.settings import registry
 
     assert "a new installation starts with" in registry()["backup_schedule"].help
 
@@ -243,7 +243,7 @@ def test_a_generated_reset_password_is_shown_once_and_works(signed_in, personas)
 
 
 def test_generated_passwords_pass_the_policy_and_differ():
-    from appliance.passwords import generate_password, policy_problem
+    from appliance.accounts.passwords import generate_password, policy_problem
 
     made = {generate_password() for _ in range(20)}
     assert len(made) == 20
@@ -311,7 +311,7 @@ def test_field_options_are_listed_in_plain_words(collection):
 
 
 def test_an_unaccepted_file_type_names_the_accepted_kinds_in_words():
-    from appliance.files import describe_accepted
+    from appliance.records.files import describe_accepted
 
     assert describe_accepted(["image/*", "application/pdf"]) == "images, PDF files"
     assert describe_accepted(["application/x-thing"]) == "application/x-thing"

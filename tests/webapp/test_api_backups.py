@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from appliance.backups import exclusive_operation
+from appliance.backups.archive import exclusive_operation
 from tests.conftest import browser_sign_in, csrf_token_in
 
 ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER = "admin", "editor", "viewer", "disabled", "outsider"
@@ -65,7 +65,7 @@ def test_a_second_backup_while_one_runs_answers_busy(client, instance, headers):
 
 
 def test_the_status_shows_the_last_backup_the_jobs_and_open_alerts(client, headers, instance, tmp_path):
-    from appliance.settings import write_settings
+    from appliance.config.settings import write_settings
 
     status = client.get("/api/system/status", headers=headers[ADMIN]).get_json()
     assert status["last_backup"] is None and status["alerts"] == []

@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from appliance.db import database
-from appliance.jobs import Job, JobRun, run_job
+from appliance.jobs.definitions import Job, JobRun, run_job
+from appliance.storage.db import database
 from tests.conftest import browser_sign_in, csrf_token_in
 
 ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER = "admin", "editor", "viewer", "disabled", "outsider"

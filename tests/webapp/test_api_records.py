@@ -210,7 +210,7 @@ def impatient(home, personas, api_token_for):
 def test_a_database_locked_by_another_writer_answers_503_busy_with_retry_after(impatient, home):
     import sqlite3
 
-    from appliance.home import open_instance
+    from appliance.config.home import open_instance
 
     holder = sqlite3.connect(open_instance(home).paths.database_file, isolation_level=None)
     try:

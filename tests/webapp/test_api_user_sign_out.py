@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from appliance.accounts.users import get_user
 from appliance.audit import list_events
-from appliance.db import database
-from appliance.users import get_user
+from appliance.storage.db import database
 from tests.conftest import browser_sign_in
 
 

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from appliance.accounts.users import UserSession, get_user_by_email
 from appliance.audit import AuditEvent
 from appliance.clock import utcnow
-from appliance.users import UserSession, get_user_by_email
 from tests.conftest import csrf_token_in
 
 
@@ -254,7 +254,7 @@ def test_a_token_made_on_the_account_page_is_shown_once(browser, personas):
 
 
 def test_refreshing_after_making_a_token_makes_no_second_token(browser, personas):
-    from appliance.tokens import list_tokens
+    from appliance.accounts.tokens import list_tokens
 
     sign_in(browser, personas.editor.email, personas.editor.password)
     token = form_token(browser, "/account")
@@ -280,7 +280,7 @@ def test_a_bad_token_form_keeps_what_was_typed(browser, personas):
 
 
 def test_a_reset_password_must_be_changed_before_anything_else(app, instance, personas):
-    from appliance.users import set_password
+    from appliance.accounts.users import set_password
 
     set_password(personas.editor.id, "temporary-pass-123", must_change=True, actor="test")
     browser = app.test_client()
@@ -369,8 +369,8 @@ def test_unknown_filters_of_the_users_page_are_refused(browser, personas):
 
 
 def test_an_admin_removes_a_custom_role_on_the_users_page_unless_it_is_in_use(browser, personas):
-    from appliance.roles import create_role, role_exists
-    from appliance.users import update_user
+    from appliance.accounts.roles import create_role, role_exists
+    from appliance.accounts.users import update_user
 
     create_role("clerk", "Clerk", actor="test")
     update_user(personas.viewer.id, {"role": "clerk"}, actor="test")
@@ -388,7 +388,7 @@ def test_an_admin_removes_a_custom_role_on_the_users_page_unless_it_is_in_use(br
 
 
 def test_the_api_removes_a_custom_role_unless_it_is_built_in_or_in_use(client, personas, api_token_for):
-    from appliance.roles import create_role, role_exists
+    from appliance.accounts.roles import create_role, role_exists
 
     admin = {"Authorization": f"Bearer {api_token_for(personas.admin.email)}"}
     create_role("clerk", "Clerk", actor="test")
@@ -401,7 +401,7 @@ def test_the_api_removes_a_custom_role_unless_it_is_built_in_or_in_use(client, p
 
 
 def test_a_patch_with_fields_and_a_password_is_all_or_nothing(client, personas, api_token_for):
-    from appliance import passwords
+    from appliance.accounts import passwords
 
     admin = {"Authorization": f"Bearer {api_token_for(personas.admin.email)}"}
     path = f"/api/users/{personas.viewer.id}"

@@ -19,8 +19,8 @@ import psutil
 import pytest
 import requests
 
+from appliance.accounts.users import User
 from appliance.audit import AuditEvent
-from appliance.users import User
 from tests.conftest import browser_sign_in, csrf_token_in, start_server
 
 
@@ -144,8 +144,8 @@ def test_a_wrong_email_and_a_wrong_password_take_the_same_time(two_workers, pers
 def test_parallel_guesses_cannot_outrun_the_lock_out(personas, live_server, instance):
     """Twelve attempts at once (eleven wrong through the API, the right one through /login): at most five
     passwords are ever checked, and nothing succeeds once the account is locked."""
-    from appliance import passwords
-    from appliance.users import create_user
+    from appliance.accounts import passwords
+    from appliance.accounts.users import create_user
 
     # A slow hash, so that every attempt is in flight while the others start.
     passwords.configure_hasher(2, 32768, 1)

@@ -62,9 +62,9 @@ def rows_in(home: Path) -> tuple[int, int, int]:
 
 @pytest.fixture
 def books_home(home, personas, api_token_for):
-    from appliance.collections import create_collection, table_name
-    from appliance.db import database
-    from appliance.users import get_user
+    from appliance.accounts.users import get_user
+    from appliance.collections.definitions import create_collection, table_name
+    from appliance.storage.db import database
 
     with database.connection_context():
         create_collection(BOOKS, get_user(personas.admin.id))

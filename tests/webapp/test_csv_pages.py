@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from appliance.collections import create_collection
-from appliance.record_query import list_records
-from appliance.users import get_user
+from appliance.accounts.users import get_user
+from appliance.collections.definitions import create_collection
+from appliance.records.query import list_records
 from tests.conftest import csrf_token_in, post_form
 from tests.webapp.data_server import CSV_ORDERS as ORDERS
 
@@ -85,7 +85,7 @@ def test_who_may_use_the_csv_pages(sign_in):
 
 
 def test_the_export_link_carries_the_list_filters(sign_in, personas):
-    from appliance.records import create_record
+    from appliance.records.write import create_record
 
     for title, quantity in (("a", 1), ("b", 5)):
         create_record("orders", {"title": title, "quantity": quantity}, get_user(personas.admin.id))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.db import database
+from appliance.storage.db import database
 
 
 def test_healthz_answers_ok(client):

@@ -11,10 +11,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from appliance.collections import create_collection
-from appliance.db import database
-from appliance.records import create_record
-from appliance.users import get_user
+from appliance.accounts.users import get_user
+from appliance.collections.definitions import create_collection
+from appliance.records.write import create_record
+from appliance.storage.db import database
 from tests.conftest import csrf_token_in
 
 NOTES = {

@@ -9,10 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from appliance.collections import create_collection
-from appliance.db import database
-from appliance.records import create_record, get_record, update_record
-from appliance.users import get_user
+from appliance.accounts.users import get_user
+from appliance.collections.definitions import create_collection
+from appliance.records.write import create_record, get_record, update_record
+from appliance.storage.db import database
 from tests.conftest import csrf_token_in
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
@@ -117,7 +117,7 @@ def test_home_lists_the_collections_each_role_may_view_with_their_record_counts(
 
 def test_home_counts_only_ones_own_records_when_viewing_is_limited_to_them(app, as_, staff):
     with database.connection_context():
-        from appliance.collections import update_collection
+        from appliance.collections.definitions import update_collection
 
         update_collection("orders", {"permissions": {"editor": ["view:own", "create"]}}, get_user(staff.admin.id))
     assert "1 record<" in page(as_("editor"), "/")
@@ -291,7 +291,7 @@ def test_editing_shows_the_current_values_and_file_and_saves_changes(app, as_, s
     editor = as_("editor")
     bob = order_id("Bob order")
     with database.connection_context():
-        from appliance.files import Upload
+        from appliance.records.files import Upload
 
         update_record(
             "orders",
@@ -524,7 +524,7 @@ def test_a_wrong_file_type_and_bad_values_are_all_shown_at_once_and_nothing_is_k
 
 
 def test_size_errors_state_the_limit_as_the_forms_do():
-    from appliance.records import _size_text
+    from appliance.records.write import _size_text
 
     assert _size_text(25 * 1024 * 1024, megabytes=True) == "25 MB"  # max_upload_mb, as its help says
     assert _size_text(2048, megabytes=False) == "2.0 kB"  # a field's max_size, as the form's note says

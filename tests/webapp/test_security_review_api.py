@@ -9,12 +9,12 @@ import json
 
 import pytest
 
-from appliance.collections import create_collection
-from appliance.csv_io import MAX_BAD_ROWS
-from appliance.db import database
-from appliance.records import create_record
-from appliance.settings import write_settings
-from appliance.users import get_user
+from appliance.accounts.users import get_user
+from appliance.collections.definitions import create_collection
+from appliance.config.settings import write_settings
+from appliance.records.csv_io import MAX_BAD_ROWS
+from appliance.records.write import create_record
+from appliance.storage.db import database
 from tests.conftest import post_form
 
 LIMIT = 2000
@@ -113,8 +113,8 @@ def test_an_admin_password_reset_stops_the_users_old_token(world, personas):
 
 
 def test_a_token_of_a_user_who_must_change_the_password_is_refused_like_a_session(world, personas, client):
-    from appliance.tokens import create_token
-    from appliance.users import set_password
+    from appliance.accounts.tokens import create_token
+    from appliance.accounts.users import set_password
 
     with database.connection_context():
         set_password(personas.viewer.id, "a-brand-new-password-8", actor="test", must_change=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from appliance.backups import create_backup
-from appliance.drill import run_restore_drill
+from appliance.backups.archive import create_backup
+from appliance.backups.drill import run_restore_drill
 from tests.conftest import browser_sign_in
 
 

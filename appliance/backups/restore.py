@@ -1,0 +1,288 @@
+"""Restore a backup archive into a home, all or nothing.
+
+The order: refuse while a server runs on the home (and hold the home's
+server lock meanwhile, so none starts); verify the archive, unpacking it into
+``<home>/.restore/new`` (a corrupt or foreign archive, or one from a newer
+schema, is refused and nothing changes); write a safety backup of the current
+state (and refuse to go on when it fails verification); bring the unpacked
+database up to this version's schema (a failing migration changes nothing);
+then swap ``db/`` and ``files/`` in by renames.
+
+Atomicity across the two folders comes from a commit marker: once
+``.restore/new`` is complete and on disk, ``.restore/COMMIT`` is written, and
+from then on the restore only ever goes forward. :func:`recover_interrupted_restore`
+(run by the server at start, by every restore, and by ``appliance backup``
+commands) finishes a committed restore or discards an uncommitted one, so
+a crash at any point leaves either the old state or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.backups.archive import (
+    DB_MEMBER,
+    FAILED_DIR,
+    BackupFailed,
+    NotEnoughSpace,
+    create_backup_locked,
+    disk_full,
+    exclusive_operation,
+    fsync_dir,
+    verify_archive,
+)
+from appliance.config.home import Paths
+from appliance.errors import ApplianceError, BadRequest, Busy, Conflict
+from appliance.storage.locks import FileLock
+
+WORK_DIR = ".restore"
+COMMIT = "COMMIT"
+PARTS = ("db", "files")
+
+
+class RestoreFailed(ApplianceError):
+    """A restore stopped before its commit point (disk full, a migration failed): nothing was changed."""
+
+    code = "restore_failed"
+    status = 500
+
+
+def _noop(_step: str) -> None:
+    return None
+
+
+# Called with the name of each step as it completes; a test replaces it to kill
+# the process mid-restore. Production code never sets it.
+on_step: Callable[[str], None] = _noop
+
+
+def _step(name: str) -> None:
+    on_step(name)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            with open(Path(folder) / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(Path(folder))
+
+
+def _roll_forward(home: Path, work: Path) -> None:
+    """Move each part's live folder to ``old/`` and the new one in; each step is a rename, so this
+    can be re-run after a crash at any point and ends in the new state."""
+    old, new = work / "old", work / "new"
+    old.mkdir(exist_ok=True)
+    for part in PARTS:
+        live, incoming, previous = home / part, new / part, old / part
+        if not incoming.exists():
+            continue  # moved in already
+        if live.exists() and not previous.exists():
+            os.replace(live, previous)
+            fsync_dir(home)
+            _step(f"moved-old-{part}")
+        os.replace(incoming, live)
+        fsync_dir(home)
+        _step(f"moved-new-{part}")
+    (work / COMMIT).unlink()
+    fsync_dir(work)
+    _step("uncommitted")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def recover_interrupted_restore(paths: Paths) -> str | None:
+    """Finish or undo a restore that a crash interrupted; returns what was done (or ``None``).
+
+    The caller must own the home (hold the server lock or the backup lock):
+    the server calls it at start, a restore before it begins.
+    """
+    work = paths.home / WORK_DIR
+    if not work.exists():
+        return None
+    if (work / COMMIT).exists():
+        _roll_forward(paths.home, work)
+        return "finished an interrupted restore"
+    shutil.rmtree(work, ignore_errors=True)
+    return "discarded an unfinished restore (nothing had changed)"
+
+
+def restore_backup(
+    paths: Paths,
+    archive: Path,
+    *,
+    safety_backup: bool = True,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Replace the home's database and files with those of ``archive``.
+
+    Returns ``{"restored", "safety_backup", "schema_version", "migrations_applied"}``.
+    Raises :class:`Conflict` while a server runs on the home or when the safety
+    backup cannot be made or fails verification, :class:`Busy` during another
+    backup or restore, :class:`BadRequest` for an archive that fails verification
+    or comes from a newer schema, :class:`RestoreFailed` when the disk is full or
+    the archive's database cannot be migrated. In every one of these cases
+    nothing is changed.
+    """
+    from appliance.storage.migrate import code_schema_version, known_migrations
+
+    lock = FileLock(paths.server_lock)
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    if not lock.acquire():
+        raise Conflict("a server is running on this home: stop it first, then restore")
+    try:
+        with exclusive_operation(paths, "restore"):
+            recover_interrupted_restore(paths)
+            work = paths.home / WORK_DIR
+            new = work / "new"
+            try:
+                work.mkdir()
+                verification = verify_archive(archive, work, keep_into=new)
+                if not verification["ok"]:
+                    raise BadRequest(
+                        f"the archive {archive.name} is refused: " + "; ".join(verification["problems"][:3]),
+                        problems=verification["problems"],
+                    )
+                shipped = {m.name for m in known_migrations()}
+                manifest_migrations = set(_manifest_migrations(new))
+                newer = sorted(manifest_migrations - shipped)
+                if verification["schema_version"] > code_schema_version() or newer:
+                    raise BadRequest(
+                        f"the archive {archive.name} comes from a newer version of Office Appliance "
+                        f"(schema {verification['schema_version']}, this version knows {code_schema_version()}); "
+                        "upgrade the software first"
+                    )
+                _step("verified")
+                safety_name = None
+                if safety_backup and paths.database_file.exists():
+                    safety_name = _safety_backup(paths, now)
+                _step("safety-backup")
+                _stage(new, paths)
+                _step("staged")
+                applied = _migrate(new / "db" / paths.database_file.name, archive.name)
+                _fsync_tree(new)
+                _step("migrated")
+            except NotEnoughSpace as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                raise RestoreFailed(
+                    f"not enough disk space to restore {archive.name}: {exc.message}; nothing was changed"
+                ) from None
+            except OSError as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                what = "not enough disk space to restore" if disk_full(exc) else "cannot restore"
+                raise RestoreFailed(f"{what} {archive.name}: {exc.strerror or exc}; nothing was changed") from None
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+            marker = work / COMMIT
+            marker.write_text(json.dumps({"archive": archive.name}))
+            with open(marker, "rb") as fh:
+                os.fsync(fh.fileno())
+            fsync_dir(work)
+            _step("committed")
+            _roll_forward(paths.home, work)
+            _step("swapped")
+            return {
+                "restored": archive.name,
+                "safety_backup": safety_name,
+                "schema_version": code_schema_version(),
+                "migrations_applied": applied,
+            }
+    finally:
+        lock.release()
+
+
+def _safety_backup(paths: Paths, now: dt.datetime | None) -> str:
+    """Back up the current state before it is replaced; refuses (:class:`Conflict`) when that backup
+    cannot be written or does not verify, since the restore would then leave no way back."""
+    try:
+        safety = create_backup_locked(paths, now=now, kind="safety")
+    except NotEnoughSpace as exc:
+        raise RestoreFailed(
+            f"not enough disk space to restore: the safety backup of the current state needs room ({exc.message}); "
+            "nothing was changed"
+        ) from None
+    except BackupFailed as exc:
+        raise Conflict(
+            f"cannot make the safety backup of the current state ({exc.message}); "
+            "restore with --no-safety-backup to go on without one"
+        ) from None
+    if not safety.verified:
+        raise Conflict(
+            f"the safety backup of the current state failed verification "
+            f"({'; '.join(safety.verification['problems'][:2])}); it was kept aside in "
+            f"{paths.backups_dir / FAILED_DIR}. Nothing was restored; restore with --no-safety-backup "
+            "to go on without a safety backup",
+            problems=safety.verification["problems"],
+        )
+    return safety.item["name"]
+
+
+def _manifest_migrations(new: Path) -> list[str]:
+    from appliance.backups.archive import inspect_database
+
+    return inspect_database(new / DB_MEMBER)["migrations"]
+
+
+def _stage(new: Path, paths: Paths) -> None:
+    """Shape the unpacked archive as ``new/db`` and ``new/files`` and flush it to disk."""
+    unpacked = new / DB_MEMBER
+    target = new / "db" / paths.database_file.name
+    if unpacked != target:
+        target.parent.mkdir(exist_ok=True)
+        os.replace(unpacked, target)
+    (new / "files").mkdir(exist_ok=True)
+    for extra in new.iterdir():
+        if extra.name not in PARTS:
+            if extra.is_dir():
+                shutil.rmtree(extra)
+            else:
+                extra.unlink()
+    _fsync_tree(new)
+
+
+def _migrate(db_file: Path, archive_name: str) -> list[str]:
+    """Apply the migrations an older archive lacks to its unpacked database ``db_file``, before the
+    restore commits, on a connection of its own. Raises :class:`RestoreFailed` naming what failed."""
+    import peewee
+
+    from appliance.storage.db import sqlite_pragmas
+    from appliance.storage.migrate import apply_migrations
+
+    db = peewee.SqliteDatabase(str(db_file), pragmas=sqlite_pragmas(30000))
+    try:
+        db.connect()
+        return apply_migrations(db)
+    except OSError:
+        raise
+    except Exception as exc:
+        full = "full" in str(exc).lower()
+        reason = "not enough disk space to restore" if full else "cannot restore"
+        raise RestoreFailed(
+            f"{reason} {archive_name}: bringing its database up to this version failed "
+            f"({type(exc).__name__}: {exc}); nothing was changed"
+        ) from None
+    finally:
+        db.close()
+
+
+def recover_if_idle(paths: Paths) -> str | None:
+    """:func:`recover_interrupted_restore` when nobody owns the home (no server, no restore running);
+    for commands that work on a home without a server. Returns what was done (or ``None``)."""
+    if not (paths.home / WORK_DIR).exists():
+        return None
+    lock = FileLock(paths.server_lock)
+    if not lock.acquire():
+        return None
+    try:
+        with exclusive_operation(paths, "recovery"):
+            return recover_interrupted_restore(paths)
+    except Busy:
+        return None
+    finally:
+        lock.release()

@@ -1,0 +1,222 @@
+"""``appliance backup ...`` and ``appliance jobs ...``: backups and scheduled jobs from the command line.
+
+``backup create|list|verify|drill|restore`` and ``jobs list|run`` call the same
+services as the API and the pages. ``jobs run`` runs the job in this process
+with the same no-overlap guarantee as the server's scheduler (a per-job OS lock).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from appliance.cli.common import command, current_instance, fail, json_option, migrated_database, print_json
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _backup_line(item: dict) -> str:
+    problems = (item.get("verification") or {}).get("problems") or []
+    why = f" ({problems[0]})" if problems else ""
+    return f"{item['name']}  {item['created_at']}  {_size(item['size']):>9}  {item['status']}{why}"
+
+
+@click.group("backup")
+def backup_group() -> None:
+    """Make, list, verify and restore backups."""
+
+
+@command(backup_group, "create")
+@json_option
+def backup_create(as_json: bool) -> None:
+    """Write a backup now and verify it; exits non-zero when verification fails."""
+    from appliance.backups.restore import recover_if_idle
+    from appliance.jobs.definitions import take_backup
+
+    instance = current_instance()
+    recover_if_idle(instance.paths)
+    with migrated_database(instance):
+        item = take_backup(instance, kind="manual")
+    if as_json:
+        print_json(item)
+    else:
+        click.echo(_backup_line(item))
+        offsite = item["verification"].get("offsite")
+        if offsite:
+            click.echo(f"offsite copy: {'checked' if offsite['ok'] else 'FAILED: ' + str(offsite.get('error'))}")
+    if not item["verified"]:
+        click.echo(
+            f"error: the backup failed verification and was kept aside in {instance.paths.backups_dir / 'failed'}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@command(backup_group, "list")
+@json_option
+def backup_list(as_json: bool) -> None:
+    """List the backups in the backups folder, newest first, with their verification result."""
+    from appliance.backups.archive import list_backups
+
+    items = list_backups(current_instance().paths)
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        click.echo("no backups yet")
+    for item in items:
+        click.echo(_backup_line(item) + _drill_note(item.get("drill")))
+
+
+def _drill_note(drill: dict | None) -> str:
+    if not drill:
+        return ""
+    return f"  drill {'passed' if drill['outcome'] == 'ok' else 'FAILED'} {drill['at']}"
+
+
+@command(backup_group, "verify")
+@click.argument("archive")
+@json_option
+def backup_verify(archive: str, as_json: bool) -> None:
+    """Check ARCHIVE (a name in the backups folder, or a path): checksums, integrity, row counts."""
+    from appliance.backups.archive import resolve_archive, verify_backup
+
+    paths = current_instance().paths
+    path = resolve_archive(paths, archive)
+    # Under the backup lock (refused while a backup or restore runs); stored beside the archive when
+    # it is in the backups folder. A full disk is an error, not a verdict on the archive.
+    result = verify_backup(paths, path)
+    if as_json:
+        print_json({"name": path.name, **result})
+    elif result["ok"]:
+        click.echo(f"{path.name}: verified ({result['members_checked']} members, integrity ok)")
+    else:
+        click.echo(f"{path.name}: FAILED")
+        for problem in result["problems"]:
+            click.echo(f"  - {problem}")
+    if not result["ok"]:
+        sys.exit(1)
+
+
+@command(backup_group, "drill")
+@click.argument("archive", required=False)
+@json_option
+def backup_drill(archive: str | None, as_json: bool) -> None:
+    """Restore ARCHIVE (default: the newest verified backup) into a scratch folder and check it,
+    without touching the live data; exits non-zero when the drill fails (an alert is raised then)."""
+    from appliance.backups.archive import resolve_archive
+    from appliance.backups.drill import drill_backup
+
+    instance = current_instance()
+    path = resolve_archive(instance.paths, archive) if archive else None
+    with migrated_database(instance):
+        result = drill_backup(instance, path)
+    if as_json:
+        print_json(result)
+    elif result["outcome"] == "ok":
+        click.echo(f"{result['backup']}: drill passed in {result['duration_seconds']:.1f} s: {result['message']}")
+    else:
+        click.echo(f"{result['backup']}: drill FAILED")
+        for problem in result["problems"]:
+            click.echo(f"  - {problem}")
+    if result["outcome"] != "ok":
+        sys.exit(1)
+
+
+@command(backup_group, "restore")
+@click.argument("archive")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-safety-backup", is_flag=True, help="Do not back up the current state first.")
+@json_option
+def backup_restore(archive: str, yes: bool, no_safety_backup: bool, as_json: bool) -> None:
+    """Replace the database and files with those of ARCHIVE; refused while a server runs on this home."""
+    from appliance.backups.archive import describe_backup, resolve_archive
+    from appliance.backups.restore import restore_backup
+    from appliance.clock import shown_time
+    from appliance.errors import Conflict
+    from appliance.storage.locks import is_locked
+
+    paths = current_instance().paths
+    path = resolve_archive(paths, archive)
+    # Checked before asking, so nobody answers a question whose answer is then refused.
+    # (restore_backup checks again under the lock: a server may start in between.)
+    if is_locked(paths.server_lock):
+        raise Conflict("a server is running on this home: stop it first, then restore")
+    if not yes:
+        made = shown_time(describe_backup(path)["created_at"]) or "the time of the backup"
+        click.echo(
+            f"Users, settings kept in the database, job schedules and records go back to how they were at {made}."
+        )
+        try:
+            agreed = click.confirm(f"Replace the data of {paths.home} with {path.name}?", default=False)
+        except click.Abort:
+            if sys.stdin is not None and sys.stdin.isatty():
+                fail("not restored; nothing was changed")
+            fail(
+                "not restored: there was no answer to the confirmation (no terminal); add --yes to restore without asking"
+            )
+        if not agreed:
+            fail("not restored; nothing was changed")
+    outcome = restore_backup(paths, path, safety_backup=not no_safety_backup)
+    if as_json:
+        print_json(outcome)
+        return
+    click.echo(f"restored {outcome['restored']}")
+    if outcome["safety_backup"]:
+        click.echo(f"the state before the restore is in {outcome['safety_backup']}")
+    for name in outcome["migrations_applied"]:
+        click.echo(f"applied migration {name}")
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """List scheduled jobs and run one now."""
+
+
+@command(jobs_group, "list")
+@json_option
+def jobs_list(as_json: bool) -> None:
+    """List the jobs with their schedule, last and next run."""
+    from appliance.jobs.definitions import current_settings, ensure_jobs, job_items
+
+    instance = current_instance()
+    with migrated_database(instance):
+        ensure_jobs(current_settings(instance))
+        items = job_items()
+    if as_json:
+        print_json(items)
+        return
+    for item in items:
+        state = "enabled" if item["enabled"] else "disabled"
+        click.echo(
+            f"{item['name']:<16} {item['schedule']:<14} {state:<9} last: {item['last_outcome'] or '-':<8} "
+            f"next: {item['next_run'] or '-'}"
+        )
+
+
+@command(jobs_group, "run")
+@click.argument("name")
+@json_option
+def jobs_run(name: str, as_json: bool) -> None:
+    """Run job NAME here and now (refused while a run of it goes on); exits non-zero when it fails."""
+    from appliance.jobs.definitions import current_settings, ensure_jobs, run_job, serialize_run
+
+    instance = current_instance()
+    with migrated_database(instance):
+        ensure_jobs(current_settings(instance))
+        run = run_job(instance, name, trigger="cli")
+        item = serialize_run(run)
+    if as_json:
+        print_json(item)
+    else:
+        click.echo(f"{name}: {item['outcome']} in {item['duration_seconds']:.1f} s: {item['message']}")
+    if item["outcome"] != "ok":
+        sys.exit(1)

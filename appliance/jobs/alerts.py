@@ -1,0 +1,115 @@
+"""Alerts: a failed job, a run that did not happen, a backup that failed verification, an
+unreachable offsite folder. Each is stored (the status API and the admin pages show them) and
+mailed to the active admins (and ``alert_recipients``) when SMTP is set up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import peewee
+
+from appliance.clock import as_stored, iso
+from appliance.jobs.mail import MailFailed, mail_configured, send_mail
+from appliance.storage.db import BaseModel, database
+
+log = logging.getLogger("appliance.alerts")
+
+
+class Alert(BaseModel):
+    at = peewee.DateTimeField(index=True)
+    kind = peewee.CharField(max_length=40)
+    subject = peewee.CharField(max_length=200)
+    message = peewee.TextField(default="")
+    job = peewee.CharField(max_length=64, null=True)
+    key = peewee.CharField(max_length=200, null=True, index=True)
+    emailed = peewee.BooleanField(default=False)
+    mail_error = peewee.TextField(null=True)
+    acknowledged_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "alert"
+
+
+def alert_recipients(settings: Any) -> list[str]:
+    """Emails of the active admins, then the extra ``alert_recipients`` of the settings, without repeats."""
+    from appliance.accounts.users import User
+
+    found: list[str] = [
+        email
+        for (email,) in User.select(User.email).where((User.role == "admin") & User.active).order_by(User.id).tuples()
+    ]
+    found.extend(part.strip() for part in settings.alert_recipients.split(",") if part.strip())
+    seen: set[str] = set()
+    return [a for a in found if not (a.lower() in seen or seen.add(a.lower()))]
+
+
+def raise_alert(
+    settings: Any,
+    kind: str,
+    subject: str,
+    message: str,
+    *,
+    job: str | None = None,
+    key: str | None = None,
+    now: dt.datetime | None = None,
+) -> Alert:
+    """Store an alert and mail it; returns it.
+
+    ``key`` makes it happen once: a second alert with the same key returns
+    the first (a missed run is reported once, not at every check); ``is_new``
+    on the answer tells which. A mail
+    failure is stored on the alert (``mail_error``) and logged, never raised.
+    """
+    if key:
+        existing = Alert.get_or_none(Alert.key == key)
+        if existing is not None:
+            existing.is_new = False
+            return existing
+    with database.atomic():
+        alert = Alert.create(at=as_stored(now), kind=kind, subject=subject[:200], message=message, job=job, key=key)
+    log.error("alert: %s", subject, extra={"alert_kind": kind, "job": job})
+    if not mail_configured(settings):
+        alert.mail_error = "SMTP is not set up"
+    else:
+        try:
+            recipients = alert_recipients(settings)
+            send_mail(settings, recipients, f"[Office Appliance] {subject}", f"{message}\n\nAt {iso(alert.at)}.\n")
+            alert.emailed = True
+        except MailFailed as exc:
+            alert.mail_error = exc.message
+            log.warning("alert mail not sent: %s", exc.message)
+    with database.atomic():
+        alert.save()
+    alert.is_new = True
+    return alert
+
+
+def list_alerts(*, limit: int = 20, open_only: bool = False) -> list[Alert]:
+    """The newest alerts first; ``open_only`` leaves out those an admin acknowledged."""
+    query = Alert.select().order_by(Alert.at.desc(), Alert.id.desc())
+    if open_only:
+        query = query.where(Alert.acknowledged_at.is_null())
+    return list(query.limit(limit))
+
+
+def acknowledge_alerts(now: dt.datetime | None = None) -> int:
+    """Mark every open alert as seen; returns how many."""
+    with database.atomic():
+        return Alert.update(acknowledged_at=as_stored(now)).where(Alert.acknowledged_at.is_null()).execute()
+
+
+def serialize_alert(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "at": iso(alert.at),
+        "kind": alert.kind,
+        "subject": alert.subject,
+        "message": alert.message,
+        "job": alert.job,
+        "emailed": alert.emailed,
+        "mail_error": alert.mail_error,
+        "acknowledged": alert.acknowledged_at is not None,
+    }

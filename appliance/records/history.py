@@ -1,0 +1,163 @@
+"""Record versions: every create, update, delete and restore, with who, when and what changed.
+
+A version row holds the whole record as it stood after the change (before
+it, for a delete), so any version can be brought back, and the changes as
+``{"field": [old, new]}``. It is written in the transaction of the change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import peewee
+
+from appliance.clock import iso, utcnow
+from appliance.collections.definitions import CollectionDef, is_admin, quote, require_access
+from appliance.collections.fields import INT64
+from appliance.errors import NotFound, PermissionDenied
+from appliance.storage.db import BaseModel, database
+from appliance.storage.pagination import paginate, parse_paging
+
+
+class RecordVersion(BaseModel):
+    collection = peewee.CharField(max_length=50)
+    record_id = peewee.IntegerField()
+    version = peewee.IntegerField()
+    action = peewee.CharField(max_length=20)
+    actor_id = peewee.IntegerField(null=True)
+    actor = peewee.CharField(max_length=320, default="")
+    at = peewee.DateTimeField(default=utcnow)
+    data = peewee.TextField()
+    changes = peewee.TextField(default="{}")
+
+    class Meta:
+        table_name = "record_version"
+
+
+def write_version(
+    collection: str, record_id: int, action: str, actor: Any, data: Mapping[str, Any], changes: Mapping[str, Any]
+) -> int:
+    """Append a version of the record; returns its number (1 for the first). Call inside the write's transaction."""
+    row = database.execute_sql(
+        "SELECT MAX(version) FROM record_version WHERE collection = ? AND record_id = ?", (collection, record_id)
+    ).fetchone()
+    number = (row[0] or 0) + 1
+    RecordVersion.create(
+        collection=collection,
+        record_id=record_id,
+        version=number,
+        action=action,
+        actor_id=getattr(actor, "id", None),
+        actor=str(getattr(actor, "email", "") or "")[:320],
+        at=utcnow(),
+        data=json.dumps(dict(data), ensure_ascii=False, default=str),
+        changes=json.dumps(dict(changes), ensure_ascii=False, default=str),
+    )
+    return number
+
+
+def get_version(collection: str, record_id: int, version: int) -> RecordVersion:
+    if not (1 <= record_id <= INT64 and 1 <= version <= INT64):
+        raise NotFound(f"Record {record_id} has no version {version}.")
+    row = RecordVersion.get_or_none(
+        (RecordVersion.collection == collection)
+        & (RecordVersion.record_id == record_id)
+        & (RecordVersion.version == version)
+    )
+    if row is None:
+        raise NotFound(f"Record {record_id} has no version {version}.")
+    return row
+
+
+def _public(value: Any) -> Any:
+    # A file value's digest is an internal detail; history shows what a person recognises.
+    if isinstance(value, dict) and "sha256" in value:
+        return {k: v for k, v in value.items() if k != "sha256"}
+    return value
+
+
+def serialize_version(row: RecordVersion) -> dict[str, Any]:
+    """A history item of API.md: ``{"version", "actor", "at", "action", "changes": {"field": [old, new]}}``."""
+    changes = json.loads(row.changes or "{}")
+    return {
+        "version": row.version,
+        "actor": row.actor or None,
+        "at": iso(row.at),
+        "action": row.action,
+        "changes": {k: [_public(v[0]), _public(v[1])] for k, v in changes.items()},
+    }
+
+
+def record_owner(collection: CollectionDef, record_id: int) -> tuple[bool, int | None]:
+    """``(exists, created_by)`` of a live record."""
+    if not 1 <= record_id <= INT64:
+        return (False, None)
+    row = database.execute_sql(
+        f"SELECT created_by FROM {quote(collection.table)} WHERE id = ?", (record_id,)
+    ).fetchone()
+    return (row is not None, row[0] if row else None)
+
+
+def list_history(collection: CollectionDef, record_id: int, actor: Any, params: Mapping[str, Any]) -> dict:
+    """The record's versions, newest first, in the listing shape.
+
+    Needs view permission on the record (own records only, when so limited).
+    A deleted record's history is shown to admins only. Raises
+    :class:`NotFound` or :class:`PermissionDenied`.
+    """
+    scope = require_access(collection, actor, "view")
+    page, page_size = parse_paging(params)
+    if not isinstance(record_id, int) or not 1 <= record_id <= INT64:
+        raise NotFound(f"No record {record_id} in {collection.name!r}.")  # SQLite cannot even compare it
+    exists, owner = record_owner(collection, record_id)
+    if not exists and not is_admin(actor):
+        raise NotFound(f"No record {record_id} in {collection.name!r}.")
+    if exists and scope == "own" and owner != getattr(actor, "id", None):
+        raise NotFound(f"No record {record_id} in {collection.name!r}.")
+    query = (
+        RecordVersion.select()
+        .where((RecordVersion.collection == collection.name) & (RecordVersion.record_id == record_id))
+        .order_by(RecordVersion.version.desc())
+    )
+    if not exists and not query.exists():
+        raise NotFound(f"No record {record_id} in {collection.name!r}.")
+    return paginate(query, page, page_size, serialize_version)
+
+
+def list_deleted_records(collection: CollectionDef, actor: Any, params: Mapping[str, Any]) -> dict:
+    """Deleted records of the collection (admins only), newest deletion first, in the listing shape.
+
+    Each item is the record as it was when deleted, plus ``deleted_at``,
+    ``deleted_by`` and ``version`` (the one to restore with).
+    """
+    if not is_admin(actor):
+        raise PermissionDenied("Only admins may list deleted records.")
+    page, page_size = parse_paging(params)
+    table = quote(collection.table)
+    latest = (
+        RecordVersion.select(RecordVersion.record_id, peewee.fn.MAX(RecordVersion.version).alias("latest"))
+        .where(RecordVersion.collection == collection.name)
+        .group_by(RecordVersion.record_id)
+    )
+    query = (
+        RecordVersion.select()
+        .join(
+            latest,
+            on=((RecordVersion.record_id == latest.c.record_id) & (RecordVersion.version == latest.c.latest)),
+        )
+        .where(
+            (RecordVersion.collection == collection.name)
+            & (RecordVersion.action == "delete")
+            & ~peewee.fn.EXISTS(peewee.SQL(f"SELECT 1 FROM {table} WHERE {table}.id = t1.record_id"))
+        )
+        .order_by(RecordVersion.at.desc(), RecordVersion.id.desc())
+    )
+
+    def serialize(row: RecordVersion) -> dict[str, Any]:
+        data = {k: _public(v) for k, v in json.loads(row.data).items()}
+        data.update(deleted_at=iso(row.at), deleted_by=row.actor or None, version=row.version)
+        return data
+
+    return paginate(query, page, page_size, serialize)
