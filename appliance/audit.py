@@ -15,22 +15,7 @@ from typing import Any
 import peewee
 
 from appliance.clock import as_stored, iso
-from appliance.storage.db import BaseModel
-
-
-class AuditEvent(BaseModel):
-    at = peewee.DateTimeField(index=True)
-    # A plain column here (the table has the foreign key, ON DELETE SET NULL):
-    # users record audit events, so the audit model cannot import theirs.
-    actor_id = peewee.IntegerField(null=True, index=True)
-    actor = peewee.CharField(max_length=320, default="")
-    action = peewee.CharField(max_length=80, index=True)
-    target = peewee.CharField(max_length=400, default="", index=True)
-    address = peewee.CharField(max_length=100, null=True)
-    details = peewee.TextField(default="{}")
-
-    class Meta:
-        table_name = "audit_event"
+from appliance.storage.models import AuditEvent
 
 
 def _actor_fields(actor: Any) -> tuple[int | None, str]:

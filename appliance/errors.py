@@ -113,3 +113,34 @@ class StartupRefused(ApplianceError):
 
     code = "startup_refused"
     status = 500
+
+
+class RestoreFailed(ApplianceError):
+    """A restore stopped before its commit point (disk full, a migration failed): nothing was changed."""
+
+    code = "restore_failed"
+    status = 500
+
+
+class BackupFailed(ApplianceError):
+    """A backup could not be written (disk full, unreadable database ...)."""
+
+    code = "backup_failed"
+    status = 500
+
+
+class NotEnoughSpace(BackupFailed):
+    """The disk has no room for a scratch copy (verification, restore): the archive is not at fault."""
+
+
+class MailFailed(ServiceUnavailable):
+    """The SMTP server could not be reached or refused the message."""
+
+    code = "mail_failed"
+
+
+class DemoDataMissing(ApplianceError):
+    """The product's ``data/`` folder cannot be found (a broken installation)."""
+
+    code = "demo_data_missing"
+    status = 500

@@ -44,7 +44,8 @@ FIELDS = [
 
 
 def make_home(root: Path) -> Path:
-    from appliance.collections.definitions import SYSTEM, create_collection
+    from appliance.actors import SYSTEM
+    from appliance.collections.definitions import create_collection
     from appliance.config.home import init_home, open_instance
     from appliance.storage.db import open_database
     from appliance.storage.migrate import apply_migrations
@@ -69,7 +70,7 @@ def make_csv(rows: int, prefix: str) -> bytes:
 
 def writer(home: str, stop, ready, results) -> None:
     """Save a record every 20 ms until told to stop (bounded in time); report (count, longest wait, failures)."""
-    from appliance.collections.definitions import SYSTEM
+    from appliance.actors import SYSTEM
     from appliance.config.home import open_instance
     from appliance.records.write import create_record
     from appliance.storage.db import database, open_database
@@ -96,7 +97,7 @@ def writer(home: str, stop, ready, results) -> None:
 
 def timed_import(home: Path, data: bytes, batch: int) -> tuple[float, int, float, int]:
     """Import ``data`` while a writer process saves records; the writer is stopped even when the import raises."""
-    from appliance.collections.definitions import SYSTEM
+    from appliance.actors import SYSTEM
     from appliance.records.csv_io import import_csv
 
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no SQLite connection crosses a fork

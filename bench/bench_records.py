@@ -260,7 +260,8 @@ def main(argv: list[str]) -> int:
 
     from appliance.accounts.tokens import create_token
     from appliance.accounts.users import create_user
-    from appliance.collections.definitions import SYSTEM, create_collection
+    from appliance.actors import SYSTEM
+    from appliance.collections.definitions import create_collection
     from appliance.config.home import init_home, open_instance
     from appliance.storage.db import open_database
     from appliance.storage.migrate import apply_migrations

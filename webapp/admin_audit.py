@@ -6,7 +6,8 @@ import datetime as dt
 
 from flask import Blueprint, Flask, render_template, request
 
-from appliance.audit import AuditEvent, list_events, serialize_event
+from appliance.audit import list_events, serialize_event
+from appliance.storage.models import AuditEvent
 from appliance.storage.pagination import paginate, parse_paging
 from webapp import audit_view
 from webapp.auth import admin_pages

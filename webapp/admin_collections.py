@@ -13,9 +13,9 @@ from flask import Blueprint, Flask, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from appliance.accounts import roles
+from appliance.actors import ADMIN_ROLE
 from appliance.collections.definitions import (
     ACTIONS,
-    ADMIN_ROLE,
     create_collection,
     delete_collection,
     get_collection,

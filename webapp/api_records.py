@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance.collections.definitions import SYSTEM, get_visible_collection
+from appliance.actors import SYSTEM
+from appliance.collections.definitions import get_visible_collection
 from appliance.errors import BadRequest, TooLarge
 from appliance.records.files import Upload
 from appliance.records.history import list_history

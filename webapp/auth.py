@@ -25,9 +25,9 @@ from flask_login import LoginManager, UserMixin, current_user, login_required, l
 
 from appliance.accounts import passwords, sessions
 from appliance.accounts.throttle import ThrottleRules
-from appliance.accounts.tokens import ApiToken, authenticate_token
-from appliance.accounts.users import User, UserSession
+from appliance.accounts.tokens import authenticate_token
 from appliance.errors import NotAuthenticated, PermissionDenied
+from appliance.storage.models import ApiToken, User, UserSession
 from webapp import bearer_token, control_token_matches
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -11,26 +11,14 @@ import json
 import re
 from typing import Any
 
-import peewee
-
 from appliance.audit import record_event
 from appliance.clock import iso, utcnow
 from appliance.errors import Conflict, NotFound, ValidationFailed
-from appliance.storage.db import BaseModel, database
+from appliance.storage.db import database
+from appliance.storage.models import Collection, Role, User
 
 BUILTIN_ROLES = ("admin", "editor", "viewer")
-ADMIN = "admin"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-
-class Role(BaseModel):
-    name = peewee.CharField(primary_key=True, max_length=40)
-    label = peewee.CharField(max_length=100)
-    builtin = peewee.BooleanField(default=False)
-    created_at = peewee.DateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "role"
 
 
 def role_exists(name: str) -> bool:
@@ -72,8 +60,6 @@ def create_role(name: str, label: str, *, actor: Any = None, address: str | None
 
 def collections_granting(name: str) -> list[str]:
     """Names of the collections whose permissions grant something to the role ``name``."""
-    from appliance.collections.definitions import Collection  # collections check roles by name; no import back
-
     granting = []
     for collection in Collection.select(Collection.name, Collection.permissions).order_by(Collection.name):
         try:
@@ -91,8 +77,6 @@ def delete_role(name: str, *, actor: Any = None, address: str | None = None) -> 
     Raises :class:`NotFound`, or :class:`Conflict` for a built-in role, one
     that users still have, or one that collections' permissions still name.
     """
-    from appliance.accounts.users import User  # users import roles
-
     with database.atomic():
         role = Role.get_or_none(Role.name == name) if isinstance(name, str) else None
         if role is None:

@@ -21,9 +21,9 @@ import secrets
 from dataclasses import dataclass
 
 from appliance.accounts.tokens import digest_of
-from appliance.accounts.users import User, UserSession
 from appliance.clock import as_stored
 from appliance.storage.db import database
+from appliance.storage.models import User, UserSession
 
 SEEN_EVERY = dt.timedelta(minutes=1)
 MAX_KEY_LENGTH = 200

@@ -12,27 +12,16 @@ import datetime as dt
 import secrets
 from typing import Any
 
-import peewee
-
-from appliance.accounts.roles import ADMIN
 from appliance.accounts.tokens import digest_of
-from appliance.accounts.users import User, has_active_admin, insert_user, prepare_user
+from appliance.accounts.users import has_active_admin, insert_user, prepare_user
+from appliance.actors import ADMIN_ROLE
 from appliance.audit import record_event
 from appliance.clock import as_stored
 from appliance.errors import NotFound
-from appliance.storage.db import BaseModel, database
+from appliance.storage.db import database
+from appliance.storage.models import SetupLink, User
 
 VALID_FOR = dt.timedelta(hours=1)
-
-
-class SetupLink(BaseModel):
-    digest = peewee.CharField(max_length=64, unique=True)
-    created_at = peewee.DateTimeField()
-    expires_at = peewee.DateTimeField()
-    used_at = peewee.DateTimeField(null=True)
-
-    class Meta:
-        table_name = "setup_link"
 
 
 def needs_setup() -> bool:
@@ -78,7 +67,7 @@ def complete_setup(
     now = as_stored(now)
     check_setup_link(secret, now)
     # Checked and hashed before the write transaction: the hash is slow, and the write lock is everyone's.
-    new_admin = prepare_user(email, name, ADMIN, password)
+    new_admin = prepare_user(email, name, ADMIN_ROLE, password)
     with database.atomic():
         spent = (
             SetupLink.update(used_at=now)

@@ -22,11 +22,12 @@ from appliance.accounts.throttle import (
     start_audited_attempt,
     succeed_attempt,
 )
-from appliance.accounts.users import User, find_user_by_email
+from appliance.accounts.users import find_user_by_email
 from appliance.audit import record_event
 from appliance.clock import as_stored
 from appliance.errors import NotAuthenticated, Throttled, ValidationFailed
 from appliance.storage.db import database
+from appliance.storage.models import User
 
 WRONG_CREDENTIALS = "Email or password is incorrect."
 

@@ -23,35 +23,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import peewee
-
 from appliance.audit import record_event
 from appliance.clock import as_stored, iso
 from appliance.errors import Throttled
-from appliance.storage.db import BaseModel, database
+from appliance.storage.db import database
+from appliance.storage.models import SignInFailure, SignInLock
 
 ACCOUNT = "account"
 ADDRESS = "address"
-
-
-class SignInFailure(BaseModel):
-    kind = peewee.CharField(max_length=10)
-    key = peewee.CharField(max_length=320)
-    at = peewee.DateTimeField()
-    # True while the attempt's password is being checked; it counts against the limit all the same.
-    pending = peewee.BooleanField(default=False)
-
-    class Meta:
-        table_name = "sign_in_failure"
-
-
-class SignInLock(BaseModel):
-    kind = peewee.CharField(max_length=10)
-    key = peewee.CharField(max_length=320)
-    locked_until = peewee.DateTimeField()
-
-    class Meta:
-        table_name = "sign_in_lock"
 
 
 @dataclass(frozen=True)

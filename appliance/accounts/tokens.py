@@ -16,30 +16,17 @@ from typing import Any
 
 import peewee
 
-from appliance.accounts.users import User, get_user
+from appliance.accounts.users import get_user
 from appliance.audit import record_event
 from appliance.clock import as_stored, iso
 from appliance.errors import NotFound, ValidationFailed
-from appliance.storage.db import BaseModel, database
+from appliance.storage.db import database
+from appliance.storage.models import ApiToken, User
 
 SCOPES = ("read", "write")
 TOKEN_PREFIX = "oat_"
 MAX_EXPIRY_DAYS = 3650
 LAST_USED_EVERY = dt.timedelta(minutes=1)
-
-
-class ApiToken(BaseModel):
-    user = peewee.ForeignKeyField(User, backref="tokens", on_delete="CASCADE")
-    name = peewee.CharField(max_length=100)
-    digest = peewee.CharField(max_length=64, unique=True)
-    prefix = peewee.CharField(max_length=16)
-    scope = peewee.CharField(max_length=10)
-    created_at = peewee.DateTimeField()
-    expires_at = peewee.DateTimeField()
-    last_used_at = peewee.DateTimeField(null=True)
-
-    class Meta:
-        table_name = "api_token"
 
 
 def digest_of(secret: str) -> str:

@@ -21,7 +21,7 @@ import peewee
 from email_validator import EmailNotValidError, validate_email
 
 from appliance.accounts import passwords
-from appliance.accounts.roles import ADMIN, role_exists
+from appliance.accounts.roles import role_exists
 from appliance.accounts.throttle import (
     ThrottleRules,
     fail_attempt,
@@ -29,50 +29,15 @@ from appliance.accounts.throttle import (
     start_audited_attempt,
     succeed_attempt,
 )
+from appliance.actors import ADMIN_ROLE
 from appliance.audit import record_event
 from appliance.clock import as_stored, iso, utcnow
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
-from appliance.storage.db import BaseModel, database
+from appliance.storage.db import database
+from appliance.storage.models import User, UserSession
 
 NAME_MAX = 200
 EDITABLE_FIELDS = ("email", "name", "role", "active")
-
-
-class User(BaseModel):
-    email = peewee.CharField(max_length=320, unique=True)
-    name = peewee.CharField(max_length=200)
-    role = peewee.CharField(max_length=40, column_name="role")
-    active = peewee.BooleanField(default=True, index=True)
-    password_hash = peewee.CharField(max_length=255)
-    must_change_password = peewee.BooleanField(default=False)
-    session_version = peewee.IntegerField(default=1)
-    created_at = peewee.DateTimeField(default=utcnow)
-    last_sign_in_at = peewee.DateTimeField(null=True)
-
-    class Meta:
-        table_name = "user"
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN and self.active
-
-    def __repr__(self) -> str:
-        return f"<User {self.id} {self.email} {self.role}{'' if self.active else ' disabled'}>"
-
-
-class UserSession(BaseModel):
-    """A signed-in browser. The cookie carries a random key; only its SHA-256 digest is stored."""
-
-    digest = peewee.CharField(max_length=64, unique=True)
-    user = peewee.ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
-    created_at = peewee.DateTimeField()
-    last_seen_at = peewee.DateTimeField()
-    expires_at = peewee.DateTimeField(index=True)  # the earlier of the idle end and the absolute end
-    address = peewee.CharField(max_length=100, null=True)
-    user_agent = peewee.CharField(max_length=300, default="")
-
-    class Meta:
-        table_name = "user_session"
 
 
 def _revoke_tokens(user: User, reason: str, actor: Any, address: str | None) -> int:
@@ -125,7 +90,7 @@ def _collect(fields: dict[str, str], check: Any) -> Any:
 
 
 def _active_admins() -> int:
-    return User.select().where((User.role == ADMIN) & (User.active == True)).count()  # noqa: E712
+    return User.select().where((User.role == ADMIN_ROLE) & (User.active == True)).count()  # noqa: E712
 
 
 def _guard_last_admin(verb: str) -> None:

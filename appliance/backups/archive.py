@@ -46,7 +46,7 @@ from typing import Any
 from appliance import __version__
 from appliance.clock import aware, iso
 from appliance.config.home import Paths
-from appliance.errors import ApplianceError, BadRequest, NotFound
+from appliance.errors import BackupFailed, BadRequest, NotEnoughSpace, NotFound
 from appliance.storage.locks import copying_files, exclusive, is_locked
 
 log = logging.getLogger("appliance.backups")
@@ -69,17 +69,6 @@ PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 # Write errors that mean the disk (or the process's file size limit) is full, not that the archive is bad.
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
-class BackupFailed(ApplianceError):
-    """A backup could not be written (disk full, unreadable database ...)."""
-
-    code = "backup_failed"
-    status = 500
-
-
-class NotEnoughSpace(BackupFailed):
-    """The disk has no room for a scratch copy (verification, restore): the archive is not at fault."""
 
 
 def disk_full(exc: OSError) -> bool:

@@ -30,7 +30,6 @@ from typing import Any
 from appliance.backups.archive import (
     FAILED_DIR,
     MANIFEST,
-    NotEnoughSpace,
     _clean_leftovers,
     _scratch_name,
     exclusive_operation,
@@ -43,7 +42,7 @@ from appliance.backups.archive import (
 )
 from appliance.clock import aware, iso
 from appliance.config.home import Paths
-from appliance.errors import NotFound
+from appliance.errors import NotEnoughSpace, NotFound
 
 # Tables whose row count a migration legitimately changes: the runner records each migration it applies.
 _MIGRATION_TABLE = "schema_migration"
@@ -125,7 +124,8 @@ def _drill_into(archive: Path, scratch: Path, problems: list[str], facts: dict[s
     """The restore's own steps into ``scratch`` (see :func:`appliance.restore.restore_backup`), then the
     checks; appends what is wrong to ``problems``. Returns the verification result (``None`` when the
     drill stopped before it)."""
-    from appliance.backups.restore import RestoreFailed, _manifest_migrations, _migrate, _stage
+    from appliance.backups.restore import _manifest_migrations, _migrate, _stage
+    from appliance.errors import RestoreFailed
     from appliance.storage.migrate import code_schema_version, known_migrations
 
     scratch.mkdir()

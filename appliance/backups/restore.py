@@ -29,8 +29,6 @@ from typing import Any
 from appliance.backups.archive import (
     DB_MEMBER,
     FAILED_DIR,
-    BackupFailed,
-    NotEnoughSpace,
     create_backup_locked,
     disk_full,
     exclusive_operation,
@@ -38,19 +36,12 @@ from appliance.backups.archive import (
     verify_archive,
 )
 from appliance.config.home import Paths
-from appliance.errors import ApplianceError, BadRequest, Busy, Conflict
+from appliance.errors import BackupFailed, BadRequest, Busy, Conflict, NotEnoughSpace, RestoreFailed
 from appliance.storage.locks import FileLock
 
 WORK_DIR = ".restore"
 COMMIT = "COMMIT"
 PARTS = ("db", "files")
-
-
-class RestoreFailed(ApplianceError):
-    """A restore stopped before its commit point (disk full, a migration failed): nothing was changed."""
-
-    code = "restore_failed"
-    status = 500
 
 
 def _noop(_step: str) -> None:

@@ -19,6 +19,7 @@ from appliance.cli.common import command, current_home, current_instance, home_o
 from appliance.cli.ops import backup_group, jobs_group
 from appliance.config.home import init_home, open_instance
 from appliance.errors import MigrationRequired
+from appliance.storage.models import User
 
 
 class ApplianceGroup(click.Group):
@@ -118,7 +119,7 @@ def demo_command(no_records: bool, as_json: bool) -> None:
     Collections that exist are kept as they are; demo records go in only while
     all three collections are empty, so nothing is ever duplicated.
     """
-    from appliance.collections.definitions import ADMIN_ROLE, Actor
+    from appliance.actors import ADMIN_ROLE, Actor
     from appliance.records.demo import load_demo, load_starter_collections
     from appliance.storage.db import open_database
     from appliance.storage.migrate import pending_migrations
@@ -144,8 +145,6 @@ def demo_command(no_records: bool, as_json: bool) -> None:
     if result.skipped_records:
         click.echo(result.skipped_records)
     with db.connection_context():
-        from appliance.accounts.users import User
-
         has_users = User.select().exists()
     if not has_users:
         click.echo(f"no users yet; to sign in, create the first admin with: {first_admin_command()}")

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import peewee
-
 from appliance.accounts.roles import role_exists
+from appliance.actors import ADMIN_ROLE, is_admin
 from appliance.audit import record_event
 from appliance.clock import iso, utcnow
 from appliance.collections.fields import (
@@ -46,40 +45,12 @@ from appliance.collections.fields import (
 from appliance.collections.formulas import FormulaError, check_formula, evaluate_formula
 from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
 from appliance.records.files import remove_unreferenced
-from appliance.storage.db import BaseModel, database, write_transaction
+from appliance.storage.db import database, write_transaction
+from appliance.storage.models import Collection
 
 ACTIONS = ("view", "create", "update", "delete")
-ADMIN_ROLE = "admin"
 MAX_FIELDS = 100
 Scope = Literal["all", "own"]
-
-
-class Collection(BaseModel):
-    name = peewee.CharField(primary_key=True, max_length=50)
-    label = peewee.CharField(max_length=200)
-    fields = peewee.TextField(default="[]")
-    permissions = peewee.TextField(default="{}")
-    row_count = peewee.IntegerField(default=0)
-    created_at = peewee.DateTimeField(default=utcnow)
-    updated_at = peewee.DateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "collection"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a user's ``id``, ``role`` and ``email``. The control token acts as :data:`SYSTEM`.
-
-    Services take any object with these three attributes (a ``User`` works).
-    """
-
-    id: int | None
-    role: str
-    email: str = ""
-
-
-SYSTEM = Actor(None, ADMIN_ROLE, "control")
 
 
 @dataclass
@@ -131,10 +102,6 @@ def fts_table_name(name: str) -> str:
 def quote(identifier: str) -> str:
     """An SQL identifier, quoted (names are already restricted to ``[a-z0-9_]``)."""
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def is_admin(actor: Any) -> bool:
-    return getattr(actor, "role", None) == ADMIN_ROLE
 
 
 # --- reading definitions ------------------------------------------------------------------------

@@ -9,34 +9,17 @@ import datetime as dt
 import logging
 from typing import Any
 
-import peewee
-
 from appliance.clock import as_stored, iso
-from appliance.jobs.mail import MailFailed, mail_configured, send_mail
-from appliance.storage.db import BaseModel, database
+from appliance.errors import MailFailed
+from appliance.jobs.mail import mail_configured, send_mail
+from appliance.storage.db import database
+from appliance.storage.models import Alert, User
 
 log = logging.getLogger("appliance.alerts")
 
 
-class Alert(BaseModel):
-    at = peewee.DateTimeField(index=True)
-    kind = peewee.CharField(max_length=40)
-    subject = peewee.CharField(max_length=200)
-    message = peewee.TextField(default="")
-    job = peewee.CharField(max_length=64, null=True)
-    key = peewee.CharField(max_length=200, null=True, index=True)
-    emailed = peewee.BooleanField(default=False)
-    mail_error = peewee.TextField(null=True)
-    acknowledged_at = peewee.DateTimeField(null=True)
-
-    class Meta:
-        table_name = "alert"
-
-
 def alert_recipients(settings: Any) -> list[str]:
     """Emails of the active admins, then the extra ``alert_recipients`` of the settings, without repeats."""
-    from appliance.accounts.users import User
-
     found: list[str] = [
         email
         for (email,) in User.select(User.email).where((User.role == "admin") & User.active).order_by(User.id).tuples()

@@ -30,47 +30,18 @@ from typing import Any
 
 import peewee
 
-from appliance.backups.archive import PRIVATE_FILE, BackupFailed, create_backup, fsync_dir, private_dir, prune_backups
+from appliance.backups.archive import PRIVATE_FILE, create_backup, fsync_dir, private_dir, prune_backups
 from appliance.clock import as_stored, aware, iso
 from appliance.config.home import Instance, Paths
 from appliance.config.schedules import parse_schedule
 from appliance.config.settings import Settings, load_settings
-from appliance.errors import ApplianceError, Busy, NotFound, SettingsError, ValidationFailed
+from appliance.errors import ApplianceError, BackupFailed, Busy, NotFound, SettingsError, ValidationFailed
 from appliance.jobs.alerts import raise_alert
-from appliance.storage.db import BaseModel, database, is_sqlite
+from appliance.storage.db import database, is_sqlite
 from appliance.storage.locks import FileLock
+from appliance.storage.models import AuditEvent, Job, JobRun, SetupLink
 
 log = logging.getLogger("appliance.jobs")
-
-
-class Job(BaseModel):
-    name = peewee.CharField(primary_key=True, max_length=64)
-    schedule = peewee.CharField(max_length=200)
-    enabled = peewee.BooleanField(default=True)
-    options = peewee.TextField(default="{}")
-    version = peewee.IntegerField(default=1)
-    updated_at = peewee.DateTimeField()
-    next_run_at = peewee.DateTimeField(null=True)
-    run_requested_at = peewee.DateTimeField(null=True)
-    created_at = peewee.DateTimeField()
-
-    class Meta:
-        table_name = "job"
-
-
-class JobRun(BaseModel):
-    job = peewee.CharField(max_length=64, index=True)
-    trigger = peewee.CharField(max_length=20)
-    started_at = peewee.DateTimeField(index=True)
-    finished_at = peewee.DateTimeField(null=True)
-    outcome = peewee.CharField(max_length=20)  # running, ok, failed, skipped, missed, interrupted
-    message = peewee.TextField(default="")
-    duration_seconds = peewee.FloatField(null=True)
-    scheduled_for = peewee.DateTimeField(null=True)
-    pid = peewee.IntegerField(null=True)
-
-    class Meta:
-        table_name = "job_run"
 
 
 class JobFailed(Exception):
@@ -555,8 +526,6 @@ def archive_audit_events(paths: Paths, retention_days: int, now: dt.datetime) ->
     The file is written and flushed to disk before anything is deleted, and only the events it holds
     are deleted; a crash in between archives them again next time (in a second file), never loses one.
     """
-    from appliance.audit import AuditEvent
-
     if retention_days <= 0:
         return 0, None
     cutoff = as_stored(now) - dt.timedelta(days=retention_days)
@@ -630,7 +599,6 @@ def remove_orphan_files(paths: Paths) -> int:
 
 def _cleanup_job(ctx: JobContext) -> str:
     from appliance.accounts.sessions import delete_expired_sessions
-    from appliance.accounts.setup_links import SetupLink
     from appliance.accounts.throttle import ThrottleRules, prune_throttle
     from appliance.accounts.tokens import prune_tokens
 

@@ -8,13 +8,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from appliance.errors import ServiceUnavailable
-
-
-class MailFailed(ServiceUnavailable):
-    """The SMTP server could not be reached or refused the message."""
-
-    code = "mail_failed"
+from appliance.errors import MailFailed
 
 
 def mail_configured(settings: Any) -> bool:

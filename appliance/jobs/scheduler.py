@@ -30,8 +30,6 @@ from appliance.config.schedules import parse_schedule
 from appliance.errors import Busy
 from appliance.jobs.alerts import raise_alert
 from appliance.jobs.definitions import (
-    Job,
-    JobRun,
     current_settings,
     ensure_jobs,
     job_specs,
@@ -40,6 +38,7 @@ from appliance.jobs.definitions import (
     run_job,
 )
 from appliance.storage.db import database
+from appliance.storage.models import Job, JobRun
 
 log = logging.getLogger("appliance.scheduler")
 

@@ -21,19 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.accounts.users import User
-from appliance.collections.definitions import (
-    ADMIN_ROLE,
-    Actor,
-    create_collection,
-    get_collection,
-    quote,
-    table_name,
-    write_transaction,
-)
+from appliance.actors import ADMIN_ROLE, Actor
+from appliance.collections.definitions import create_collection, get_collection, quote, table_name, write_transaction
 from appliance.config.home import Instance
-from appliance.errors import ApplianceError, Conflict, NotFound, ValidationFailed
+from appliance.errors import ApplianceError, Conflict, DemoDataMissing, NotFound, ValidationFailed
 from appliance.storage.db import database
+from appliance.storage.models import User
 
 # In dependency order: orders refer to customers and inventory.
 STARTER_COLLECTIONS = ("customers", "inventory", "orders")
@@ -42,13 +35,6 @@ DISTRIBUTION = "office-appliance"
 INSTALLED_DATA = ("share", "office-appliance")
 # Relation columns of the demo CSVs: each names its record by a key field, (collection, field).
 DEMO_LOOKUPS = {"orders": {"customer": ("customers", "name"), "item": ("inventory", "sku")}}
-
-
-class DemoDataMissing(ApplianceError):
-    """The product's ``data/`` folder cannot be found (a broken installation)."""
-
-    code = "demo_data_missing"
-    status = 500
 
 
 @dataclass

@@ -13,27 +13,14 @@ from typing import Any
 
 import peewee
 
+from appliance.actors import is_admin
 from appliance.clock import iso, utcnow
-from appliance.collections.definitions import CollectionDef, is_admin, quote, require_access
+from appliance.collections.definitions import CollectionDef, quote, require_access
 from appliance.collections.fields import INT64
 from appliance.errors import NotFound, PermissionDenied
-from appliance.storage.db import BaseModel, database
+from appliance.storage.db import database
+from appliance.storage.models import RecordVersion
 from appliance.storage.pagination import paginate, parse_paging
-
-
-class RecordVersion(BaseModel):
-    collection = peewee.CharField(max_length=50)
-    record_id = peewee.IntegerField()
-    version = peewee.IntegerField()
-    action = peewee.CharField(max_length=20)
-    actor_id = peewee.IntegerField(null=True)
-    actor = peewee.CharField(max_length=320, default="")
-    at = peewee.DateTimeField(default=utcnow)
-    data = peewee.TextField()
-    changes = peewee.TextField(default="{}")
-
-    class Meta:
-        table_name = "record_version"
 
 
 def write_version(

@@ -24,13 +24,13 @@ from urllib.parse import quote as url_quote
 
 import peewee
 
+from appliance.actors import is_admin
 from appliance.audit import record_event
 from appliance.collections.definitions import (
     CollectionDef,
     access_scope,
     get_collection,
     get_visible_collection,
-    is_admin,
     knows_collection,
     quote,
     referencing_fields,

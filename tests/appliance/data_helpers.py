@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from appliance.accounts.users import User
 from appliance.clock import utcnow
 from appliance.collections.definitions import create_collection
+from appliance.storage.models import User
 
 
 def make_users() -> dict[str, User]:

@@ -360,7 +360,7 @@ def test_an_archive_larger_than_the_free_disk_space_is_a_disk_problem_and_nothin
     import shutil
     from collections import namedtuple
 
-    from appliance.backups.archive import NotEnoughSpace
+    from appliance.errors import NotEnoughSpace
 
     # The disk is the edge faked here: it reports 1 KB free.
     usage = namedtuple("usage", "total used free")
@@ -499,9 +499,9 @@ def test_a_scheduled_backup_that_fails_verification_is_a_failed_run_that_alerts_
     mailbox,  # noqa: F811
 ):
     from appliance.config.settings import write_settings
-    from appliance.jobs.alerts import Alert
     from appliance.jobs.definitions import run_job
     from appliance.storage.db import database
+    from appliance.storage.models import Alert
 
     write_settings(instance.home / "appliance.toml", mailbox.settings())
     _corrupt_index_page(instance.home / "db" / "appliance.sqlite3")
@@ -519,9 +519,9 @@ def test_a_scheduled_backup_that_fails_verification_is_a_failed_run_that_alerts_
 
 
 def test_a_scheduled_backup_while_a_manual_one_runs_is_recorded_as_skipped_without_an_alert(instance):
-    from appliance.jobs.alerts import Alert
     from appliance.jobs.definitions import run_job
     from appliance.storage.db import database
+    from appliance.storage.models import Alert
 
     with database.connection_context():
         with exclusive_operation(instance.paths, "manual backup"):

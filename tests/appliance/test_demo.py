@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from appliance.audit import AuditEvent
 from appliance.collections.definitions import create_collection, get_collection
 from appliance.errors import PermissionDenied, ValidationFailed
 from appliance.records.demo import STARTER_COLLECTIONS, data_dir, load_demo, load_starter_collections, read_template
@@ -20,6 +19,7 @@ from appliance.records.files import Upload
 from appliance.records.query import list_records
 from appliance.records.write import create_record
 from appliance.storage.db import database
+from appliance.storage.models import AuditEvent
 from tests.appliance.data_helpers import make_users
 from tests.conftest import REPO, run_cli
 

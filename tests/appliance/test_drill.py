@@ -19,9 +19,9 @@ from appliance.backups.archive import (
 )
 from appliance.backups.drill import run_restore_drill
 from appliance.config.settings import write_settings
-from appliance.jobs.alerts import Alert
-from appliance.jobs.definitions import JobRun, run_job
+from appliance.jobs.definitions import run_job
 from appliance.storage.db import database
+from appliance.storage.models import Alert, JobRun
 from tests.appliance.backup_helpers import init_home_one_migration_behind, store_file
 from tests.conftest import run_cli
 from tests.mailbox import mailbox  # noqa: F401 - the fixture

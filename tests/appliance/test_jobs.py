@@ -6,10 +6,11 @@ import csv
 import datetime as dt
 import json
 
-from appliance.audit import AuditEvent, record_event
+from appliance.audit import record_event
 from appliance.config.settings import write_settings
-from appliance.jobs.definitions import JobRun, job_lock, run_job
+from appliance.jobs.definitions import job_lock, run_job
 from appliance.storage.db import database
+from appliance.storage.models import AuditEvent, JobRun
 from tests.conftest import run_cli
 from tests.fakes import FakeClock
 
@@ -89,7 +90,7 @@ def test_jobs_run_of_an_unknown_job_names_the_known_ones(home):
 
 
 def test_cleanup_removes_used_and_expired_set_up_links(instance):
-    from appliance.accounts.setup_links import SetupLink
+    from appliance.storage.models import SetupLink
 
     now = dt.datetime(2026, 6, 1, 4, 0)
     with database.connection_context():

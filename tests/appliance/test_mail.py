@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from appliance.config.settings import load_settings, write_settings
-from appliance.jobs.alerts import Alert, raise_alert
-from appliance.jobs.mail import MailFailed, send_mail
+from appliance.errors import MailFailed
+from appliance.jobs.alerts import raise_alert
+from appliance.jobs.mail import send_mail
 from appliance.storage.db import database
+from appliance.storage.models import Alert
 from tests.mailbox import certificate, free_port, mailbox, tls_mailbox  # noqa: F401 - fixtures
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.accounts.roles import Role
 from appliance.errors import BadRequest
+from appliance.storage.models import Role
 from appliance.storage.pagination import paginate, parse_paging
 
 

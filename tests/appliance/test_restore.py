@@ -217,8 +217,8 @@ def test_a_migration_that_fails_on_the_restored_database_changes_nothing_and_say
     import peewee
     from playhouse.migrations import Runner
 
-    from appliance.backups.restore import RestoreFailed
     from appliance.config.home import init_home
+    from appliance.errors import RestoreFailed
     from appliance.storage.migrate import MIGRATIONS_DIR
 
     set_marker(home, "old")

@@ -13,10 +13,7 @@ import pytest
 from appliance.config.settings import write_settings
 from appliance.errors import Busy
 from appliance.jobs import definitions as jobs
-from appliance.jobs.alerts import Alert
 from appliance.jobs.definitions import (
-    Job,
-    JobRun,
     ensure_jobs,
     job_lock,
     register_job,
@@ -27,6 +24,7 @@ from appliance.jobs.definitions import (
 )
 from appliance.jobs.scheduler import JobScheduler
 from appliance.storage.db import database
+from appliance.storage.models import Alert, Job, JobRun
 from tests.conftest import start_server
 from tests.fakes import FakeClock
 from tests.mailbox import mailbox  # noqa: F401 - the fixture

@@ -8,7 +8,7 @@ import pytest
 
 from appliance.accounts import sessions, users
 from appliance.accounts.tokens import digest_of
-from appliance.accounts.users import UserSession
+from appliance.storage.models import UserSession
 from tests.conftest import counting_queries
 from tests.fakes import FakeClock
 

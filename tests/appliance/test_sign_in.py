@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 
 from appliance.accounts.sign_in import sign_in
-from appliance.accounts.throttle import SignInFailure, ThrottleRules, fail_attempt, prune_throttle, start_attempt
+from appliance.accounts.throttle import ThrottleRules, fail_attempt, prune_throttle, start_attempt
 from appliance.accounts.users import create_user, get_user
-from appliance.audit import AuditEvent
 from appliance.errors import NotAuthenticated, Throttled
+from appliance.storage.models import AuditEvent, SignInFailure
 from tests.fakes import FakeClock
 
 RULES = ThrottleRules()  # 5 failures in 15 minutes lock for 15 minutes; 20 per address

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from appliance.accounts import tokens
-from appliance.accounts.tokens import ApiToken
 from appliance.accounts.users import create_user, disable_user
 from appliance.errors import NotFound, ValidationFailed
+from appliance.storage.models import ApiToken
 from tests.conftest import counting_queries
 from tests.fakes import FakeClock
 

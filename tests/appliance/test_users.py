@@ -6,9 +6,8 @@ import pytest
 
 from appliance.accounts import users
 from appliance.accounts.roles import BUILTIN_ROLES, create_role, delete_role, list_roles, role_exists
-from appliance.accounts.users import User
-from appliance.audit import AuditEvent
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from appliance.storage.models import AuditEvent, User
 
 
 def add(email="ann@example.com", role="editor", password="a-long-enough-password", name="Ann"):

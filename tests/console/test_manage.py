@@ -351,7 +351,8 @@ def test_closing_the_window_can_stop_the_server(qtbot, make_window, console_home
 def test_a_run_missed_while_the_server_was_off_is_an_alert_in_plain_words(qtbot, make_window, console_home):
     import datetime as dt
 
-    from appliance.jobs.definitions import Job, ensure_jobs
+    from appliance.jobs.definitions import ensure_jobs
+    from appliance.storage.models import Job
     from console.offline import offline_database
 
     paths = Paths(console_home)

@@ -224,8 +224,8 @@ def test_the_api_answers_each_persona_as_the_access_table_says(
 def test_a_live_setup_link_answers_everyone_until_it_is_used(server, personas, disabled_session, instance):
     """While no admin exists, anyone holding the link may open it; a refused form leaves it live; once used, it is dead."""
     from appliance.accounts.setup_links import create_setup_link
-    from appliance.accounts.users import User
     from appliance.storage.db import database
+    from appliance.storage.models import User
 
     with database.connection_context():
         User.delete().where(User.id == personas.admin.id).execute()  # a new instance: no admin yet

@@ -8,8 +8,9 @@ import time
 import pytest
 import requests
 
-from appliance.jobs.definitions import Job, JobRun, run_job
+from appliance.jobs.definitions import run_job
 from appliance.storage.db import database
+from appliance.storage.models import Job, JobRun
 from tests.conftest import browser_sign_in, csrf_token_in
 
 ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER = "admin", "editor", "viewer", "disabled", "outsider"

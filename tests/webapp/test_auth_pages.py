@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from appliance.accounts.users import UserSession, get_user_by_email
-from appliance.audit import AuditEvent
+from appliance.accounts.users import get_user_by_email
 from appliance.clock import utcnow
+from appliance.storage.models import AuditEvent, UserSession
 from tests.conftest import csrf_token_in
 
 

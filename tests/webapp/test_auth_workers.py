@@ -19,8 +19,7 @@ import psutil
 import pytest
 import requests
 
-from appliance.accounts.users import User
-from appliance.audit import AuditEvent
+from appliance.storage.models import AuditEvent, User
 from tests.conftest import browser_sign_in, csrf_token_in, start_server
 
 
