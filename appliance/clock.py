@@ -54,3 +54,11 @@ def shown_time(moment: dt.datetime | str | None) -> str:
     except ValueError:
         return str(moment)
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def parse_iso(text: str) -> dt.datetime:
+    """An ISO 8601 timestamp (``Z`` or an offset, or naive meaning UTC) as an aware UTC datetime; the one
+    parser of timestamps the appliance writes. Raises :class:`ValueError` for text that is not one."""
+    moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
