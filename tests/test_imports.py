@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # The package order, bottom first: a module may import its own rank and the ranks below it, never above.
 ORDER: list[tuple[str, ...]] = [
-    ("appliance", "appliance.errors", "appliance.clock", "appliance.actors", "appliance.text"),
+    ("appliance", "appliance.errors", "appliance.clock", "appliance.actors", "appliance.text", "appliance.durable"),
     ("appliance.config",),
     ("appliance.storage",),
     ("appliance.audit",),
