@@ -2,7 +2,7 @@
 
 The server runner starts it after the workers (see :func:`server_services`)
 and stops it before them; the home lock guarantees one server, hence one
-scheduler, per home. Job definitions live in the database (:mod:`appliance.jobs`).
+scheduler, per home. Job definitions live in the database (:mod:`appliance.jobs.definitions`).
 
 How changes reach it without a restart: every ``scheduler_sync_seconds`` the
 scheduler re-reads the ``job`` table (:meth:`JobScheduler.poll_once`) and
@@ -29,14 +29,8 @@ from appliance.config.home import Instance
 from appliance.config.schedules import parse_schedule
 from appliance.errors import Busy
 from appliance.jobs.alerts import raise_alert
-from appliance.jobs.definitions import (
-    current_settings,
-    ensure_jobs,
-    job_specs,
-    mark_interrupted_runs,
-    record_run,
-    run_job,
-)
+from appliance.jobs.definitions import current_settings, ensure_jobs, job_specs, record_run
+from appliance.jobs.runner import mark_interrupted_runs, run_job
 from appliance.storage.db import database
 from appliance.storage.models import Job, JobRun
 
@@ -86,7 +80,7 @@ class JobScheduler:
         if self.timezone is not None:
             options["timezone"] = self.timezone
         # APScheduler logs every run at INFO, the sync step included (every few seconds): keep its warnings only;
-        # our own runs are logged and recorded by appliance.jobs.
+        # our own runs are logged and recorded by appliance.jobs.runner.
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
         self._aps = BackgroundScheduler(**options)
@@ -138,7 +132,9 @@ class JobScheduler:
         events: list[str] = []
         now = self.now()
         specs = job_specs()
-        for job in Job.select().where(Job.name.in_(list(specs))):
+        # Read the rows first: a cursor left open across the writes below pins a read snapshot, and a write on
+        # that connection after another connection's commit is refused with "database is locked".
+        for job in list(Job.select().where(Job.name.in_(list(specs)))):
             if self._versions.get(job.name) != job.version:
                 events.append(self._apply_safely(job, now, startup=startup))
             if job.run_requested_at is not None:
@@ -226,7 +222,7 @@ class JobScheduler:
         events = []
         settings = current_settings(self.instance)
         stuck_before = as_stored(now) - dt.timedelta(minutes=settings.job_stuck_minutes)
-        for run in JobRun.select().where((JobRun.outcome == "running") & (JobRun.started_at < stuck_before)):
+        for run in list(JobRun.select().where((JobRun.outcome == "running") & (JobRun.started_at < stuck_before))):
             alert = raise_alert(
                 settings,
                 "job_stuck",
@@ -239,7 +235,7 @@ class JobScheduler:
             )
             if alert.is_new:
                 events.append(f"{run.job}: stuck since {iso(run.started_at)}")
-        for job in Job.select().where(Job.enabled & Job.next_run_at.is_null(False)):
+        for job in list(Job.select().where(Job.enabled & Job.next_run_at.is_null(False))):
             planned = aware(job.next_run_at)
             if planned is not None and planned < now - OVERDUE_AFTER and self._aps.get_job(job.name) is not None:
                 self._missed(job.name, planned, "the scheduler could not start it in time", now)
