@@ -3,7 +3,8 @@
 Nothing is written unless every changed value passes; the tab then says
 which of the changes need a server restart and offers it. Opening the bind
 address to the network shows a warning before saving. Each field has a label
-in words and its help shown under it; a setting with fixed choices is a
+and help shown under it, worded as on the admin settings page
+(:mod:`appliance.config.labels`); a setting with fixed choices is a
 drop-down of the values the registry accepts.
 
 ``backup_schedule`` is not shown: it only seeds the 'backup' job when that job
@@ -31,7 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from appliance.config.home import Paths
-from appliance.config.settings import Setting, load_settings, parse_value, registry, write_settings
+from appliance.config.labels import setting_choices, setting_help, setting_label
+from appliance.config.registry import registry
+from appliance.config.settings import load_settings, write_settings
+from appliance.config.values import form_message, parse_text
 from appliance.errors import ApplianceError, SettingsError
 from console.client import run_in_background
 from console.supervisor import RUNNING, STARTING, UNREACHABLE, Supervisor
@@ -39,38 +43,8 @@ from console.supervisor import RUNNING, STARTING, UNREACHABLE, Supervisor
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Settings this form leaves out, with why: see the module's docstring.
 HIDDEN = {"backup_schedule"}
-# Words the labels write in capitals.
-ACRONYMS = {"smtp": "SMTP", "url": "URL", "ms": "ms", "mb": "MB", "kib": "KiB", "tls": "TLS", "api": "API"}
 # The sections shown first, in this order; the rest follow as declared.
 FIRST_SECTIONS = ("server", "mail", "backups")
-
-
-def parse_text(setting: Setting, text: str) -> Any:
-    """A value typed into the form, in the setting's type; raises :class:`SettingsError` with a plain reason."""
-    raw: Any = text.strip() if setting.type is not str else text
-    if setting.type is int:
-        try:
-            raw = int(raw, 10)
-        except ValueError:
-            raise SettingsError(f"'{text}' is not a whole number; expected {setting.describe_accepted()}") from None
-    elif setting.type is float:
-        try:
-            raw = float(raw)
-        except ValueError:
-            raise SettingsError(f"'{text}' is not a number; expected {setting.describe_accepted()}") from None
-    return parse_value(setting, raw, "the form")
-
-
-def setting_label(name: str) -> str:
-    """``smtp_timeout_seconds`` -> ``"SMTP timeout seconds"``: a setting's name as words."""
-    words = [ACRONYMS.get(word, word) for word in name.split("_")]
-    first = words[0] if words[0] in ACRONYMS.values() else words[0].capitalize()
-    return " ".join([first, *words[1:]])
-
-
-def setting_choices(setting: Setting) -> tuple[str, ...]:
-    """The values a setting with fixed choices accepts (from its registry check), or ``()``."""
-    return tuple(getattr(setting.check, "choices", ()) or ())
 
 
 def network_warning(host: str) -> str | None:
@@ -113,16 +87,17 @@ class SettingsTab(QWidget):
                 editor: QLineEdit | QCheckBox | QComboBox
                 if setting.type is bool:
                     editor = QCheckBox()
-                elif setting_choices(setting):
+                elif setting.choices:
                     editor = QComboBox()
-                    editor.addItems(list(setting_choices(setting)))
+                    for value, text in setting_choices(setting):
+                        editor.addItem(text, value)
                 else:
                     editor = QLineEdit()
                     if setting.secret:
                         editor.setEchoMode(QLineEdit.EchoMode.Password)
                     editor.setPlaceholderText(setting.describe_accepted())
                 editor.setObjectName(setting.name)
-                tip = setting.help + ("" if setting.restart else " (takes effect without a restart)")
+                tip = setting_help(setting)
                 editor.setToolTip(tip)
                 error = QLabel()
                 error.setStyleSheet("color: #c62828;")
@@ -211,9 +186,9 @@ class SettingsTab(QWidget):
                 editor.setChecked(bool(value))
             elif isinstance(editor, QComboBox):
                 text = "" if value is None else str(value)
-                if editor.findText(text) < 0:
-                    editor.addItem(text)  # a value the file holds is shown as it is, even if refused
-                editor.setCurrentText(text)
+                if editor.findData(text) < 0:
+                    editor.addItem(text, text)  # a value the file holds is shown as it is, even if refused
+                editor.setCurrentIndex(editor.findData(text))
             else:
                 editor.setText("" if value is None else str(value))
             self.errors[name].hide()
@@ -234,11 +209,11 @@ class SettingsTab(QWidget):
                 if isinstance(editor, QCheckBox):
                     value = editor.isChecked()
                 elif isinstance(editor, QComboBox):
-                    value = parse_text(setting, editor.currentText())
+                    value = parse_text(setting, str(editor.currentData()))
                 else:
                     value = parse_text(setting, editor.text())
             except SettingsError as exc:
-                problems[name] = exc.message.replace("setting '" + name + "' from the form: ", "")
+                problems[name] = form_message(setting, exc)
                 continue
             if value != self.values.get(name):
                 changes[name] = value

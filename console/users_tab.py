@@ -123,7 +123,8 @@ class UsersTab(ServiceTab):
             return client.call("POST", "/api/users", body)
 
         def offline(_instance: Any) -> dict:
-            from appliance.accounts.users import create_user, serialize_user
+            from appliance.accounts.user_changes import create_user
+            from appliance.accounts.users import serialize_user
 
             return serialize_user(create_user(email, name, role, password, must_change_password=True))
 
@@ -139,7 +140,8 @@ class UsersTab(ServiceTab):
             return client.call("PATCH", f"/api/users/{user_id}", changes)
 
         def offline(_instance: Any) -> dict:
-            from appliance.accounts.users import serialize_user, set_password, update_user
+            from appliance.accounts.user_changes import set_password, update_user
+            from appliance.accounts.users import serialize_user
 
             fields = {k: v for k, v in changes.items() if k not in ("password", "must_change_password")}
             user = update_user(user_id, fields) if fields else None
@@ -167,7 +169,8 @@ class UsersTab(ServiceTab):
             return client.call("PATCH", f"/api/users/{user_id}", body)
 
         def offline(_instance: Any) -> dict:
-            from appliance.accounts.users import serialize_user, set_password
+            from appliance.accounts.user_changes import set_password
+            from appliance.accounts.users import serialize_user
 
             return serialize_user(set_password(user_id, password, must_change=True))
 
@@ -186,7 +189,8 @@ class UsersTab(ServiceTab):
             return client.call("GET", f"/api/users/{user_id}")
 
         def offline(_instance: Any) -> dict:
-            from appliance.accounts.users import serialize_user, sign_out_everywhere
+            from appliance.accounts.user_changes import sign_out_everywhere
+            from appliance.accounts.users import serialize_user
 
             return serialize_user(sign_out_everywhere(user_id, actor="console"))
 

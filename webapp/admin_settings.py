@@ -1,7 +1,7 @@
 """``/admin/settings``: the settings that take effect without a restart, checked, written to appliance.toml.
 
 Each worker picks up a changed file on its next request (see
-:mod:`appliance.runtime_settings`); settings that need a restart are listed
+:mod:`appliance.server.live_settings`); settings that need a restart are listed
 read-only with where their value comes from.
 """
 
@@ -14,12 +14,15 @@ from typing import Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from appliance.config.settings import load_settings, registry, setting_choices, setting_label
+from appliance.config.labels import setting_choices, setting_label
+from appliance.config.registry import registry
+from appliance.config.setting import Setting
+from appliance.config.settings import load_settings
 from appliance.errors import ValidationFailed
 from appliance.server.live_settings import change_runtime_settings, editable_settings, refresh_runtime_settings
 from appliance.server.metrics import MAX_SLOTS
-from webapp import current_instance
 from webapp.auth import admin_pages, client_address
+from webapp.context import current_instance
 from webapp.layout import add_nav_link, form_errors
 
 bp = Blueprint("admin_settings", __name__, url_prefix="/admin")
@@ -33,7 +36,7 @@ admin_pages(bp, "Only admins may change settings.")
 HIDDEN = frozenset({"backup_schedule"})
 
 
-def _editable() -> list[Any]:
+def _editable() -> list[Setting]:
     return [s for s in editable_settings() if s.name not in HIDDEN]
 
 

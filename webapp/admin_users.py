@@ -1,4 +1,4 @@
-"""``/admin/users``: admins list, add, change, disable and enable, reset and delete users; add and remove roles."""
+"""``/admin/users``: admins list, add, change, disable, enable, unlock, reset and delete users; add and remove roles."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from appliance.accounts import roles, tokens, users
+from appliance.accounts import roles, tokens, user_changes, users
 from appliance.accounts.passwords import generate_password
+from appliance.accounts.throttle import locked_accounts
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from appliance.storage.pagination import paginate, parse_paging
 from webapp.auth import admin_pages, client_address
@@ -50,6 +51,7 @@ def _list_page(status: int = 200, **context: Any):
     listing = paginate(query, page, page_size, lambda user: user)
     defaults = {
         "listing": listing,
+        "locked": locked_accounts(user.email for user in listing["items"]),
         "filters": {"search": args.get("search", ""), "role": args.get("role", ""), "state": args.get("state", "")},
         "role_options": _role_options(),
         "roles": roles.list_roles(),
@@ -80,7 +82,7 @@ def add_user():
     }
     try:
         password = _chosen_password(form, bool(values["generate"]))
-        user = users.create_user(
+        user = user_changes.create_user(
             values["email"],
             values["name"],
             values["role"],
@@ -157,7 +159,7 @@ def show_user(user_id: int):
 def edit_user(user_id: int):
     values = {key: request.form.get(key, "") for key in ("email", "name", "role")}
     try:
-        users.update_user(user_id, values, **_actor())
+        user_changes.update_user(user_id, values, **_actor())
     except _FORM_ERRORS as exc:
         return _user_page(user_id, exc.status, edit_values=values, edit_errors=form_errors(exc))
     flash("Saved.", "success")
@@ -167,7 +169,7 @@ def edit_user(user_id: int):
 @bp.post("/users/<int:user_id>/disable")
 def disable_user(user_id: int):
     try:
-        user = users.disable_user(user_id, **_actor())
+        user = user_changes.disable_user(user_id, **_actor())
     except _FORM_ERRORS as exc:
         return _user_page(user_id, exc.status, state_errors=form_errors(exc))
     flash(f"{user.email} is disabled; their sessions have ended.", "success")
@@ -176,9 +178,16 @@ def disable_user(user_id: int):
 
 @bp.post("/users/<int:user_id>/enable")
 def enable_user(user_id: int):
-    user = users.enable_user(user_id, **_actor())
+    user = user_changes.enable_user(user_id, **_actor())
     flash(f"{user.email} may sign in again.", "success")
     return redirect(url_for("admin_users.show_user", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/unlock")
+def unlock_user(user_id: int):
+    user = user_changes.unlock_user(user_id, **_actor())
+    flash(f"{user.email} is unlocked and may sign in again.", "success")
+    return redirect(url_for("admin_users.list_users"))
 
 
 @bp.post("/users/<int:user_id>/password")
@@ -186,7 +195,7 @@ def reset_password(user_id: int):
     try:
         generate = bool(request.form.get("generate"))
         password = _chosen_password(request.form, generate)
-        user = users.set_password(user_id, password, must_change=True, **_actor())
+        user = user_changes.set_password(user_id, password, must_change=True, **_actor())
     except _FORM_ERRORS as exc:
         return _user_page(user_id, exc.status, password_errors=form_errors(exc))
     flash(f"Password of {user.email} reset; they must choose a new one at their next sign-in.", "success")
@@ -201,7 +210,7 @@ def delete_user(user_id: int):
         if request.form.get("confirm") != "yes":
             raise ValidationFailed({"confirm": "Tick the box to confirm."})
         user = users.get_user(user_id)
-        users.delete_user(user_id, **_actor())
+        user_changes.delete_user(user_id, **_actor())
     except _FORM_ERRORS as exc:
         return _user_page(user_id, exc.status, delete_errors=form_errors(exc))
     flash(f"Deleted {user.email}.", "success")

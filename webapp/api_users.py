@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance.accounts import roles, tokens, users
+from appliance.accounts import roles, tokens, user_changes, users
 from appliance.accounts.sign_in import sign_in
 from appliance.errors import BadRequest, PermissionDenied
 from appliance.storage.pagination import paginate, parse_paging
-from webapp import current_instance
 from webapp.auth import client_address, current_principal, require_admin, require_write, throttle_rules
+from webapp.context import current_instance
 
 bp = Blueprint("api_users", __name__, url_prefix="/api")
 
@@ -83,7 +83,7 @@ def sign_out_everywhere():
     principal = require_write()
     if principal.user is None:
         raise BadRequest("The control token has no sessions.")
-    users.sign_out_everywhere(principal.user.id, actor=principal.actor, address=client_address())
+    user_changes.sign_out_everywhere(principal.user.id, actor=principal.actor, address=client_address())
     return Response(status=204)
 
 
@@ -104,7 +104,7 @@ def create_user():
     must_change = data.get("must_change_password", False)
     if not isinstance(must_change, bool):
         raise BadRequest("'must_change_password' must be true or false.")
-    user = users.create_user(
+    user = user_changes.create_user(
         data.get("email"),
         data.get("name"),
         data.get("role"),
@@ -128,11 +128,11 @@ def update_user(user_id: int):
     true unless given), all in one transaction."""
     principal = require_admin()
     data = json_body()
-    _only(data, (*users.EDITABLE_FIELDS, "password", "must_change_password"))
-    changes = {key: value for key, value in data.items() if key in users.EDITABLE_FIELDS}
+    _only(data, (*user_changes.EDITABLE_FIELDS, "password", "must_change_password"))
+    changes = {key: value for key, value in data.items() if key in user_changes.EDITABLE_FIELDS}
     # A null password is a bad password (the policy says why), not "no password given".
     password = (data["password"] if data["password"] is not None else "") if "password" in data else None
-    user = users.update_user(
+    user = user_changes.update_user(
         user_id,
         changes,
         password=password,
@@ -148,14 +148,23 @@ def sign_out_user_everywhere(user_id: int):
     """End every session of user ``user_id`` (admins; the console uses it while the server runs)."""
     principal = require_admin()
     require_write()
-    users.sign_out_everywhere(user_id, actor=principal.actor, address=client_address())
+    user_changes.sign_out_everywhere(user_id, actor=principal.actor, address=client_address())
     return Response(status=204)
+
+
+@bp.post("/users/<int:user_id>/unlock")
+def unlock_user(user_id: int):
+    """Lift user ``user_id``'s sign-in lock-out (admins; audited); answers the user."""
+    principal = require_admin()
+    require_write()
+    user = user_changes.unlock_user(user_id, actor=principal.actor, address=client_address())
+    return jsonify(users.serialize_user(user))
 
 
 @bp.delete("/users/<int:user_id>")
 def delete_user(user_id: int):
     principal = require_admin()
-    users.delete_user(user_id, actor=principal.actor, address=client_address())
+    user_changes.delete_user(user_id, actor=principal.actor, address=client_address())
     return Response(status=204)
 
 

@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from appliance.accounts import setup_links, tokens, users
+from appliance.accounts import setup_links, tokens, user_changes, users
 from appliance.accounts.sign_in import sign_in
 from appliance.errors import Conflict, NotAuthenticated, PermissionDenied, Throttled, ValidationFailed
-from webapp import current_instance
 from webapp.auth import client_address, end_session, renew_session, sign_in_session, throttle_rules
+from webapp.context import current_instance
 from webapp.layout import form_errors, keep_once, take_once
 
 bp = Blueprint("auth_pages", __name__)
@@ -24,7 +24,7 @@ bp = Blueprint("auth_pages", __name__)
 _FORM_ERRORS = (ValidationFailed, Conflict, PermissionDenied)
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Where to go after sign-in: a path on this site only (no open redirect)."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         parts = urlsplit(target)
@@ -38,7 +38,7 @@ def login():
     next_path = request.values.get("next", "")
     if request.method == "GET":
         if current_user.is_authenticated:
-            return redirect(_safe_next(next_path))
+            return redirect(safe_next(next_path))
         return render_template("auth/login.html", values={}, errors={}, next=next_path)
     email = request.form.get("email", "")
     try:
@@ -53,7 +53,7 @@ def login():
     if user.must_change_password:
         flash("Your password was reset: choose a new one to go on.", "warning")
         return redirect(url_for("auth_pages.account"))
-    return redirect(_safe_next(next_path))
+    return redirect(safe_next(next_path))
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -117,7 +117,7 @@ def change_password():
     try:
         if new_password != request.form.get("new_password_confirm", ""):
             raise ValidationFailed({"new_password_confirm": "The two passwords differ."})
-        user = users.change_password(
+        user = user_changes.change_password(
             current_user.id,
             request.form.get("current_password", ""),
             new_password,
@@ -183,7 +183,7 @@ def revoke_token(token_id: int):
 @bp.post("/account/sign-out-everywhere")
 @login_required
 def sign_out_everywhere():
-    users.sign_out_everywhere(current_user.id, actor=current_user.user, address=client_address())
+    user_changes.sign_out_everywhere(current_user.id, actor=current_user.user, address=client_address())
     end_session()
     flash("You have signed out everywhere.", "info")
     return redirect(url_for("auth_pages.login"))

@@ -10,6 +10,7 @@ successful sign-in.
 from __future__ import annotations
 
 import functools
+import secrets
 from importlib import resources
 
 import argon2
@@ -126,6 +127,4 @@ def generate_password(groups: int = 4, size: int = 4) -> str:
 
     It passes the policy (16 letters and digits plus hyphens, never a common password).
     """
-    import secrets
-
     return "-".join("".join(secrets.choice(_GENERATED_ALPHABET) for _ in range(size)) for _ in range(groups))

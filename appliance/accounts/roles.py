@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from appliance.actors import ActorLike
 from appliance.audit import record_event
 from appliance.clock import iso, utcnow
 from appliance.errors import Conflict, NotFound, ValidationFailed
@@ -32,7 +33,7 @@ def list_roles() -> list[Role]:
     return sorted(Role.select(), key=lambda r: (order.get(r.name, len(order)), r.name))
 
 
-def create_role(name: str, label: str, *, actor: Any = None, address: str | None = None) -> Role:
+def create_role(name: str, label: str, *, actor: ActorLike | str | None = None, address: str | None = None) -> Role:
     """Add a custom role.
 
     Raises :class:`ValidationFailed` for a name that is not lower-case letters,
@@ -71,7 +72,7 @@ def collections_granting(name: str) -> list[str]:
     return granting
 
 
-def delete_role(name: str, *, actor: Any = None, address: str | None = None) -> None:
+def delete_role(name: str, *, actor: ActorLike | str | None = None, address: str | None = None) -> None:
     """Remove a custom role that no user has and no collection grants anything to.
 
     Raises :class:`NotFound`, or :class:`Conflict` for a built-in role, one

@@ -6,7 +6,7 @@ expires, and the browser's address and user agent. Each request loads the
 session and its user with one indexed query (a join). Signing out deletes the
 row, so a copy of the cookie dies with it; "sign out everywhere", a password
 change, a role change and disabling delete every row of the user
-(:func:`appliance.users.end_user_sessions`).
+(:func:`end_user_sessions`, called by :mod:`appliance.accounts.user_changes`).
 
 Time-outs live in the row: ``expires_at`` is the earlier of the idle end
 (last seen + idle time-out) and the absolute end (made + absolute time-out).
@@ -78,7 +78,9 @@ def authenticate_session(key: object, timeouts: Timeouts, now: dt.datetime | Non
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
         return None
     now = as_stored(now)
-    row = UserSession.select(UserSession, User).join(User).where(UserSession.digest == digest_of(key)).first()
+    row: UserSession | None = (
+        UserSession.select(UserSession, User).join(User).where(UserSession.digest == digest_of(key)).first()
+    )
     if row is None or row.expires_at <= now or not row.user.active:
         return None
     if row.last_seen_at <= now - SEEN_EVERY:
@@ -98,15 +100,15 @@ def end_session(key: object) -> bool:
         return bool(UserSession.delete().where(UserSession.digest == digest_of(key)).execute())
 
 
-def list_sessions(user_id: int) -> list[UserSession]:
-    """The user's sessions, most recently seen first (expired ones included until the clean-up)."""
-    return list(UserSession.select().where(UserSession.user == user_id).order_by(UserSession.last_seen_at.desc()))
+def end_user_sessions(user_id: int) -> int:
+    """Delete every session of the user (call inside the transaction of the change that ends them); how many."""
+    return int(UserSession.delete().where(UserSession.user == user_id).execute())
 
 
 def delete_expired_sessions(now: dt.datetime | None = None) -> int:
     """Delete the sessions that have expired (the scheduler's clean-up job); returns how many."""
     with database.atomic():
-        return UserSession.delete().where(UserSession.expires_at <= as_stored(now)).execute()
+        return int(UserSession.delete().where(UserSession.expires_at <= as_stored(now)).execute())
 
 
 ONLINE_WINDOW_MINUTES = 5

@@ -13,7 +13,8 @@ import secrets
 from typing import Any
 
 from appliance.accounts.tokens import digest_of
-from appliance.accounts.users import has_active_admin, insert_user, prepare_user
+from appliance.accounts.user_changes import insert_user, prepare_user
+from appliance.accounts.users import has_active_admin
 from appliance.actors import ADMIN_ROLE
 from appliance.audit import record_event
 from appliance.clock import as_stored

@@ -2,7 +2,7 @@
 
 A wrong email and a wrong password get the same answer in the same time (an
 unknown email still pays for one password verification). Every success,
-failure and lock-out is an audit event. Throttling is in :mod:`appliance.throttle`:
+failure and lock-out is an audit event. Throttling is in :mod:`appliance.accounts.throttle`:
 an attempt is counted before its password is checked, so parallel guesses
 cannot outrun the lock-out.
 """
@@ -10,6 +10,7 @@ cannot outrun the lock-out.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from appliance.accounts import passwords
 from appliance.accounts.throttle import (
@@ -66,7 +67,7 @@ def sign_in(
         key, address, rules, actor=user, action="sign_in.failed", details={"via": via}, now=now
     )
     # A password longer than any allowed one cannot match; cutting it keeps the hash cost bounded.
-    typed = password[: passwords.MAX_LENGTH + 1]
+    typed = password[: passwords.MAX_LENGTH + 1] if isinstance(password, str) else ""
     if user is not None:
         matches = passwords.verify_password(user.password_hash, typed)
     else:
@@ -91,7 +92,7 @@ def sign_in(
                     now=now,
                 )
             else:
-                changes: dict = {User.last_sign_in_at: now}
+                changes: dict[Any, Any] = {User.last_sign_in_at: now}
                 if new_hash:
                     changes[User.password_hash] = new_hash
                 User.update(changes).where(User.id == user.id).execute()

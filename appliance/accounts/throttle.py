@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.actors import ActorLike
 from appliance.audit import record_event
 from appliance.clock import as_stored, iso
 from appliance.errors import Throttled
@@ -159,7 +161,14 @@ def succeed_attempt(attempt: Attempt) -> None:
 
 
 def start_audited_attempt(
-    key: str, address: str | None, rules: ThrottleRules, *, actor: Any, action: str, details: dict, now: dt.datetime
+    key: str,
+    address: str | None,
+    rules: ThrottleRules,
+    *,
+    actor: ActorLike | None,
+    action: str,
+    details: dict[str, Any],
+    now: dt.datetime,
 ) -> Attempt:
     """:func:`start_attempt`, auditing a refusal (``action``, reason ``<kind>_locked``)
     in the same transaction; raises :class:`Throttled` after that transaction committed."""
@@ -176,7 +185,9 @@ def start_audited_attempt(
     raise refusal
 
 
-def record_locks(locks: dict[str, dt.datetime], key: str, address: str | None, actor: Any, now: dt.datetime) -> None:
+def record_locks(
+    locks: dict[str, dt.datetime], key: str, address: str | None, actor: ActorLike | None, now: dt.datetime
+) -> None:
     """Audit the locks a failure started (inside the failure's transaction)."""
     if "account" in locks:
         record_event(
@@ -224,9 +235,20 @@ def unlock_account(email: object) -> bool:
     return bool(SignInLock.delete().where((SignInLock.kind == ACCOUNT) & (SignInLock.key == key)).execute())
 
 
+def locked_accounts(emails: Iterable[str], now: dt.datetime | None = None) -> set[str]:
+    """Which of ``emails`` (as stored, lower case) have a live account lock: one query for a page of users."""
+    keys = {account_key(email) for email in emails}
+    if not keys:
+        return set()
+    live = SignInLock.select(SignInLock.key).where(
+        (SignInLock.kind == ACCOUNT) & SignInLock.key.in_(sorted(keys)) & (SignInLock.locked_until > as_stored(now))
+    )
+    return {lock.key for lock in live}
+
+
 def prune_throttle(rules: ThrottleRules, now: dt.datetime | None = None) -> int:
     """Delete failures older than the window and ended locks; returns how many rows went."""
     now = as_stored(now)
-    gone = SignInFailure.delete().where(SignInFailure.at <= now - rules.window).execute()
-    gone += SignInLock.delete().where(SignInLock.locked_until <= now).execute()
+    gone = int(SignInFailure.delete().where(SignInFailure.at <= now - rules.window).execute())
+    gone += int(SignInLock.delete().where(SignInLock.locked_until <= now).execute())
     return gone

@@ -17,6 +17,7 @@ from typing import Any
 import peewee
 
 from appliance.accounts.users import get_user
+from appliance.actors import ActorLike
 from appliance.audit import record_event
 from appliance.clock import as_stored, iso
 from appliance.errors import NotFound, ValidationFailed
@@ -56,7 +57,7 @@ def create_token(
     *,
     scope: Any = "write",
     expires_days: Any = 90,
-    actor: Any = None,
+    actor: ActorLike | str | None = None,
     address: str | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[ApiToken, str]:
@@ -96,7 +97,9 @@ def authenticate_token(secret: Any, now: dt.datetime | None = None) -> ApiToken 
     if not isinstance(secret, str) or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     now = as_stored(now)
-    token = ApiToken.select(ApiToken, User).join(User).where(ApiToken.digest == digest_of(secret)).first()
+    token: ApiToken | None = (
+        ApiToken.select(ApiToken, User).join(User).where(ApiToken.digest == digest_of(secret)).first()
+    )
     if token is None or token.expires_at <= now or not token.user.active:
         return None
     if token.last_used_at is None or token.last_used_at <= now - LAST_USED_EVERY:
@@ -106,7 +109,7 @@ def authenticate_token(secret: Any, now: dt.datetime | None = None) -> ApiToken 
     return token
 
 
-def list_tokens(user_id: Any = None) -> peewee.ModelSelect:
+def list_tokens(user_id: Any = None) -> peewee.ModelSelect[ApiToken]:
     """Tokens (of one user, or everyone's), newest first, each with its user loaded."""
     query = ApiToken.select(ApiToken, User).join(User)
     if user_id is not None:
@@ -114,7 +117,7 @@ def list_tokens(user_id: Any = None) -> peewee.ModelSelect:
     return query.order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
 
 
-def revoke_token(token_id: Any, *, actor: Any = None, address: str | None = None) -> None:
+def revoke_token(token_id: Any, *, actor: ActorLike | str | None = None, address: str | None = None) -> None:
     """Delete a token at once. A user who is not an admin may revoke only their own.
 
     ``actor`` ``None`` or a label (the CLI) may revoke any token. Raises
@@ -126,8 +129,7 @@ def revoke_token(token_id: Any, *, actor: Any = None, address: str | None = None
         raise NotFound(f"No token with id {token_id!r}.") from None
     with database.atomic():
         token = ApiToken.select(ApiToken, User).join(User).where(ApiToken.id == key).first()
-        is_user = isinstance(actor, User)
-        if token is None or (is_user and not actor.is_admin and token.user_id != actor.id):
+        if token is None or (isinstance(actor, User) and not actor.is_admin and token.user_id != actor.id):
             raise NotFound(f"No token with id {key}.")
         token.delete_instance()
         record_event(
@@ -139,11 +141,13 @@ def revoke_token(token_id: Any, *, actor: Any = None, address: str | None = None
         )
 
 
-def revoke_user_tokens(user: User, *, reason: str, actor: Any = None, address: str | None = None) -> int:
+def revoke_user_tokens(
+    user: User, *, reason: str, actor: ActorLike | str | None = None, address: str | None = None
+) -> int:
     """Delete every API token of ``user``; returns how many. Audited as ``token.revoked_all`` (when any
     were) with the ``reason``. Call inside the transaction of the change that ends them (a password
     reset or change), so the tokens go exactly when it commits."""
-    count = ApiToken.delete().where(ApiToken.user == user.id).execute()
+    count = int(ApiToken.delete().where(ApiToken.user == user.id).execute())
     if count:
         record_event(
             "token.revoked_all",
@@ -157,7 +161,7 @@ def revoke_user_tokens(user: User, *, reason: str, actor: Any = None, address: s
 
 def prune_tokens(now: dt.datetime | None = None) -> int:
     """Delete expired tokens; returns how many."""
-    return ApiToken.delete().where(ApiToken.expires_at <= as_stored(now)).execute()
+    return int(ApiToken.delete().where(ApiToken.expires_at <= as_stored(now)).execute())
 
 
 def serialize_token(token: ApiToken) -> dict[str, Any]:

@@ -7,6 +7,7 @@ interactive prompt, never from the command line where ``ps`` would show it.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,8 +15,11 @@ from contextlib import contextmanager
 import click
 
 from appliance.accounts import passwords
-from appliance.cli.common import command, current_instance, json_option, migrated_database, print_json
-from appliance.errors import BadRequest
+from appliance.accounts.tokens import create_token, list_tokens, revoke_token, serialize_token
+from appliance.accounts.user_changes import create_user, disable_user, enable_user, set_password, unlock_user
+from appliance.accounts.users import get_user_by_email, list_users, serialize_user
+from appliance.cli.common import command, current_home, current_instance, json_option, migrated_database, print_json
+from appliance.errors import BadRequest, ValidationFailed
 
 ACTOR = "cli"
 
@@ -41,13 +45,13 @@ def _read_password(from_stdin: bool, confirm: bool = True) -> str:
     return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
 
 
-def _fields_message(exc) -> str:
+def _fields_message(exc: ValidationFailed) -> str:
     return "; ".join(f"{name}: {message}" for name, message in exc.fields.items()) or exc.message
 
 
 @click.group("users")
 def users_group() -> None:
-    """Add, list, disable and enable users; set their passwords."""
+    """Add, list, disable, enable and unlock users; set their passwords."""
 
 
 @command(users_group, "create")
@@ -58,9 +62,6 @@ def users_group() -> None:
 @json_option
 def users_create(email: str, role: str, name: str | None, password_stdin: bool, as_json: bool) -> None:
     """Add a user (with --role admin on a new instance, this replaces the set-up link)."""
-    from appliance.accounts.users import create_user, serialize_user
-    from appliance.errors import ValidationFailed
-
     with _accounts_database():
         password = _read_password(password_stdin)
         try:
@@ -75,9 +76,6 @@ def users_create(email: str, role: str, name: str | None, password_stdin: bool, 
 
 def first_admin_command() -> str:
     """The command that creates the first admin of the current home (what to do when there are no users)."""
-    import shlex
-
-    from appliance.cli.common import current_home
 
     return f"appliance users create YOU@EXAMPLE.COM --role admin --home {shlex.quote(str(current_home()))}"
 
@@ -86,8 +84,6 @@ def first_admin_command() -> str:
 @json_option
 def users_list(as_json: bool) -> None:
     """List every user."""
-    from appliance.accounts.users import list_users, serialize_user
-
     with _accounts_database():
         users = [serialize_user(u) for u in list_users()]
     if as_json:
@@ -106,9 +102,6 @@ def users_list(as_json: bool) -> None:
 @click.option("--must-change", is_flag=True, help="Make the user choose a new password at the next sign-in.")
 def users_set_password(email: str, password_stdin: bool, must_change: bool) -> None:
     """Set a user's password (ends their sessions)."""
-    from appliance.accounts.users import get_user_by_email, set_password
-    from appliance.errors import ValidationFailed
-
     with _accounts_database():
         user = get_user_by_email(email)
         password = _read_password(password_stdin)
@@ -123,8 +116,6 @@ def users_set_password(email: str, password_stdin: bool, must_change: bool) -> N
 @click.argument("email")
 def users_disable(email: str) -> None:
     """Stop a user signing in and end their sessions."""
-    from appliance.accounts.users import disable_user, get_user_by_email
-
     with _accounts_database():
         user = disable_user(get_user_by_email(email).id, actor=ACTOR)
     click.echo(f"disabled {user.email}")
@@ -134,11 +125,23 @@ def users_disable(email: str) -> None:
 @click.argument("email")
 def users_enable(email: str) -> None:
     """Let a disabled user sign in again."""
-    from appliance.accounts.users import enable_user, get_user_by_email
-
     with _accounts_database():
         user = enable_user(get_user_by_email(email).id, actor=ACTOR)
     click.echo(f"enabled {user.email}")
+
+
+@command(users_group, "unlock")
+@click.argument("email")
+@json_option
+def users_unlock(email: str, as_json: bool) -> None:
+    """Lift a user's sign-in lock-out (after too many failed sign-ins) and forget their failures."""
+    with _accounts_database():
+        user = unlock_user(get_user_by_email(email).id, actor=ACTOR)
+        body = serialize_user(user)
+    if as_json:
+        print_json(body)
+    else:
+        click.echo(f"unlocked {user.email}; they may sign in again")
 
 
 @click.group("tokens")
@@ -154,10 +157,6 @@ def tokens_group() -> None:
 @json_option
 def tokens_create(email: str, name: str, scope: str, expires_days: int | None, as_json: bool) -> None:
     """Print a new API token for the user; it is shown this once only."""
-    from appliance.accounts.tokens import create_token, serialize_token
-    from appliance.accounts.users import get_user_by_email
-    from appliance.errors import ValidationFailed
-
     with _accounts_database():
         days = expires_days if expires_days is not None else current_instance().settings.token_default_days
         user = get_user_by_email(email)
@@ -181,9 +180,6 @@ def tokens_create(email: str, name: str, scope: str, expires_days: int | None, a
 @json_option
 def tokens_list(email: str | None, as_json: bool) -> None:
     """List API tokens (never their secrets)."""
-    from appliance.accounts.tokens import list_tokens, serialize_token
-    from appliance.accounts.users import get_user_by_email
-
     with _accounts_database():
         user_id = get_user_by_email(email).id if email else None
         tokens = [serialize_token(t) for t in list_tokens(user_id)]
@@ -204,8 +200,6 @@ def tokens_list(email: str | None, as_json: bool) -> None:
 @click.argument("token_id", type=int)
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token at once, by its id (see `tokens list`)."""
-    from appliance.accounts.tokens import revoke_token
-
     with _accounts_database():
         revoke_token(token_id, actor=ACTOR)
     click.echo(f"revoked token {token_id}")

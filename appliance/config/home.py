@@ -19,6 +19,7 @@ from pathlib import Path
 import platformdirs
 
 from appliance.config.settings import Settings, load_settings, render_default_file
+from appliance.durable import write_private_file
 from appliance.errors import HomeError
 
 SUBDIRS = ("db", "files", "backups", "logs", "run")
@@ -108,25 +109,6 @@ class Instance:
         return self.paths.secret_key.read_bytes().strip()
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file readable by the owner only (mode 0600), atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600) if hasattr(os, "fchmod") else None
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Public form of the 0600 atomic write, used for secrets and the control token."""
-    _write_private(path, data)
-
-
 def init_home(home: Path) -> list[str]:
     """Create the layout of a home; safe to run twice (nothing that exists is overwritten).
 
@@ -147,10 +129,10 @@ def init_home(home: Path) -> list[str]:
                 created.append(f"{name}/")
         paths = Paths(home)
         if not paths.settings_file.exists():
-            _write_private(paths.settings_file, render_default_file().encode("utf-8"))
+            write_private_file(paths.settings_file, render_default_file())
             created.append("appliance.toml")
         if not paths.secret_key.exists():
-            _write_private(paths.secret_key, secrets.token_hex(32).encode() + b"\n")
+            write_private_file(paths.secret_key, secrets.token_hex(32).encode() + b"\n")
             created.append("secret.key")
     except PermissionError as exc:
         raise HomeError(f"cannot write the home {home}: {exc.strerror} ({exc.filename})") from None

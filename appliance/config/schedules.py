@@ -50,7 +50,8 @@ class Schedule:
         if self.kind == "interval":
             return moment + dt.timedelta(seconds=self.seconds)
         trigger = self.trigger(timezone)
-        return trigger.get_next_fire_time(None, moment + dt.timedelta(microseconds=1))
+        fire_time: dt.datetime | None = trigger.get_next_fire_time(None, moment + dt.timedelta(microseconds=1))
+        return fire_time
 
 
 def parse_schedule(text: str) -> Schedule:

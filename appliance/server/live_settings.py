@@ -1,6 +1,6 @@
 """Settings that may change while the server runs (``restart=False`` in the registry), changed from the admin pages.
 
-They are written to ``appliance.toml`` with :func:`appliance.settings.write_settings`,
+They are written to ``appliance.toml`` with :func:`appliance.config.settings.write_settings`,
 the same file the console's settings tab writes, so there is one truth and a
 restart keeps the change. Every worker process notices a changed file on its
 next request (:func:`refresh_runtime_settings`, at most one ``stat`` a second)
@@ -11,19 +11,21 @@ the value they started with. The scheduler's jobs read the file at each run.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from appliance.actors import ActorLike
 from appliance.audit import record_event
 from appliance.config.home import Instance
-from appliance.config.settings import Setting, load_settings, parse_value, registry, write_settings
+from appliance.config.registry import registry
+from appliance.config.setting import Setting
+from appliance.config.settings import load_settings, write_settings
+from appliance.config.values import form_message, parse_text
 from appliance.errors import SettingsError, ValidationFailed
 from appliance.storage.db import database
 
-_TRUE = {"true", "1", "yes", "on"}
 _CHECK_EVERY_SECONDS = 1.0
 log = logging.getLogger("appliance.settings")
 
@@ -33,28 +35,8 @@ def editable_settings() -> list[Setting]:
     return [s for s in registry().values() if not s.restart]
 
 
-def _from_form(setting: Setting, text: str) -> Any:
-    """A form's text as the setting's type (booleans come from a checkbox: present means true)."""
-    text = text.strip()
-    if setting.type is bool:
-        return text.lower() in _TRUE
-    if setting.type is int:
-        if not text.lstrip("-").isdigit():
-            raise SettingsError(f"Enter {setting.describe_accepted()}.")
-        return int(text)
-    if setting.type is float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise SettingsError(f"Enter {setting.describe_accepted()}.") from None
-        if not math.isfinite(value):  # float() takes "nan" and "inf"; no setting means either
-            raise SettingsError(f"Enter {setting.describe_accepted()} (a finite number).")
-        return value
-    return text
-
-
 def change_runtime_settings(
-    instance: Instance, submitted: Mapping[str, str], *, actor: Any, address: str | None = None
+    instance: Instance, submitted: Mapping[str, str], *, actor: ActorLike | str | None, address: str | None = None
 ) -> list[str]:
     """Write the changed values of editable settings in ``submitted`` (form texts by name); returns their names.
 
@@ -76,13 +58,9 @@ def change_runtime_settings(
         if setting.secret and not text:
             continue
         try:
-            value = parse_value(setting, _from_form(setting, text), "the form")
+            value = parse_text(setting, text)
         except SettingsError as exc:
-            if exc.message.startswith("Enter"):
-                errors[name] = exc.message
-            else:  # the registry's check: say why, then what is accepted
-                why = exc.message.split(" is ", 1)[1].split("; expected", 1)[0] if " is " in exc.message else ""
-                errors[name] = f"Enter {setting.describe_accepted()}" + (f" ({why})." if why else ".")
+            errors[name] = form_message(setting, exc)
             continue
         if value == current.values[name]:
             continue

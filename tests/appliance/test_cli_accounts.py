@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import run_cli
 
 
@@ -120,3 +122,28 @@ def test_users_list_on_a_home_without_users_says_how_to_create_the_first_admin(h
     assert listed.stdout.strip() == (
         f"no users yet; create the first admin with: appliance users create YOU@EXAMPLE.COM --role admin --home {home}"
     )
+
+
+def test_users_unlock_lifts_a_lock_out_from_failed_sign_ins(instance, personas):
+    from appliance.accounts.sign_in import sign_in
+    from appliance.accounts.throttle import ThrottleRules
+    from appliance.audit import list_events
+    from appliance.errors import NotAuthenticated, Throttled
+
+    rules = ThrottleRules.from_settings(instance.settings)
+    editor = personas.editor
+    for _ in range(rules.account_failures):
+        with pytest.raises(NotAuthenticated):
+            sign_in(editor.email, "wrong-password-x", address="10.0.0.9", rules=rules)
+    with pytest.raises(Throttled):
+        sign_in(editor.email, editor.password, address="10.0.0.9", rules=rules)
+
+    unlocked = run_cli("users", "unlock", editor.email.upper(), "--json", home=instance.home)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert json.loads(unlocked.stdout)["email"] == editor.email
+    assert sign_in(editor.email, editor.password, address="10.0.0.9", rules=rules).id == editor.id
+    assert [event.actor for event in list_events(action="user.unlocked")] == ["cli"]
+    plain = run_cli("users", "unlock", editor.email, home=instance.home)
+    assert plain.returncode == 0 and f"unlocked {editor.email}" in plain.stdout
+    unknown = run_cli("users", "unlock", "nobody@example.com", home=instance.home)
+    assert unknown.returncode == 1 and "nobody@example.com" in unknown.stderr

@@ -6,7 +6,8 @@ import tomllib
 
 import pytest
 
-from appliance.config.settings import load_settings, registry, render_default_file, write_settings
+from appliance.config.registry import registry
+from appliance.config.settings import load_settings, render_default_file, write_settings
 from appliance.errors import SettingsError
 
 
@@ -128,3 +129,45 @@ def test_the_settings_file_stays_private_when_rewritten(tmp_path):
     path = tmp_path / "appliance.toml"
     write_settings(path, {"port": 9001})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("text", ["\uff18\uff10\uff18\uff10", "\u0668\u0660\u0668\u0660", "8_080", "²", "0x50"])
+def test_the_form_parser_takes_only_ascii_digits(text):
+    from appliance.config.values import parse_text
+
+    with pytest.raises(SettingsError) as caught:
+        parse_text(registry()["smtp_port"], text)
+    assert caught.value.extra["why"] == "not a whole number"
+
+
+def test_the_form_parser_reads_each_type_and_says_why_it_refuses():
+    from appliance.config.values import form_message, parse_text
+
+    settings = registry()
+    assert parse_text(settings["smtp_port"], " 2525 ") == 2525
+    assert parse_text(settings["smtp_timeout_seconds"], "2.5") == 2.5
+    assert parse_text(settings["migrate_on_start"], "Off") is False
+    assert parse_text(settings["smtp_host"], " mail.example.com ") == "mail.example.com"
+    assert parse_text(settings["smtp_password"], " spaced ") == " spaced "  # a secret is taken as typed
+    for setting, text, why in (
+        (settings["migrate_on_start"], "maybe", "not a boolean"),
+        (settings["smtp_timeout_seconds"], "nan", "not a finite number"),
+        (settings["smtp_timeout_seconds"], "1e999", "not a finite number"),
+        (settings["smtp_port"], "99999", "out of range"),
+        (settings["smtp_security"], "starttls ", None),
+        (settings["smtp_security"], "ssl", "not one of the choices"),
+    ):
+        if why is None:
+            assert parse_text(setting, text) == text.strip()
+            continue
+        with pytest.raises(SettingsError) as caught:
+            parse_text(setting, text)
+        assert form_message(setting, caught.value) == f"Enter {setting.describe_accepted()} ({why})."
+
+
+def test_a_setting_is_declared_once():
+    from appliance.config.registry import DECLARED, register
+
+    assert len({s.name for s in DECLARED}) == len(DECLARED) == len(registry())
+    with pytest.raises(ValueError, match="declared twice"):
+        register(registry()["port"])

@@ -153,7 +153,7 @@ def test_notifications_are_sent_once_per_alert_however_its_figures_change(qtbot,
     window.on_status(status(32.5, 250, "disk full (third time)"))
     texts = [text for _title, text in window.tray.notifications]
     assert len(texts) == 3, texts  # the old backup, the low disk, the server's alert: once each
-    assert any("1 d 6 h" in text for text in texts) and any("400.0 MB" in text for text in texts)
+    assert any("1 d 6 h" in text for text in texts) and any("400 MB" in text for text in texts)
     assert "1 d 8 h" in " ".join(window.dashboard.alerts())  # the dashboard shows the figures of now
     for n in range(SEEN_ALERTS_MAX + 50):
         window._notify_once(f"test:{n}", f"alert {n}")
@@ -214,7 +214,8 @@ def test_settings_save_valid_changes_warn_about_the_network_and_name_what_needs_
     assert not tab.host_warning.isVisible()
     port = free_port()
     tab.editors["port"].setText(str(port))
-    tab.editors["log_level"].setCurrentText("WARNING")
+    level = tab.editors["log_level"]
+    level.setCurrentIndex(level.findData("WARNING"))
     assert tab.save() == ["log_level", "port"]
     settings = load_settings(paths.settings_file, {})
     assert settings.port == port and settings.log_level == "WARNING"
@@ -224,7 +225,7 @@ def test_settings_save_valid_changes_warn_about_the_network_and_name_what_needs_
 def test_the_settings_form_reads_as_words_with_help_and_choices(qtbot, console_home: Path):
     from PySide6.QtWidgets import QComboBox, QLabel
 
-    from appliance.config.settings import registry
+    from appliance.config.registry import registry
 
     paths = Paths(console_home)
     tab = SettingsTab(paths)
@@ -232,9 +233,10 @@ def test_the_settings_form_reads_as_words_with_help_and_choices(qtbot, console_h
     tab.show()
     security = tab.editors["smtp_security"]
     assert isinstance(security, QComboBox)
-    assert [security.itemText(i) for i in range(security.count())] == ["starttls", "tls", "none"]
+    assert [security.itemData(i) for i in range(security.count())] == ["starttls", "tls", "none"]
+    assert security.itemText(0) == "STARTTLS (usually port 587)"
     labels = {label.text() for label in tab.findChildren(QLabel)}
-    assert "SMTP security" in labels and "Shutdown grace seconds *" in labels
+    assert "SMTP security" in labels and "Shutdown grace (seconds) *" in labels and "Listen address *" in labels
     help_label = tab.findChild(QLabel, "smtp_security-help")
     assert help_label is not None and help_label.isVisibleTo(tab)
     assert registry()["smtp_security"].help in help_label.text()
@@ -243,9 +245,38 @@ def test_the_settings_form_reads_as_words_with_help_and_choices(qtbot, console_h
     assert "Jobs tab" in tab.findChild(QLabel, "backup-schedule-note").text()
     with qtbot.waitSignal(tab.jobs_tab_requested, timeout=1000):
         tab.jobs_button.click()
-    security.setCurrentText("tls")
+    security.setCurrentIndex(security.findData("tls"))
     assert tab.save() == ["smtp_security"]
     assert load_settings(paths.settings_file, {}).smtp_security == "tls"
+
+
+def test_the_settings_tab_refuses_digits_of_other_scripts(qtbot, console_home: Path):
+    paths = Paths(console_home)
+    before = paths.settings_file.read_text()
+    tab = SettingsTab(paths)
+    qtbot.addWidget(tab)
+    tab.editors["port"].setText("\uff18\uff10\uff18\uff10")  # full-width 8080
+    tab.editors["workers"].setText("\u0662")  # Arabic-Indic 2
+    assert tab.save() is None
+    assert paths.settings_file.read_text() == before
+    assert "not a whole number" in tab.errors["port"].text()
+    assert "not a whole number" in tab.errors["workers"].text()
+
+
+def test_the_settings_tab_and_the_web_settings_page_call_a_setting_the_same(qtbot, console_home: Path, app, signed_in):
+    from PySide6.QtWidgets import QLabel
+
+    tab = SettingsTab(Paths(console_home))
+    qtbot.addWidget(tab)
+    console_labels = {label.text().removesuffix(" *") for label in tab.findChildren(QLabel)}
+    page = signed_in("admin").get("/admin/settings").get_data(as_text=True)
+    for name, label in (("smtp_timeout_seconds", "SMTP timeout (seconds)"), ("smtp_host", "SMTP server")):
+        assert label in console_labels
+        assert f'<label for="s-{name}" class="form-label">{label}</label>' in page
+    assert "Listen address" in console_labels and "<td>Listen address<br>" in page
+    security = tab.editors["smtp_security"]
+    web_option = '<option value="starttls" selected>STARTTLS (usually port 587)</option>'
+    assert security.itemText(security.findData("starttls")) == "STARTTLS (usually port 587)" and web_option in page
 
 
 def test_a_second_console_of_the_same_home_raises_the_first(qtbot, tmp_path: Path):
@@ -269,7 +300,8 @@ def test_the_first_run_wizard_sets_up_a_new_home_that_serves_its_starter_collect
 ):
     from appliance.config.settings import write_settings
     from appliance.records.demo import STARTER_COLLECTIONS
-    from console.client import call_api, read_control_token
+    from appliance.server.run_files import read_control_token
+    from console.client import call_api
     from console.supervisor import RUNNING
     from tests.console.conftest import wait_state
 

@@ -85,6 +85,8 @@ def test_a_change_made_by_another_process_reaches_this_worker(signed_in, instanc
         ("audit_retention_days", "99999", "36500"),
         ("smtp_timeout_seconds", "nan", "finite"),
         ("smtp_timeout_seconds", "inf", "finite"),
+        ("smtp_port", "\uff18\uff10\uff18\uff10", "not a whole number"),  # full-width digits: ASCII only
+        ("backup_keep_daily", "\u0663", "not a whole number"),  # an Arabic-Indic 3
     ],
 )
 def test_values_of_the_right_type_but_unusable_are_refused_saying_why(signed_in, instance, field, value, says):
