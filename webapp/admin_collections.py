@@ -14,26 +14,33 @@ from flask_login import current_user
 
 from appliance.accounts import roles
 from appliance.actors import ADMIN_ROLE
+from appliance.collections.access import list_collections
 from appliance.collections.definitions import (
     ACTIONS,
     create_collection,
     delete_collection,
     get_collection,
-    list_collections,
     update_collection,
 )
-from appliance.collections.fields import TYPES
+from appliance.collections.fields import parse_field
+from appliance.collections.types import FIELD_TYPES
 from appliance.collections.usage import field_value_counts, record_count
+from appliance.collections.values import FieldError
 from appliance.errors import ApplianceError, Conflict, NotFound, ValidationFailed
-from appliance.records.files import remove_unreferenced
-from webapp import current_instance, field_words
+from appliance.storage.blobs import remove_unreferenced
+from webapp import field_words
 from webapp.auth import admin_pages
+from webapp.context import current_instance
 from webapp.layout import add_nav_link, form_errors
 
 bp = Blueprint("admin_collections", __name__, url_prefix="/admin/collections")
 
 _FORM_ERRORS = (ValidationFailed, Conflict)
-_NUMBER_BOUNDS = ("integer", "number", "text", "long_text", "email", "url")
+# The inputs of the field form, by the option of a definition each one gives.
+_INPUTS = frozenset(
+    {"name", "label", "required", "unique", "filterable", "default", "min", "max", "pattern", "choices", "formula"}
+    | {"collection", "cascade", "max_size", "accept"}
+)
 
 
 def _update(name: str, values: dict[str, Any]) -> Any:
@@ -48,32 +55,41 @@ def _actor() -> Any:
     return current_user.user
 
 
-# The service's messages name the JSON keys of API.md; the form says the same in the words of its fields.
-_PLAIN_MESSAGES = {
-    "'max_size' must be a number of bytes, 1 or more": "Enter the largest file size in bytes (1 or more)",
-    "'accept' must be a list of media types such as 'application/pdf' or 'image/*'": (
-        "Enter the accepted file types separated by commas, such as application/pdf, image/*"
-    ),
-    "a relation field needs 'collection': the name of another collection": "Choose the related collection",
-    "a computed field needs a 'formula' of at most 1000 characters": "Enter a formula (at most 1000 characters)",
-    "'min' is greater than 'max'": "The smallest value is larger than the largest",
-}
-
-
-def _plain_message(message: str) -> str:
-    for technical, plain in _PLAIN_MESSAGES.items():
-        message = message.replace(technical, plain)
-    return message
-
-
 def _errors(exc: ApplianceError) -> dict[str, str]:
     """Form errors; the service's ``fields.<name>`` messages are about the whole field form, so they go on top."""
-    errors = {key: _plain_message(message) for key, message in form_errors(exc).items()}
+    errors = form_errors(exc)
     general = [message for key, message in errors.items() if key.startswith("fields") or key == "_form"]
     out = {k: v for k, v in errors.items() if not (k.startswith("fields") or k == "_form")}
     if general:
         out["_form"] = " ".join(general)
     return out
+
+
+def definition_errors(exc: FieldError) -> dict[str, str]:
+    """A refused definition's problems by the field form's input each is about (by the error's
+    ``option``), in the form's words; one no input gives (an unknown option) goes on top (``_form``)."""
+    errors: dict[str, str] = {}
+    for problem in exc.problems:
+        key = problem.option if problem.option in _INPUTS else "_form"
+        if key == "_form" and problem.option == "rename_from":
+            key = "name"
+        words = problem.form_message
+        errors[key] = f"{errors[key]} {words}" if key in errors else words
+    return errors
+
+
+def _check(definition: dict[str, Any]) -> None:
+    """Refuse a definition the field form can point at, before the service checks it with the others;
+    raises :class:`ValidationFailed` keyed by the form's inputs."""
+    try:
+        parse_field(definition)
+    except FieldError as exc:
+        raise ValidationFailed(definition_errors(exc)) from None
+
+
+def type_choices() -> list[tuple[str, str]]:
+    """The type select of the field form: every type of the table, by name, in the words people read."""
+    return [(entry.name, entry.label) for entry in FIELD_TYPES.values()]
 
 
 # --- form values to field definitions ---------------------------------------------------------
@@ -92,6 +108,9 @@ def _number(text: str) -> Any:
 def field_from_form(form: Any, kind: str) -> dict[str, Any]:
     """A field definition (API.md's JSON form) from the field form; the service checks it."""
     raw: dict[str, Any] = {"name": form.get("name", "").strip(), "type": kind}
+    entry = FIELD_TYPES.get(kind)
+    numeric = entry is not None and entry.bounds in ("length", "number")
+    structured = entry is not None and entry.widget == "json"  # a default typed as JSON text
     if form.get("label", "").strip():
         raw["label"] = form.get("label").strip()
     for flag in ("required", "unique", "filterable", "cascade"):
@@ -100,13 +119,13 @@ def field_from_form(form: Any, kind: str) -> dict[str, Any]:
     for bound in ("min", "max"):
         text = form.get(bound, "").strip()
         if text:
-            raw[bound] = _number(text) if kind in _NUMBER_BOUNDS else text
+            raw[bound] = _number(text) if numeric else text
     for key in ("pattern", "formula", "collection"):
         text = form.get(key, "").strip()
         if text:
             raw[key] = text
     choices = [c.strip() for c in form.get("choices", "").replace("\r", "").split("\n") if c.strip()]
-    if choices or kind == "select":
+    if choices or (entry is not None and "choices" in entry.needs):
         raw["choices"] = choices
     accept = [a.strip() for a in form.get("accept", "").split(",") if a.strip()]
     if accept:
@@ -115,7 +134,7 @@ def field_from_form(form: Any, kind: str) -> dict[str, Any]:
         raw["max_size"] = _number(form.get("max_size").strip())
     default = form.get("default", "")
     if default.strip():
-        if kind == "json":
+        if structured:
             try:
                 raw["default"] = json.loads(default)
             except ValueError:
@@ -134,7 +153,7 @@ def field_to_form(definition: dict[str, Any]) -> dict[str, Any]:
         default = definition["default"]
         values["default"] = (
             json.dumps(default)
-            if definition["type"] == "json"
+            if FIELD_TYPES[definition["type"]].widget == "json"
             else str(default).lower()
             if isinstance(default, bool)
             else str(default)
@@ -192,7 +211,7 @@ def _collection_page(name: str, status: int = 200, **context: Any):
         "counts": field_value_counts(collection),
         "roles": _roles(),
         "actions": ACTIONS,
-        "types": TYPES,
+        "types": type_choices(),
         "collections": [c.name for c in list_collections(_actor())],
         "label_values": {"label": collection.label},
         "label_errors": {},
@@ -233,6 +252,7 @@ def add_field(name: str):
     kind = request.form.get("type", "")
     definition = field_from_form(request.form, kind)
     try:
+        _check(definition)
         _update(name, {"fields": [*_definitions(name), definition]})
     except _FORM_ERRORS as exc:
         return _collection_page(name, exc.status, add_values=request.form.to_dict(), add_errors=_errors(exc))
@@ -277,9 +297,11 @@ def change_field(name: str, field: str):
         definition["rename_from"] = field
     definitions[position] = definition
     try:
+        _check(definition)
         _update(name, {"fields": definitions})
     except _FORM_ERRORS as exc:
-        return _field_page(name, field, exc.status, values=request.form.to_dict(), errors=_errors(exc))
+        typed = {**request.form.to_dict(), "type": definition["type"]}  # the form does not send the type
+        return _field_page(name, field, exc.status, values=typed, errors=_errors(exc))
     flash(f"Saved the field {definition['name']}.", "success")
     return redirect(url_for("admin_collections.show", name=name))
 

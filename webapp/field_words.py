@@ -1,6 +1,8 @@
-"""How the collection editor describes a field to a person: its type and options in plain words.
+"""How pages describe a field to a person: its type and options in plain words, and sizes.
 
 ``{"type": "integer", "required": true, "min": 1}`` reads "Whole number" and "required; at least 1".
+The words of a type come from the table of field types; a byte size is always
+:func:`appliance.text.format_bytes` (``2 KB``), beside a file input as in its error.
 """
 
 from __future__ import annotations
@@ -9,43 +11,21 @@ from typing import Any
 
 from flask import Flask
 
-TYPE_WORDS = {
-    "text": "Text",
-    "long_text": "Long text",
-    "integer": "Whole number",
-    "number": "Number",
-    "boolean": "Yes / no",
-    "date": "Date",
-    "datetime": "Date and time",
-    "email": "Email address",
-    "url": "Web address",
-    "select": "Choice from a list",
-    "relation": "Link to a record",
-    "file": "File",
-    "json": "Structured data (JSON)",
-    "computed": "Computed",
-}
-_LENGTH_TYPES = frozenset({"text", "long_text", "email", "url"})
+from appliance.collections.types import FIELD_TYPES
+from appliance.records.files import describe_accepted
+from appliance.text import format_bytes
 
 
 def type_words(kind: str) -> str:
-    """A field type as a person names it; an unknown type as it is."""
-    return TYPE_WORDS.get(kind, kind)
-
-
-def _size(size: int) -> str:
-    for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if size >= factor:
-            value = size / factor
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{size} bytes"
+    """A field type as a person names it (its label in the table of field types); an unknown type as it is."""
+    entry = FIELD_TYPES.get(kind)
+    return entry.label if entry is not None else kind
 
 
 def option_words(definition: dict[str, Any]) -> list[str]:
     """The options of a field definition (API.md's JSON form) as short phrases."""
-    from appliance.records.files import describe_accepted
-
-    kind = definition.get("type", "")
+    entry = FIELD_TYPES.get(definition.get("type", ""))
+    bounds = entry.bounds if entry is not None else None
     words: list[str] = []
     if definition.get("required"):
         words.append("required")
@@ -54,16 +34,16 @@ def option_words(definition: dict[str, Any]) -> list[str]:
     if definition.get("filterable"):
         words.append("filterable")
     low, high = definition.get("min"), definition.get("max")
-    if kind in _LENGTH_TYPES:
+    if bounds == "length":
         if low is not None:
             words.append(f"at least {low} characters")
         if high is not None:
             words.append(f"at most {high} characters")
     else:
         if low is not None:
-            words.append(f"at least {low}" if kind not in ("date", "datetime") else f"from {low}")
+            words.append(f"from {low}" if bounds in ("date", "datetime") else f"at least {low}")
         if high is not None:
-            words.append(f"at most {high}" if kind not in ("date", "datetime") else f"until {high}")
+            words.append(f"until {high}" if bounds in ("date", "datetime") else f"at most {high}")
     if definition.get("pattern"):
         words.append(f"must match {definition['pattern']}")
     if definition.get("choices"):
@@ -75,7 +55,7 @@ def option_words(definition: dict[str, Any]) -> list[str]:
     if definition.get("cascade"):
         words.append("deleted with the linked record")
     if definition.get("max_size"):
-        words.append(f"up to {_size(int(definition['max_size']))}")
+        words.append(f"up to {format_bytes(int(definition['max_size']))}")
     if definition.get("accept"):
         words.append("accepts " + describe_accepted(list(definition["accept"])))
     if definition.get("default") is not None:
@@ -86,5 +66,10 @@ def option_words(definition: dict[str, Any]) -> list[str]:
 
 
 def init_app(app: Flask) -> None:
+    """The filters the editor's and the record pages' templates use: a type's words, a definition's
+    options, a byte size (``{{ size|bytes }}``, the one way sizes are shown), and the table of field
+    types (``field_types``)."""
     app.add_template_filter(type_words, "field_type_words")
     app.add_template_filter(option_words, "field_option_words")
+    app.add_template_filter(format_bytes, "bytes")
+    app.jinja_env.globals["field_types"] = FIELD_TYPES

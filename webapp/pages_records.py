@@ -6,75 +6,56 @@ services as the API (``list_records``, ``create_record``, ``update_record``,
 ``delete_record``, ``list_history``, ``restore_version``), so the checks and
 the error messages are the API's; a refused form comes back with each error
 beside its field and what was typed. A list page takes the API listing's
-query parameters, so a filtered view is a link one can share.
+query parameters, so a filtered view is a link one can share. How fields are
+shown and read (title, columns, filter row, form values) is in
+:mod:`webapp.record_fields`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from werkzeug.datastructures import MultiDict
 
-from appliance.collections.definitions import CollectionDef, access_scope, get_visible_collection, require_access
-from appliance.collections.fields import Field
-from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, TooLarge, ValidationFailed
+from appliance.collections.access import access_scope, get_visible_collection, require_access
+from appliance.collections.definitions import CollectionDef
+from appliance.errors import BadRequest, Conflict, PermissionDenied, TooLarge, ValidationFailed
+from appliance.records.delete import delete_record
 from appliance.records.files import Upload
 from appliance.records.history import list_history
 from appliance.records.query import list_records
-from appliance.records.write import create_record, delete_record, get_record, restore_version, update_record
-from webapp import current_instance
+from appliance.records.read import get_record
+from appliance.records.write import create_record, restore_version, update_record
+from webapp import field_words
 from webapp.api_records import upload_limit
+from webapp.context import current_instance
 from webapp.layout import form_errors
+from webapp.record_fields import (
+    CLEAR_PREFIX,
+    checkbox_value,
+    filter_inputs,
+    form_text,
+    list_columns,
+    number_text,
+    record_label,
+    relation_info,
+    submitted_values,
+    title_field,
+)
 
 bp = Blueprint("records_pages", __name__)
+bp.add_app_template_filter(number_text, "number")
+# The record templates show sizes and read the table of field types through field_words' filters.
+bp.record_once(lambda state: field_words.init_app(state.app))
 
 _FORM_ERRORS = (ValidationFailed, Conflict, TooLarge)
-# Columns a list shows at most (the title first); the record page shows everything.
-MAX_COLUMNS = 7
-# A relation becomes a select of the related records when there are at most this many.
-MAX_RELATION_CHOICES = 200
-_HIDDEN_IN_LISTS = frozenset({"long_text", "json"})
-_LISTING_PARAMS = ("page", "page_size", "ordering", "search")
-# Prefix of the "remove the current file" checkbox of a file field (field names cannot start with "_").
-CLEAR_PREFIX = "_clear."
 
 
 def _actor() -> Any:
     return current_user.user
-
-
-# --- how a collection is shown --------------------------------------------------------------------
-
-
-def title_field(collection: CollectionDef) -> Field | None:
-    """The field that names a record: ``title`` or ``name`` when text, else the first short text field."""
-    short_text = [f for f in collection.fields if f.type in ("text", "email", "url", "select")]
-    for preferred in ("title", "name"):
-        spec = collection.field(preferred)
-        if spec is not None and spec in short_text:
-            return spec
-    return next((f for f in short_text if f.type == "text"), short_text[0] if short_text else None)
-
-
-def list_columns(collection: CollectionDef) -> list[Field]:
-    """The columns of a list: the title field first, then filterable and select fields (what one scans a
-    list by), then the others in order; never long text or JSON."""
-    title = title_field(collection)
-    rest = [f for f in collection.fields if f is not title and f.type not in _HIDDEN_IN_LISTS]
-    rest.sort(key=lambda f: 0 if (f.filterable or f.type == "select") else 1)
-    return ([title] if title else []) + rest[: MAX_COLUMNS - (1 if title else 0)]
-
-
-def record_label(collection: CollectionDef, record: Mapping[str, Any]) -> str:
-    title = title_field(collection)
-    value = record.get(title.name) if title else None
-    return f"{value}" if value not in (None, "") else f"#{record.get('id')}"
 
 
 def _scope_allows(collection: CollectionDef, action: str, record: Mapping[str, Any] | None = None) -> bool:
@@ -84,38 +65,6 @@ def _scope_allows(collection: CollectionDef, action: str, record: Mapping[str, A
     if scope == "own" and record is not None:
         return record.get("created_by") == actor.id
     return scope is not None
-
-
-@dataclass
-class RelationInfo:
-    """What a page knows about a relation field's target: reachable, labels by id, and a choice list."""
-
-    target: CollectionDef | None
-    labels: dict[int, str]
-    choices: list[tuple[int, str]] | None
-
-
-def _relation_info(spec: Field, ids: set[int] | None = None, *, with_choices: bool = False) -> RelationInfo:
-    """Labels of the related records ``ids`` (and, with ``with_choices``, the records to choose from)
-    that the user may view, through the listing service (so its permissions apply)."""
-    actor = _actor()
-    try:
-        target = get_visible_collection(spec.collection or "", actor)
-        require_access(target, actor, "view")
-    except (NotFound, PermissionDenied):  # an unreachable target is shown as plain ids
-        return RelationInfo(None, {}, None)
-    labels: dict[int, str] = {}
-    choices = None
-    if with_choices:
-        listing = list_records(target, actor, {"page_size": str(MAX_RELATION_CHOICES)})
-        if listing["total_items"] <= MAX_RELATION_CHOICES:
-            choices = [(item["id"], record_label(target, item)) for item in listing["items"]]
-            labels.update(choices)
-    wanted = sorted(i for i in (ids or set()) if isinstance(i, int) and i not in labels)
-    if wanted:
-        params = {"id__in": ",".join(map(str, wanted[:100])), "page_size": "100"}
-        labels.update((item["id"], record_label(target, item)) for item in list_records(target, actor, params)["items"])
-    return RelationInfo(target, labels, choices)
 
 
 # --- list ------------------------------------------------------------------------------------------
@@ -141,46 +90,6 @@ def _query(base: str, args: Mapping[str, Any]) -> str:
     """
     query = urlencode({k: v for k, v in args.items() if v not in (None, "", [])}, doseq=True)
     return f"{base}?{query}" if query else base
-
-
-@dataclass
-class FilterInput:
-    """One input of the filter row: its parameter name, label, kind of control and options."""
-
-    param: str
-    label: str
-    control: str  # text, number, date, datetime, select
-    options: list[tuple[str, str]] | None = None
-
-
-def filter_inputs(collection: CollectionDef) -> list[FilterInput]:
-    """The filter row: one or two inputs per filterable field, named as the API's filters."""
-    out: list[FilterInput] = []
-    for spec in collection.fields:
-        if not spec.filterable:
-            continue
-        label = spec.label or spec.name
-        if spec.type == "select":
-            out.append(FilterInput(spec.name, label, "select", [(c, c) for c in spec.choices or []]))
-        elif spec.type == "boolean":
-            out.append(FilterInput(spec.name, label, "select", [("true", "Yes"), ("false", "No")]))
-        elif spec.type in ("integer", "number", "date", "datetime", "computed"):
-            control = {"date": "date", "datetime": "date"}.get(spec.type, "number")
-            if spec.type == "computed":
-                control = "text"
-            out.append(FilterInput(f"{spec.name}__gte", f"{label} from", control))
-            out.append(FilterInput(f"{spec.name}__lte", f"{label} to", control))
-        elif spec.type == "relation":
-            info = _relation_info(spec, with_choices=True)
-            if info.choices is not None:
-                out.append(FilterInput(spec.name, label, "select", [(str(i), t) for i, t in info.choices]))
-            else:
-                out.append(FilterInput(spec.name, f"{label} (id)", "number"))
-        elif spec.type in ("file", "json"):
-            out.append(FilterInput(f"{spec.name}__isnull", label, "select", [("false", "Set"), ("true", "Empty")]))
-        else:
-            out.append(FilterInput(f"{spec.name}__icontains", f"{label} contains", "text"))
-    return out
 
 
 def _export_url(name: str, args: Mapping[str, Any], *, bom: bool = False) -> str:
@@ -209,9 +118,9 @@ def list_page(name: str):
         listing = {"items": [], "page": 1, "page_size": 20, "total_items": 0, "total_pages": 0}
     columns = list_columns(collection)
     relations = {
-        spec.name: _relation_info(spec, {item.get(spec.name) for item in listing["items"]})
+        spec.name: relation_info(spec, actor, {item.get(spec.name) for item in listing["items"]})
         for spec in columns
-        if spec.type == "relation"
+        if spec.field_type.widget == "relation"
     }
     filtering = any(key not in ("page", "page_size", "ordering") for key in args)
     return render_template(
@@ -221,7 +130,7 @@ def list_page(name: str):
         title=title_field(collection),
         listing=listing,
         args=args,
-        filters=filter_inputs(collection),
+        filters=filter_inputs(collection, actor),
         filtering=filtering,
         error=error,
         relations=relations,
@@ -234,41 +143,6 @@ def list_page(name: str):
 # --- form ------------------------------------------------------------------------------------------
 
 
-def form_text(spec: Field, value: Any) -> str:
-    """A stored value as a form input holds it."""
-    if value is None:
-        return ""
-    if spec.type == "boolean":
-        return "true" if value else "false"
-    if spec.type == "json":
-        return json.dumps(value, indent=2, ensure_ascii=False)
-    if spec.type == "datetime" and isinstance(value, str):
-        return value.rstrip("Z")[:19]  # datetime-local: 2026-01-05T09:30:00 (stored times are UTC)
-    return str(value)
-
-
-def submitted_values(collection: CollectionDef, form: MultiDict) -> dict[str, Any]:
-    """The field values of a submitted form as the services take them (``form=True`` strings).
-
-    A checkbox sends nothing when unticked, so a boolean is ``"false"`` unless
-    ticked; an empty JSON box is no value; a file field is cleared only when
-    its "remove" box is ticked (its upload comes separately).
-    """
-    values: dict[str, Any] = {}
-    for spec in collection.fields:
-        if spec.read_only:
-            continue
-        if spec.type == "file":
-            if form.get(CLEAR_PREFIX + spec.name):
-                values[spec.name] = None
-        elif spec.type == "boolean":
-            values[spec.name] = "true" if "true" in form.getlist(spec.name) else "false"
-        elif spec.name in form:
-            raw = form.get(spec.name, "")
-            values[spec.name] = None if spec.type == "json" and not raw.strip() else raw
-    return values
-
-
 def _uploads() -> dict[str, Upload]:
     return {
         name: Upload(filename=storage.filename or "file", stream=storage.stream)
@@ -279,11 +153,11 @@ def _uploads() -> dict[str, Upload]:
 
 def _form_context(collection: CollectionDef, record: Mapping[str, Any] | None) -> dict[str, Any]:
     relations = {
-        spec.name: _relation_info(
-            spec, {record.get(spec.name)} if record and record.get(spec.name) else set(), with_choices=True
+        spec.name: relation_info(
+            spec, _actor(), {record.get(spec.name)} if record and record.get(spec.name) else set(), with_choices=True
         )
         for spec in collection.fields
-        if spec.type == "relation"
+        if spec.field_type.widget == "relation"
     }
     return {"collection": collection, "record": record, "relations": relations, "clear_prefix": CLEAR_PREFIX}
 
@@ -304,8 +178,8 @@ def _typed_values(collection: CollectionDef) -> dict[str, str]:
     """What was typed, to show again beside the errors."""
     typed = {key: request.form.get(key, "") for key in request.form if key != "csrf_token"}
     for spec in collection.fields:
-        if spec.type == "boolean":
-            typed[spec.name] = "true" if "true" in request.form.getlist(spec.name) else "false"
+        if spec.field_type.widget == "checkbox":
+            typed[spec.name] = checkbox_value(request.form, spec.name)
     return typed
 
 
@@ -349,7 +223,7 @@ def edit_record(name: str, record_id: int):
     if not _scope_allows(collection, "update", record):
         raise PermissionDenied("You may change only the records you created.")
     if request.method == "GET":
-        values = {f.name: form_text(f, record.get(f.name)) for f in collection.fields if f.type != "file"}
+        values = {f.name: form_text(f, record.get(f.name)) for f in collection.fields if not f.field_type.upload}
         return _render_form(collection, record, values, {})
     limit = _prepare_upload_limit()
     try:
@@ -389,9 +263,9 @@ def show_record(name: str, record_id: int):
     record = get_record(name, record_id, actor)
     history = _history_page(collection, record_id)
     relations = {
-        spec.name: _relation_info(spec, {record.get(spec.name)} | _history_ids(history, spec.name))
+        spec.name: relation_info(spec, actor, {record.get(spec.name)} | _history_ids(history, spec.name))
         for spec in collection.fields
-        if spec.type == "relation"
+        if spec.field_type.widget == "relation"
     }
     may_update = _scope_allows(collection, "update", record)
     return render_template(
@@ -447,18 +321,3 @@ def restore(name: str, record_id: int, version: int):
 def list_url(name: str, args: Mapping[str, str], **changes: Any) -> str:
     """The list page's URL with ``args`` changed by ``changes`` (``None`` drops a parameter)."""
     return _query(url_for("records_pages.list_page", name=name), {**args, **changes})
-
-
-@bp.app_template_filter("number")
-def number_text(value: Any) -> str:
-    """A number as a person reads it: no float noise (53.400000000000006 shows as 53.4), whole floats
-    without ``.0``; 15 significant digits, all a float holds reliably."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return str(value)
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        return format(value, ".15g")
-    return str(value)

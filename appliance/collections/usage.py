@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from appliance.collections.definitions import CollectionDef, quote
+from appliance.collections.definitions import CollectionDef
+from appliance.collections.schema import quote
 from appliance.storage.db import database
 
 
@@ -17,4 +18,4 @@ def field_value_counts(collection: CollectionDef) -> dict[str, int]:
 
 def record_count(collection: CollectionDef) -> int:
     """How many records the collection holds now."""
-    return database.execute_sql(f"SELECT COUNT(*) FROM {quote(collection.table)}").fetchone()[0]
+    return int(database.execute_sql(f"SELECT COUNT(*) FROM {quote(collection.table)}").fetchone()[0])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from appliance.errors import BadRequest
+from appliance.records.delete import delete_record
 from appliance.records.query import list_records
-from appliance.records.write import create_record, delete_record, update_record
+from appliance.records.write import create_record, update_record
 from tests.appliance.data_helpers import make_orders, make_users
 
 
@@ -128,6 +129,8 @@ def test_an_impossible_date_in_a_filter_is_a_bad_request(admin, params):
     with pytest.raises(BadRequest) as caught:
         list_records("orders", admin, params)
     assert caught.value.extra["parameter"] == next(iter(params))
+    # The same words as any value a type cannot read (the table's filter value for a date refuses it).
+    assert "is not a valid date value." in caught.value.message
 
 
 def test_a_date_on_a_datetime_field_stands_for_the_whole_utc_day(admin):

@@ -79,7 +79,7 @@ def test_renaming_and_reordering_keep_the_values(admin, personas):
     assert names() == ["quantity", "title", "status"]
     post(admin, "/admin/collections/orders/fields/status/move", {"direction": "down"})  # already last: no change
     assert names() == ["quantity", "title", "status"]
-    from appliance.records.write import get_record
+    from appliance.records.read import get_record
 
     assert get_record("orders", record["id"], get_user(personas.admin.id))["quantity"] == 2
 
@@ -152,3 +152,44 @@ def test_the_fields_table_names_only_options_that_are_set_and_scrolls_on_a_phone
     assert "links to orders" in row and "deleted with" not in row and "False" not in row
     assert "required" in page.split("<code>title</code>", 1)[1].split("</tr>", 1)[0]
     assert page.count('<div class="table-responsive"><table') >= 1
+
+
+def test_the_type_select_offers_every_type_of_the_table_in_words(admin):
+    from webapp.admin_collections import type_choices
+
+    page = admin.get("/admin/collections/orders").get_data(as_text=True)
+    select = re.search(r'<select id="add-type" name="type".*?</select>', page, flags=re.S).group(0)
+    assert re.findall(r'<option value="([a-z_]+)"[^>]*>([^<]+)</option>', select) == type_choices()
+    assert ">Long text</option>" in select and ">long_text</option>" not in select
+    assert "Type: Whole number" in text(admin.get("/admin/collections/orders/fields/qty"))
+
+
+def test_a_refused_option_is_shown_beside_its_input_and_the_rest_is_kept(admin):
+    answer = post(
+        admin,
+        "/admin/collections/orders/fields",
+        {"name": "price", "type": "number", "min": "5", "max": "1", "pattern": "x"},
+        status=422,
+    )
+    page = text(answer)
+    assert '<div id="add-min-note" class="invalid-feedback">The smallest value is larger than the largest</div>' in page
+    assert (
+        '<div id="add-pattern-note" class="invalid-feedback">&#39;pattern&#39; does not apply to a number field</div>'
+        in page
+    )
+    assert 'name="max" type="text" class="form-control" value="1"' in page
+    choices = post(admin, "/admin/collections/orders/fields", {"name": "kind", "type": "select"}, status=422)
+    assert re.search(
+        r'name="choices"[^>]*is-invalid.*?<div class="invalid-feedback">a select field needs', text(choices)
+    )
+    assert names() == ["title", "qty", "status"]
+
+
+def test_a_refused_change_of_a_field_keeps_its_type_and_options_on_the_page(admin):
+    answer = post(admin, "/admin/collections/orders/fields/qty", {"name": "qty", "min": "9", "max": "2"}, status=422)
+    page = text(answer)
+    assert "Type: Whole number" in page
+    assert (
+        '<div id="edit-min-note" class="invalid-feedback">The smallest value is larger than the largest</div>' in page
+    )
+    assert get_collection("orders").field("qty").max is None

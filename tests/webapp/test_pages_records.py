@@ -11,8 +11,10 @@ import pytest
 
 from appliance.accounts.users import get_user
 from appliance.collections.definitions import create_collection
-from appliance.records.write import create_record, get_record, update_record
+from appliance.records.read import get_record
+from appliance.records.write import create_record, update_record
 from appliance.storage.db import database
+from appliance.text import format_bytes
 from tests.conftest import csrf_token_in
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
@@ -278,7 +280,7 @@ def test_creating_a_record_with_a_file_through_the_form(as_, staff):
         data={"csrf_token": token, "title": "Big", "contract": (io.BytesIO(PDF * 100), "big.pdf")},
         content_type="multipart/form-data",
     )
-    assert too_big.status_code == 413 and "larger than 2.0 kB" in too_big.get_data(as_text=True)
+    assert too_big.status_code == 413 and "larger than 2 KB" in too_big.get_data(as_text=True)
     wrong = editor.post(
         "/c/orders/new",
         data={"csrf_token": token, "title": "Wrong", "contract": (io.BytesIO(b"plain text"), "a.pdf")},
@@ -460,7 +462,7 @@ def test_numbers_show_without_float_noise_in_lists_records_and_history(as_, staf
         update_record("orders", record["id"], {"unit_price": 17.9}, get_user(staff.admin.id))
     assert stored("orders", record["id"], staff)["total"] != 53.7  # the stored float is noisy
     client = as_("viewer")
-    from webapp.pages_records import number_text
+    from webapp.record_fields import number_text
 
     # Lists show values through the same macro and filter as the record page.
     assert [number_text(v) for v in (53.400000000000006, 2.0, 0.1 + 0.2, 7, 1e20)] == ["53.4", "2", "0.3", "7", "1e+20"]
@@ -470,9 +472,9 @@ def test_numbers_show_without_float_noise_in_lists_records_and_history(as_, staf
 
 
 def test_a_relation_with_too_many_targets_shows_the_current_label_and_a_lookup(as_, staff, monkeypatch):
-    import webapp.pages_records as pages_records
+    import webapp.record_fields as record_fields
 
-    monkeypatch.setattr(pages_records, "MAX_RELATION_CHOICES", 1)
+    monkeypatch.setattr(record_fields, "MAX_RELATION_CHOICES", 1)
     with database.connection_context():
         create_record("clients", {"name": "Other"}, get_user(staff.admin.id))  # two targets: more than 1
     record_id = order_id("Admin order")
@@ -523,8 +525,39 @@ def test_a_wrong_file_type_and_bad_values_are_all_shown_at_once_and_nothing_is_k
     assert not [p for p in files_dir.rglob("*") if p.is_file()]
 
 
-def test_size_errors_state_the_limit_as_the_forms_do():
-    from appliance.records.write import _size_text
+def test_the_limit_beside_a_file_input_and_its_error_state_the_same_size(as_):
+    editor = as_("editor")
+    form = page(editor, "/c/orders/new")
+    limit = re.search(r'<div id="f-contract-note" class="form-text">At most ([^.]+)\.', form).group(1)
+    assert limit == format_bytes(2048) == "2 KB"
+    answer = editor.post(
+        "/c/orders/new",
+        data={
+            "csrf_token": token_of(editor, "/c/orders/new"),
+            "title": "Big",
+            "contract": (io.BytesIO(PDF * 100), "b.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    html = answer.get_data(as_text=True)
+    assert f'<div id="f-contract-note" class="invalid-feedback d-block">The file is larger than {limit}.</div>' in html
 
-    assert _size_text(25 * 1024 * 1024, megabytes=True) == "25 MB"  # max_upload_mb, as its help says
-    assert _size_text(2048, megabytes=False) == "2.0 kB"  # a field's max_size, as the form's note says
+
+def test_sizes_on_the_record_pages_are_written_the_one_way(as_, staff, app):
+    from appliance.records.files import Upload
+
+    editor = as_("editor")
+    record_id = order_id("Bob order")
+    with database.connection_context():
+        update_record(
+            "orders",
+            record_id,
+            {},
+            get_user(staff.editor.id),
+            uploads={"contract": Upload("c.pdf", io.BytesIO(PDF + b" " * 1500))},
+            files_dir=app.extensions["appliance.instance"].paths.files_dir,
+        )
+    size = format_bytes(len(PDF) + 1500)
+    assert size.endswith(" KB")
+    assert f"({size})" in page(editor, f"/c/orders/{record_id}/edit")
+    assert f"application/pdf, {size}" in page(editor, f"/c/orders/{record_id}")
