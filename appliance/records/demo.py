@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.actors import ADMIN_ROLE, Actor
-from appliance.collections.definitions import create_collection, get_collection, quote, table_name, write_transaction
+from appliance.actors import ADMIN_ROLE, Actor, ActorLike
+from appliance.collections.definitions import create_collection, get_collection
+from appliance.collections.schema import quote, table_name
 from appliance.config.home import Instance
 from appliance.errors import ApplianceError, Conflict, DemoDataMissing, NotFound, ValidationFailed
-from appliance.storage.db import database
+from appliance.records.write import create_record
+from appliance.storage.db import database, write_transaction
 from appliance.storage.models import User
 
 # In dependency order: orders refer to customers and inventory.
@@ -94,9 +96,10 @@ def read_template(name: str, folder: Path | None = None) -> dict[str, Any]:
     """The definition of starter collection ``name`` as ``POST /api/collections`` takes it."""
     path = (folder or data_dir()) / "templates" / f"{name}.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        definition: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DemoDataMissing(f"cannot read the starter collection {path}: {exc}") from None
+    return definition
 
 
 def read_demo_rows(name: str, folder: Path | None = None) -> list[dict[str, str]]:
@@ -112,7 +115,7 @@ def read_demo_rows(name: str, folder: Path | None = None) -> list[dict[str, str]
 # --- acting -------------------------------------------------------------------------------------
 
 
-def default_actor(label: str = "setup") -> Any:
+def default_actor(label: str = "setup") -> ActorLike:
     """Who loads when nobody is named: the first active admin, else the system under ``label`` in the audit log."""
     admin = (
         User.select()
@@ -132,7 +135,7 @@ def _exists(name: str) -> bool:
 
 
 def load_starter_collections(
-    instance: Instance | None = None, *, actor: Any = None, names: Iterable[str] = STARTER_COLLECTIONS
+    instance: Instance | None = None, *, actor: ActorLike | None = None, names: Iterable[str] = STARTER_COLLECTIONS
 ) -> DemoResult:
     """Create the starter collections that do not exist yet; returns which were created and which existed.
 
@@ -166,7 +169,7 @@ def _record_counts(names: Iterable[str]) -> dict[str, int]:
     }
 
 
-def load_demo(instance: Instance | None = None, *, actor: Any = None) -> DemoResult:
+def load_demo(instance: Instance | None = None, *, actor: ActorLike | None = None) -> DemoResult:
     """Create the starter collections (as :func:`load_starter_collections`), then fill them with the demo records.
 
     The records go in only when all three collections are empty, and all of
@@ -176,8 +179,6 @@ def load_demo(instance: Instance | None = None, *, actor: Any = None) -> DemoRes
     and no demo record stays. When some collection already holds records,
     none are added and ``skipped_records`` says why.
     """
-    from appliance.records.write import create_record
-
     actor = actor if actor is not None else default_actor()
     folder = data_dir()
     result = load_starter_collections(instance, actor=actor)

@@ -1,38 +1,31 @@
-"""Uploaded files: checked by content, stored content-addressed under ``<home>/files``.
+"""Uploaded files as a file field takes them: the type judged by content, the accepted kinds, the size
+limit, a harmless file name, and the value the API shows. A write stores its uploads with
+:func:`store_checked`, which reports every field's error at once.
 
-A file field's value is ``{"name", "size", "type", "sha256"}``; the bytes
-live at ``<home>/files/<sha256[:2]>/<sha256>``, outside any served folder,
-so a client-chosen name never reaches the file system. ``file_ref`` rows
-say which record field refers to which content; when the last reference
-goes, the caller removes the stored file after the commit.
+A file field's value is ``{"name", "size", "type", "sha256"}``; the bytes are
+stored content-addressed by :mod:`appliance.storage.blobs`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import re
-import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import filetype
 
-from appliance.collections.fields import Field, FieldError
-from appliance.errors import NotFound
-from appliance.storage.db import database
-from appliance.storage.locks import removing_files
+from appliance.collections.definitions import CollectionDef
+from appliance.collections.fields import Field
+from appliance.collections.values import FieldError
+from appliance.errors import TooLarge, ValidationFailed
+from appliance.storage.blobs import SNIFF_BYTES, BlobTooLarge, remove_unreferenced, store_blob
+from appliance.text import format_bytes
 
-SNIFF_BYTES = 8192
-CHUNK = 1024 * 1024
 # Text has no magic bytes: content that is valid UTF-8 without NULs is text/plain,
 # and these declared text kinds are accepted for it.
 TEXT_KINDS = frozenset({"text/plain", "text/csv", "text/markdown"})
-_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -63,7 +56,7 @@ def sniff_type(head: bytes) -> str:
     """The media type of content starting with ``head``, judged by its bytes only."""
     guessed = filetype.guess_mime(head) if head else None
     if guessed:
-        return guessed
+        return str(guessed)
     if b"\x00" not in head:
         try:
             head.decode("utf-8")
@@ -89,13 +82,9 @@ def type_accepted(detected: str, accept: Iterable[str] | None) -> bool:
     return False
 
 
-def blob_path(files_dir: Path, sha256: str) -> Path:
-    if not _DIGEST_RE.match(sha256 or ""):
-        raise NotFound("No such file.")
-    return files_dir / sha256[:2] / sha256
-
-
-def store_upload(files_dir: Path, spec: Field, upload: Upload, *, limit: int | None = None) -> tuple[dict, bool]:
+def store_upload(
+    files_dir: Path, spec: Field, upload: Upload, *, limit: int | None = None
+) -> tuple[dict[str, Any], bool]:
     """Check ``upload`` against ``spec`` and store its content; ``(value, created)``.
 
     ``value`` is the field value ``{"name", "size", "type", "sha256"}``;
@@ -105,24 +94,10 @@ def store_upload(files_dir: Path, spec: Field, upload: Upload, *, limit: int | N
     :class:`FieldError` for an empty file or a type ``spec.accept`` refuses.
     """
     max_size = min(x for x in (spec.max_size, limit) if x is not None) if (spec.max_size or limit) else None
-    files_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    head = b""
-    fd, tmp_name = tempfile.mkstemp(dir=files_dir, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = upload.stream.read(CHUNK)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if max_size is not None and size > max_size:
-                    raise UploadTooLarge(f"The file is larger than {max_size} bytes.")
-                if len(head) < SNIFF_BYTES:
-                    head += chunk[: SNIFF_BYTES - len(head)]
-                digest.update(chunk)
-                out.write(chunk)
+    detected = ""
+
+    def check(head: bytes, size: int) -> None:
+        nonlocal detected
         if size == 0:
             raise FieldError("The file is empty.")
         detected = sniff_type(head)
@@ -130,85 +105,95 @@ def store_upload(files_dir: Path, spec: Field, upload: Upload, *, limit: int | N
             raise FieldError(
                 f"Files of type {detected} are not accepted here. Accepted: {describe_accepted(spec.accept or [])}."
             )
-        sha = digest.hexdigest()
-        target = blob_path(files_dir, sha)
-        created = not target.exists()
-        if created:
-            target.parent.mkdir(exist_ok=True)
-            os.chmod(tmp_name, 0o600)
-            os.replace(tmp_name, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-    return {"name": safe_filename(upload.filename), "size": size, "type": detected, "sha256": sha}, created
+
+    try:
+        blob = store_blob(files_dir, upload.stream, max_size=max_size, check=check)
+    except BlobTooLarge:
+        raise UploadTooLarge(f"The file is larger than {format_bytes(max_size)}.") from None
+    value = {"name": safe_filename(upload.filename), "size": blob.size, "type": detected, "sha256": blob.sha256}
+    return value, blob.created
 
 
-def set_file_refs(collection: str, record_id: int, refs: dict[str, str | None]) -> list[str]:
-    """Point ``record_id``'s file fields at new content (``None`` clears); returns digests no longer referenced.
+def _limit_text(size: int, *, by_setting: bool) -> str:
+    """A size limit as the forms state it: whole MB for the upload limit (``max_upload_mb``, as its label
+    says), else as the note beside the file input states a field's ``max_size``."""
+    if by_setting:
+        return f"{size // (1024 * 1024)} MB"
+    return format_bytes(size)
 
-    Call inside the write's transaction; remove the returned stored files
-    with :func:`remove_unreferenced` after it commits.
+
+def store_uploads(
+    collection: CollectionDef, uploads: Mapping[str, Upload], files_dir: Path | None, limit: int | None
+) -> tuple[dict[str, dict[str, Any]], list[str], dict[str, str], bool]:
+    """Check and store each upload: ``(values by field, digests newly written, errors by field, too large?)``.
+
+    Never raises for a bad upload: the caller merges these errors with the
+    other fields' (see :func:`store_checked`).
     """
-    released = []
-    for field_name, sha in refs.items():
-        row = database.execute_sql(
-            "SELECT sha256 FROM file_ref WHERE collection = ? AND record_id = ? AND field = ?",
-            (collection, record_id, field_name),
-        ).fetchone()
-        if row and row[0] == sha:
+    values: dict[str, dict[str, Any]] = {}
+    created: list[str] = []
+    errors: dict[str, str] = {}
+    too_large = False
+    for name, upload in uploads.items():
+        spec = collection.field(name)
+        if spec is None or spec.type != "file":
+            errors[name] = "Unknown field." if spec is None else "This field does not take a file."
             continue
-        if row:
-            database.execute_sql(
-                "DELETE FROM file_ref WHERE collection = ? AND record_id = ? AND field = ?",
-                (collection, record_id, field_name),
-            )
-            released.append(row[0])
-        if sha:
-            database.execute_sql(
-                "INSERT INTO file_ref (sha256, collection, record_id, field) VALUES (?, ?, ?, ?)",
-                (sha, collection, record_id, field_name),
-            )
-    return [d for d in released if not is_referenced(d)]
+        if files_dir is None:
+            raise ValueError("files_dir is needed to store uploads")
+        try:
+            value, new = store_upload(files_dir, spec, upload, limit=limit)
+        except UploadTooLarge:
+            too_large = True
+            own = spec.max_size
+            by_setting = own is None or (limit is not None and limit < own)
+            size = limit if by_setting else own
+            errors[name] = f"The file is larger than {_limit_text(size or 0, by_setting=by_setting)}."
+            continue
+        except FieldError as exc:
+            errors[name] = str(exc)
+            continue
+        values[name] = value
+        if new:
+            created.append(value["sha256"])
+    return values, created, errors, too_large
 
 
-def drop_file_refs(collection: str, record_id: int) -> list[str]:
-    """Forget every file reference of a deleted record; returns digests no longer referenced."""
-    digests = [
-        r[0]
-        for r in database.execute_sql(
-            "SELECT sha256 FROM file_ref WHERE collection = ? AND record_id = ?", (collection, record_id)
-        ).fetchall()
-    ]
-    database.execute_sql("DELETE FROM file_ref WHERE collection = ? AND record_id = ?", (collection, record_id))
-    return [d for d in digests if not is_referenced(d)]
+def store_checked(
+    collection: CollectionDef,
+    check: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
+    uploads: Mapping[str, Upload],
+    files_dir: Path | None,
+    limit: int | None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[str]]:
+    """Store the uploads and run ``check(stored_files)`` on the other values; ``(cleaned, stored, created)``.
 
-
-def is_referenced(sha256: str) -> bool:
-    return database.execute_sql("SELECT 1 FROM file_ref WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
-
-
-def remove_unreferenced(files_dir: Path | None, digests: Iterable[str]) -> int:
-    """Remove the stored files of ``digests`` that nothing refers to any more; returns how many went.
-
-    Removes nothing while a backup copies the files (its database snapshot may
-    still refer to them): those stay, and the ``cleanup`` job removes them later.
+    Every field is checked whatever else is wrong: the errors of the files and
+    of the other values come in one :class:`ValidationFailed` (or
+    :class:`TooLarge` when a file is over its limit), and the files just
+    stored are removed again.
     """
-    if files_dir is None:
-        return 0
-    removed = 0
-    with removing_files(files_dir.parent) as allowed:
-        if not allowed:
-            return 0
-        for sha in set(digests):
-            if is_referenced(sha):
-                continue
-            with contextlib.suppress(FileNotFoundError, NotFound):
-                blob_path(files_dir, sha).unlink()
-                removed += 1
-    return removed
+    stored, created, upload_errors, too_large = (
+        store_uploads(collection, uploads, files_dir, limit) if uploads else ({}, [], {}, False)
+    )
+    try:
+        try:
+            cleaned = check(stored)
+            errors: dict[str, str] = {}
+        except ValidationFailed as exc:
+            cleaned, errors = {}, dict(exc.fields)
+        if upload_errors or errors:
+            merged = {**errors, **upload_errors}
+            if too_large:
+                raise TooLarge("The file is too large", fields=merged)
+            raise ValidationFailed(merged)
+    except BaseException:
+        remove_unreferenced(files_dir, created)
+        raise
+    return cleaned, stored, created
 
 
-def public_file_value(value: Any, url: str) -> dict | None:
+def public_file_value(value: Any, url: str) -> dict[str, Any] | None:
     """A stored file value as the API shows it: name, size, type and the download URL (no digest)."""
     if not isinstance(value, dict):
         return None

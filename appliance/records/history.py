@@ -1,4 +1,5 @@
-"""Record versions: every create, update, delete and restore, with who, when and what changed.
+"""Record versions: every create, update, delete and restore, with who, when and what changed (and the
+audit event each change writes beside its version).
 
 A version row holds the whole record as it stood after the change (before
 it, for a delete), so any version can be brought back, and the changes as
@@ -13,10 +14,13 @@ from typing import Any
 
 import peewee
 
-from appliance.actors import is_admin
+from appliance.actors import ActorLike, is_admin
+from appliance.audit import record_event
 from appliance.clock import iso, utcnow
-from appliance.collections.definitions import CollectionDef, quote, require_access
-from appliance.collections.fields import INT64
+from appliance.collections.access import require_access
+from appliance.collections.definitions import CollectionDef
+from appliance.collections.schema import quote
+from appliance.collections.values import INT64
 from appliance.errors import NotFound, PermissionDenied
 from appliance.storage.db import database
 from appliance.storage.models import RecordVersion
@@ -24,7 +28,7 @@ from appliance.storage.pagination import paginate, parse_paging
 
 
 def write_version(
-    collection: str, record_id: int, action: str, actor: Any, data: Mapping[str, Any], changes: Mapping[str, Any]
+    collection: str, record_id: int, action: str, actor: ActorLike, data: Mapping[str, Any], changes: Mapping[str, Any]
 ) -> int:
     """Append a version of the record; returns its number (1 for the first). Call inside the write's transaction."""
     row = database.execute_sql(
@@ -43,6 +47,39 @@ def write_version(
         changes=json.dumps(dict(changes), ensure_ascii=False, default=str),
     )
     return number
+
+
+def field_changes(
+    collection: CollectionDef, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> dict[str, list[Any]]:
+    """``{"field": [old, new]}`` for each field whose value differs between ``before`` and ``after``."""
+    out = {}
+    for spec in collection.fields:
+        old, new = before.get(spec.name), after.get(spec.name)
+        if old != new:
+            out[spec.name] = [old, new]
+    return out
+
+
+def record_change_event(
+    action: str,
+    collection: CollectionDef,
+    record_id: int,
+    actor: ActorLike,
+    changes: Mapping[str, list[Any]],
+    address: str | None = None,
+) -> None:
+    """The audit event of a record change (a file value named by its file name, never its digest)."""
+    details = {
+        "collection": collection.name,
+        "id": record_id,
+        "fields": sorted(changes),
+        "changes": {
+            k: [v if not isinstance(v, dict) or "sha256" not in v else v.get("name") for v in pair]
+            for k, pair in changes.items()
+        },
+    }
+    record_event(action, actor=actor, target=f"{collection.name}/{record_id}", address=address, details=details)
 
 
 def get_version(collection: str, record_id: int, version: int) -> RecordVersion:
@@ -87,7 +124,9 @@ def record_owner(collection: CollectionDef, record_id: int) -> tuple[bool, int |
     return (row is not None, row[0] if row else None)
 
 
-def list_history(collection: CollectionDef, record_id: int, actor: Any, params: Mapping[str, Any]) -> dict:
+def list_history(
+    collection: CollectionDef, record_id: int, actor: ActorLike, params: Mapping[str, Any]
+) -> dict[str, Any]:
     """The record's versions, newest first, in the listing shape.
 
     Needs view permission on the record (own records only, when so limited).
@@ -113,7 +152,7 @@ def list_history(collection: CollectionDef, record_id: int, actor: Any, params: 
     return paginate(query, page, page_size, serialize_version)
 
 
-def list_deleted_records(collection: CollectionDef, actor: Any, params: Mapping[str, Any]) -> dict:
+def list_deleted_records(collection: CollectionDef, actor: ActorLike, params: Mapping[str, Any]) -> dict[str, Any]:
     """Deleted records of the collection (admins only), newest deletion first, in the listing shape.
 
     Each item is the record as it was when deleted, plus ``deleted_at``,

@@ -15,26 +15,20 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from appliance.collections.definitions import CollectionDef, get_visible_collection, quote, require_access
-from appliance.collections.fields import (
-    DATE_RE,
-    FALSE_WORDS,
-    SYSTEM_FIELDS,
-    TEXT_TYPES,
-    TRUE_WORDS,
-    Field,
-    FieldError,
-    coerce_datetime,
-    coerce_integer,
-    coerce_number,
-    parse_bool,
-)
+from appliance.collections.access import get_visible_collection, require_access
+from appliance.collections.definitions import CollectionDef
+from appliance.collections.fields import SYSTEM_FIELDS, Field
+from appliance.collections.schema import quote
+from appliance.collections.types import FIELD_TYPES
+from appliance.collections.values import DATE_RE, FieldError, coerce_datetime
 from appliance.errors import BadRequest
-from appliance.records.write import row_to_values, serialize_record
+from appliance.records.read import row_to_values, serialize_record
 from appliance.storage.db import database
 from appliance.storage.pagination import parse_paging
+from appliance.text import bool_from_word
 
-OPERATORS = ("ne", "lt", "lte", "gt", "gte", "contains", "icontains", "startswith", "in", "isnull")
+# Every operator some type takes (the bare ``FIELD=value`` is "eq").
+OPERATORS = tuple(dict.fromkeys(op for t in FIELD_TYPES.values() for op in t.operators if op != "eq"))
 RESERVED = frozenset({"page", "page_size", "ordering", "search"})
 _COMPARE = {"eq": "=", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 # A date on a datetime field: the condition over that UTC day [start, end), and which bound it takes.
@@ -66,58 +60,26 @@ def _kind(collection: CollectionDef, name: str) -> str | None:
 
 def operators_for(kind: str) -> tuple[str, ...]:
     """The operators a field of type ``kind`` can be filtered with (``eq`` is the bare ``FIELD=value``)."""
-    if kind in TEXT_TYPES:
-        return ("eq", *OPERATORS)
-    if kind == "boolean":
-        return ("eq", "ne", "isnull")
-    if kind in ("json", "file"):
-        return ("isnull",)
-    return ("eq", "ne", "lt", "lte", "gt", "gte", "in", "isnull")
+    return FIELD_TYPES[kind].operators
 
 
 def _bad_value(kind: str, raw: str, parameter: str) -> BadRequest:
     return BadRequest(f"Filter '{parameter}': {raw[:60]!r} is not a valid {kind} value.", parameter=parameter)
 
 
-def _parse_date(raw: str, parameter: str) -> str:
-    text = raw.strip()
-    if not DATE_RE.match(text):
-        raise _bad_value("date", raw, parameter)
-    try:
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise BadRequest(
-            f"Filter '{parameter}': {raw[:60]!r} is not a real date (YYYY-MM-DD).", parameter=parameter
-        ) from None
-
-
 def _parse_one(kind: str, raw: str, parameter: str) -> Any:
-    if kind == "date":
-        return _parse_date(raw, parameter)
+    """One filter value as the column compares it; :class:`BadRequest` when the type cannot read it."""
     try:
-        if kind in ("integer", "relation"):
-            return coerce_integer(raw)
-        if kind == "number":
-            return coerce_number(raw)
-        if kind == "boolean":
-            return 1 if parse_bool(raw) else 0
-        if kind == "datetime":
-            return coerce_datetime(raw)
-        if kind == "computed":
-            try:
-                return coerce_number(raw)
-            except FieldError:
-                return raw
+        return FIELD_TYPES[kind].filter_value(raw)
     except FieldError:
         raise _bad_value(kind, raw, parameter) from None
-    return raw
 
 
 def _day_range(raw: str, parameter: str) -> tuple[str, str] | None:
     """For a bare date given to a datetime filter, the stored-form bounds ``[start, end)`` of that UTC day."""
     if not DATE_RE.match(raw.strip()):
         return None
-    day = dt.date.fromisoformat(_parse_date(raw, parameter))
+    day = dt.date.fromisoformat(_parse_one("date", raw, parameter))
     start = dt.datetime.combine(day, dt.time())
     return coerce_datetime(start.isoformat()), coerce_datetime((start + dt.timedelta(days=1)).isoformat())
 
@@ -178,10 +140,10 @@ def build_filters(collection: CollectionDef, params: Mapping[str, Any]) -> tuple
         # Qualified: the search's FTS table has columns of the same names.
         column = f"{quote(collection.table)}.{quote(name)}"
         if op == "isnull":
-            lowered = raw.strip().lower()
-            if lowered not in TRUE_WORDS | FALSE_WORDS:
+            empty = bool_from_word(raw)
+            if empty is None:
                 raise BadRequest(f"Filter '{parameter}' takes true or false.", parameter=parameter)
-            where.append(f"{column} IS NULL" if lowered in TRUE_WORDS else f"{column} IS NOT NULL")
+            where.append(f"{column} IS NULL" if empty else f"{column} IS NOT NULL")
         elif op in _COMPARE and kind == "datetime" and (day := _day_range(raw, parameter)) is not None:
             # A bare date on a datetime field stands for the whole UTC day.
             start, end = day
@@ -207,7 +169,7 @@ def build_filters(collection: CollectionDef, params: Mapping[str, Any]) -> tuple
                     args.extend(day)
                 else:
                     conditions.append(f"{column} = ?")
-                    args.append(_parse_one(kind, part.strip() if kind not in TEXT_TYPES else part, parameter))
+                    args.append(_parse_one(kind, part if FIELD_TYPES[kind].searchable else part.strip(), parameter))
             where.append(f"({' OR '.join(conditions)})")
         elif op == "contains":
             where.append(f"instr({column}, ?) > 0")
@@ -234,7 +196,7 @@ def build_ordering(collection: CollectionDef, ordering: str | None) -> list[str]
         kind = _kind(collection, name)
         if kind is None:
             raise BadRequest(f"Cannot order by '{name}': there is no such field.", parameter="ordering")
-        if kind in ("json", "file"):
+        if not FIELD_TYPES[kind].orderable:
             raise BadRequest(f"Cannot order by '{name}': a {kind} field has no order.", parameter="ordering")
         if name in seen:
             continue

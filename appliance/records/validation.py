@@ -21,8 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from appliance.collections.definitions import CollectionDef, access_scope, get_collection, quote
-from appliance.collections.fields import SYSTEM_FIELDS, FieldError, coerce_value, to_column
+from appliance.collections.access import access_scope
+from appliance.collections.definitions import CollectionDef, get_collection
+from appliance.collections.fields import SYSTEM_FIELDS, coerce_value, to_column
+from appliance.collections.schema import quote
+from appliance.collections.values import FieldError
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from appliance.storage.db import database
 
@@ -58,7 +61,7 @@ def clean_values(
     for spec in collection.fields:
         if spec.read_only or spec.name in errors:
             continue
-        if spec.type == "file":
+        if spec.field_type.upload:
             if spec.name in uploading:
                 continue
             if spec.name in values:
@@ -89,7 +92,7 @@ def relation_errors(collection: CollectionDef, cleaned: Mapping[str, Any], actor
     errors = {}
     for spec in collection.fields:
         target_id = cleaned.get(spec.name)
-        if spec.type != "relation" or target_id is None:
+        if spec.collection is None or target_id is None:
             continue
         try:
             target = collection if spec.collection == collection.name else get_collection(spec.collection or "")

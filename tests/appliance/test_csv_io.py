@@ -11,15 +11,10 @@ import pytest
 from appliance.audit import list_events
 from appliance.collections.definitions import get_collection
 from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
-from appliance.records.csv_io import (
-    export_csv,
-    get_import_job,
-    import_csv,
-    read_csv,
-    run_import_job,
-    save_import_upload,
-    start_import_job,
-)
+from appliance.records.csv.export import export_csv
+from appliance.records.csv.importing import import_csv
+from appliance.records.csv.jobs import get_import_job, run_import_job, save_import_upload, start_import_job
+from appliance.records.csv.reading import read_csv
 from appliance.records.history import list_history
 from appliance.records.query import list_records
 from appliance.records.write import create_record
@@ -136,9 +131,9 @@ def test_only_those_who_may_create_may_import(users):
 
 
 def test_a_failure_while_writing_removes_the_rows_already_written(users, monkeypatch):
-    import appliance.records.csv_io as csv_io
+    from appliance.records.csv import importing
 
-    real = csv_io._write_batch
+    real = importing._write_batch
     calls = []
 
     def second_batch_fails(collection, batch, actor, created):
@@ -148,7 +143,7 @@ def test_a_failure_while_writing_removes_the_rows_already_written(users, monkeyp
             create_record("orders", {"title": batch[0]["title"]}, users["admin"])
         real(collection, batch, actor, created)
 
-    monkeypatch.setattr(csv_io, "_write_batch", second_batch_fails)
+    monkeypatch.setattr(importing, "_write_batch", second_batch_fails)
     data = "title\n" + "".join(f"t{i}\n" for i in range(5))
     with pytest.raises(Conflict):
         import_csv("orders", data.encode(), users["admin"], batch_size=2)
@@ -160,9 +155,9 @@ def test_a_failure_while_writing_removes_the_rows_already_written(users, monkeyp
 
 def test_other_writers_are_not_blocked_for_the_whole_import(users, instance):
     """Between two batches another connection can write: the import never holds the lock throughout."""
-    import appliance.records.csv_io as csv_io
+    from appliance.records.csv import importing
 
-    real = csv_io._write_batch
+    real = importing._write_batch
     saved = []
 
     def write_from_another_thread(collection, batch, actor, created):
@@ -177,12 +172,12 @@ def test_other_writers_are_not_blocked_for_the_whole_import(users, instance):
             thread.start()
             thread.join(timeout=10)
 
-    csv_io._write_batch = write_from_another_thread
+    importing._write_batch = write_from_another_thread
     try:
         data = "title\n" + "".join(f"t{i}\n" for i in range(6))
         assert import_csv("orders", data.encode(), users["admin"], batch_size=2) == 6
     finally:
-        csv_io._write_batch = real
+        importing._write_batch = real
     assert len(saved) == 1 and count(users) == 7
 
 
@@ -265,14 +260,13 @@ def _simulate_death_after_one_batch(jobs, job_id, actor, *, heartbeat_age: float
     import json
     import time
 
-    import appliance.records.csv_io as csv_io
+    from appliance.records.csv import importing
+    from appliance.records.csv.job_files import write_journal
 
     collection = get_collection("orders")
-    first, last = csv_io._reserve_ids(collection, 4)
-    csv_io._durable_write(
-        csv_io._journal_path(jobs, job_id), json.dumps({"collection": "orders", "first": first, "last": last})
-    )
-    csv_io._write_batch(collection, [{"title": "A"}, {"title": "B"}], actor, first)
+    first, last = importing._reserve_ids(collection, 4)
+    write_journal(jobs, job_id, "orders", first, last)
+    importing._write_batch(collection, [{"title": "A"}, {"title": "B"}], actor, first)
     meta = jobs / f"{job_id}.json"
     job = json.loads(meta.read_text())
     job.update(state="running", phase="writing", done=2, pid=pid, updated_at=time.time() - heartbeat_age)
@@ -321,7 +315,7 @@ def test_server_start_recovers_every_running_import_whatever_its_heartbeat(users
     import os
     from types import SimpleNamespace
 
-    from appliance.records.csv_io import recover_interrupted_imports
+    from appliance.records.csv.recovery import recover_interrupted_imports
 
     jobs = tmp_path / "run" / "imports"
     job = save_import_upload(jobs, "orders", "o.csv", b"title\nA\nB\nC\nD\n", users["editor"])
@@ -335,14 +329,14 @@ def test_server_start_recovers_every_running_import_whatever_its_heartbeat(users
 
 
 def test_the_check_phase_reports_its_progress_as_it_goes(users):
-    import appliance.records.csv_io as csv_io
+    from appliance.records.csv.checks import CHECK_PROGRESS_EVERY
 
     seen = []
-    rows = csv_io.CHECK_PROGRESS_EVERY * 2 + 5
+    rows = CHECK_PROGRESS_EVERY * 2 + 5
     data = "title\n" + "".join(f"t{i}\n" for i in range(rows))
     import_csv("orders", data.encode(), users["admin"], progress=lambda *args: seen.append(args))
     checking = [done for phase, done, _total in seen if phase == "checking"]
-    assert checking == [0, csv_io.CHECK_PROGRESS_EVERY, csv_io.CHECK_PROGRESS_EVERY * 2]
+    assert checking == [0, CHECK_PROGRESS_EVERY, CHECK_PROGRESS_EVERY * 2]
 
 
 def test_a_formula_over_its_bounds_is_a_bad_row_naming_the_line_and_field(users):

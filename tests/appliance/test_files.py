@@ -7,8 +7,9 @@ import io
 import pytest
 
 from appliance.errors import TooLarge, ValidationFailed
+from appliance.records.delete import delete_record
 from appliance.records.files import Upload, safe_filename, sniff_type, type_accepted
-from appliance.records.write import create_record, delete_record, update_record
+from appliance.records.write import create_record, update_record
 from tests.appliance.data_helpers import make_users
 
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
@@ -92,7 +93,7 @@ def _refs() -> list[tuple]:
 
 def test_renaming_a_file_field_keeps_its_files_and_removing_it_removes_them(instance, admin):
     from appliance.collections.definitions import update_collection
-    from appliance.records.write import get_record_file
+    from appliance.records.read import get_record_file
 
     files = instance.paths.files_dir
     record = create_record("docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF))}, files_dir=files)
@@ -123,3 +124,33 @@ def test_swapping_two_file_fields_names_swaps_their_references(instance, admin):
     update_collection("docs", {"fields": swapped}, admin, files_dir=files)
     assert _refs() == [("docs", record["id"], "photo")]
     assert stored(instance) == [PDF]
+
+
+def test_a_file_over_its_limit_is_refused_with_the_limit_as_the_pages_state_it(instance, admin):
+    """A field's ``max_size`` in the one byte format (powers of 1024, as beside the file input); the
+    ``max_upload_mb`` setting in whole MB, as the setting is given."""
+    files = instance.paths.files_dir
+    with pytest.raises(TooLarge) as field_limit:
+        create_record("docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(PDF * 10))}, files_dir=files)
+    assert field_limit.value.fields["scan"] == "The file is larger than 100 bytes."
+    from appliance.collections.definitions import update_collection
+
+    fields = [{"name": "title", "type": "text"}, {"name": "scan", "type": "file", "max_size": 2048}]
+    update_collection("docs", {"fields": fields}, admin)
+    with pytest.raises(TooLarge) as field_limit:
+        create_record("docs", {}, admin, uploads={"scan": Upload("a.pdf", io.BytesIO(b"x" * 3000))}, files_dir=files)
+    assert field_limit.value.fields["scan"] == "The file is larger than 2 KB."
+    mb = 1024 * 1024
+    fields[1].pop("max_size")
+    update_collection("docs", {"fields": fields}, admin)
+    with pytest.raises(TooLarge) as setting_limit:
+        create_record(
+            "docs",
+            {},
+            admin,
+            uploads={"scan": Upload("b.pdf", io.BytesIO(b"y" * (mb + 1)))},
+            files_dir=files,
+            upload_limit=mb,
+        )
+    assert setting_limit.value.fields["scan"] == "The file is larger than 1 MB."
+    assert stored(instance) == []

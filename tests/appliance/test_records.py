@@ -8,10 +8,13 @@ from appliance.audit import list_events
 from appliance.collections import fields as fields_module
 from appliance.collections.definitions import create_collection, get_collection
 from appliance.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from appliance.records import history
 from appliance.records import write as records
+from appliance.records.delete import delete_record
 from appliance.records.history import list_deleted_records, list_history
 from appliance.records.query import list_records
-from appliance.records.write import create_record, delete_record, get_record, restore_version, update_record
+from appliance.records.read import get_record
+from appliance.records.write import create_record, restore_version, update_record
 from appliance.storage.db import database
 from tests.appliance.data_helpers import make_orders, make_users
 
@@ -212,7 +215,7 @@ def test_a_failure_after_the_insert_rolls_back_the_row_its_version_and_its_audit
     def failing_audit(*args, **kwargs):
         raise RuntimeError("the audit write failed")
 
-    monkeypatch.setattr(records, "record_event", failing_audit)
+    monkeypatch.setattr(history, "record_event", failing_audit)  # the audit event of a record change
     with pytest.raises(RuntimeError):
         create_record("orders", {"title": "lost"}, users["admin"])
     with pytest.raises(RuntimeError):
