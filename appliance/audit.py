@@ -4,21 +4,28 @@ One ``audit_event`` table for every issue's events. Record an event inside
 the transaction of the change it describes, so both commit or neither does.
 Actions are dotted names (``sign_in.success``, ``user.created``,
 ``token.revoked``); ``target`` names what was acted on (an email, ``token:12``).
+Old events leave the table by retention (:func:`events_before`, :func:`delete_events`;
+the ``cleanup`` job archives them to a CSV file first).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import peewee
 
+from appliance.actors import ActorLike
 from appliance.clock import as_stored, iso
+from appliance.storage.db import database
 from appliance.storage.models import AuditEvent
 
+_DELETE_BATCH = 500  # ids per DELETE, under SQLite's limit of bound parameters
 
-def _actor_fields(actor: Any) -> tuple[int | None, str]:
+
+def _actor_fields(actor: ActorLike | str | None) -> tuple[int | None, str]:
     """``(actor_id, actor text)`` for a user (anything with ``id`` and ``email``), a label, or nobody."""
     if actor is None:
         return None, ""
@@ -30,7 +37,7 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
 def record_event(
     action: str,
     *,
-    actor: Any = None,
+    actor: ActorLike | str | None = None,
     target: str = "",
     address: str | None = None,
     details: dict[str, Any] | None = None,
@@ -61,7 +68,7 @@ def list_events(
     target: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-) -> peewee.ModelSelect:
+) -> peewee.ModelSelect[AuditEvent]:
     """Events matching every given filter, newest first (a query, ready for paging).
 
     ``actor`` matches the actor's email or label case-insensitively, ``action``
@@ -83,6 +90,20 @@ def list_events(
     if until is not None:
         query = query.where(AuditEvent.at < as_stored(until))
     return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+
+
+def events_before(cutoff: dt.datetime) -> list[AuditEvent]:
+    """Every event older than ``cutoff`` (exclusive), oldest first: those retention removes."""
+    return list(AuditEvent.select().where(AuditEvent.at < as_stored(cutoff)).order_by(AuditEvent.id))
+
+
+def delete_events(ids: Sequence[int]) -> int:
+    """Delete the events ``ids`` (archived first by the caller) in one transaction; returns how many went."""
+    deleted = 0
+    with database.atomic():
+        for start in range(0, len(ids), _DELETE_BATCH):
+            deleted += AuditEvent.delete().where(AuditEvent.id.in_(ids[start : start + _DELETE_BATCH])).execute()
+    return deleted
 
 
 def serialize_event(event: AuditEvent) -> dict[str, Any]:

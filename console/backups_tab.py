@@ -22,9 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from appliance.backups.archive import MANIFEST, find_backup, list_backups, verify_archive, write_verification
+from appliance.backups.catalogue import find_backup, list_backups, write_verification
+from appliance.backups.format import MANIFEST
+from appliance.backups.restore import restore_backup
+from appliance.backups.verify import verify_archive
 from appliance.config.home import Paths
-from console.client import ServerClient, human_bytes, local_time, run_in_background
+from appliance.jobs.builtin import take_backup
+from appliance.text import format_bytes
+from console.client import ServerClient, local_time, run_in_background
 from console.supervisor import CRASHED, RUNNING, STOPPED, Supervisor
 from console.tab_support import ServiceTab, button_row, describe_error, fill_table, item_table, selected_key
 
@@ -105,7 +110,7 @@ class BackupsTab(ServiceTab):
             [
                 i["name"],
                 local_time(i["created_at"]),
-                human_bytes(i["size"]),
+                format_bytes(i["size"]),
                 i.get("status", i["verified"]),
                 i.get("kind"),
             ]
@@ -130,15 +135,13 @@ class BackupsTab(ServiceTab):
             return client.call("POST", "/api/backups", {}, timeout=600)
 
         def offline(instance: Any) -> dict:
-            from appliance.jobs.definitions import take_backup
-
             return take_backup(instance, kind="manual")
 
         def done(item: dict) -> str:
             self._set_busy(False)
             self.refresh()
             state = "verified" if item.get("verified") else "NOT verified (kept aside in backups/failed)"
-            return f"Backup {item['name']} written, {human_bytes(item.get('size'))}, {state}."
+            return f"Backup {item['name']} written, {format_bytes(item.get('size'))}, {state}."
 
         self._set_busy(True, "Writing and verifying a backup…")
         self.perform(online, offline, done, on_error=lambda _text: self._set_busy(False))
@@ -241,8 +244,6 @@ class BackupsTab(ServiceTab):
         seconds = self.restore_wait_ms // 1000
 
         def work() -> dict:
-            from appliance.backups.restore import restore_backup
-
             return restore_backup(paths, find_backup(paths, name))
 
         def finish(text: str, result: dict | None, ok: bool) -> None:

@@ -14,6 +14,17 @@ from PySide6.QtWidgets import (
 
 from appliance.config.home import Paths
 from appliance.config.schedules import schedule_problem
+from appliance.jobs.definitions import (
+    ensure_jobs,
+    get_job,
+    job_items,
+    last_runs,
+    list_runs,
+    request_run,
+    serialize_job,
+    serialize_run,
+    update_job,
+)
 from console.client import ServerClient, local_time
 from console.dashboard import describe_age
 from console.supervisor import Supervisor
@@ -49,8 +60,6 @@ class JobsTab(ServiceTab):
             return client.call("GET", "/api/jobs?page_size=500")["items"]
 
         def offline(instance: Any) -> list[dict]:
-            from appliance.jobs.definitions import ensure_jobs, job_items
-
             ensure_jobs(instance.settings)
             return job_items()
 
@@ -90,8 +99,6 @@ class JobsTab(ServiceTab):
             return client.call("PATCH", f"/api/jobs/{name}", changes)
 
         def offline(_instance: Any) -> dict:
-            from appliance.jobs.definitions import get_job, last_runs, serialize_job, update_job
-
             update_job(name, changes)
             return serialize_job(get_job(name), last_runs([name]).get(name))
 
@@ -108,8 +115,6 @@ class JobsTab(ServiceTab):
             return client.call("POST", f"/api/jobs/{name}/run", {})
 
         def offline(_instance: Any) -> dict:
-            from appliance.jobs.definitions import request_run
-
             request_run(name)
             return {}
 
@@ -126,8 +131,6 @@ class JobsTab(ServiceTab):
             return client.call("GET", f"/api/jobs/{name}/runs?page_size=50")["items"]
 
         def offline(_instance: Any) -> list[dict]:
-            from appliance.jobs.definitions import list_runs, serialize_run
-
             return [serialize_run(run) for run in list_runs(name).limit(50)]
 
         def done(runs: list[dict]) -> None:

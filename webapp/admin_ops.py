@@ -7,15 +7,16 @@ from typing import Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from appliance.backups.archive import list_backups
+from appliance.backups.catalogue import list_backups
 from appliance.errors import Busy, ValidationFailed
 from appliance.jobs import definitions as jobs
 from appliance.jobs.alerts import acknowledge_alerts, list_alerts
+from appliance.jobs.builtin import take_backup
 from appliance.storage.pagination import paginate, parse_paging
-from webapp import current_instance
 from webapp.auth import admin_pages, client_address
+from webapp.context import current_instance
 from webapp.layout import add_nav_link, form_errors
-from webapp.pages_auth import _safe_next
+from webapp.pages_auth import safe_next
 
 bp = Blueprint("admin_ops", __name__, url_prefix="/admin")
 
@@ -90,7 +91,7 @@ def acknowledge():
     flash(f"{count} alert{'' if count == 1 else 's'} marked as seen.", "success")
     target = request.form.get("next")
     # Only a path on this site: a crafted form must not send the admin elsewhere (open redirect).
-    return redirect(_safe_next(target) if target else url_for("admin_ops.jobs_page"))
+    return redirect(safe_next(target) if target else url_for("admin_ops.jobs_page"))
 
 
 @bp.get("/backups")
@@ -106,7 +107,7 @@ def backups_page():
 @bp.post("/backups")
 def create_backup():
     try:
-        item = jobs.take_backup(current_instance(), kind="manual")
+        item = take_backup(current_instance(), kind="manual")
     except Busy as exc:
         flash(exc.message, "warning")
         return redirect(url_for("admin_ops.backups_page"))

@@ -7,6 +7,7 @@ import datetime as dt
 from flask import Blueprint, jsonify, request
 
 from appliance.audit import list_events, serialize_event
+from appliance.clock import parse_iso
 from appliance.errors import BadRequest
 from appliance.storage.pagination import paginate, parse_paging
 from webapp.auth import require_admin
@@ -21,10 +22,9 @@ def _moment(name: str) -> dt.datetime | None:
     if not raw:
         return None
     try:
-        moment = dt.datetime.fromisoformat(raw.strip())
+        return parse_iso(raw)
     except ValueError:
         raise BadRequest(f"'{name}' must be an ISO 8601 date or time, not {raw[:40]!r}", parameter=name) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @bp.get("/api/audit")

@@ -8,12 +8,13 @@ from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request, send_file
 
-from appliance.backups.archive import find_backup, last_backup, last_restore_drill, list_backups
+from appliance.backups.catalogue import find_backup, last_backup, last_restore_drill, list_backups
 from appliance.jobs.alerts import list_alerts, serialize_alert
-from appliance.jobs.definitions import ensure_jobs_once, job_items, take_backup
+from appliance.jobs.builtin import take_backup
+from appliance.jobs.definitions import ensure_jobs_once, job_items
 from appliance.storage.pagination import paginate_list, parse_paging
-from webapp import current_instance
 from webapp.auth import require_admin, require_write
+from webapp.context import current_instance
 
 bp = Blueprint("api_backups", __name__, url_prefix="/api")
 

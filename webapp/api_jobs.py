@@ -13,8 +13,8 @@ from flask import Blueprint, jsonify, request
 from appliance.errors import BadRequest
 from appliance.jobs import definitions as jobs
 from appliance.storage.pagination import paginate, paginate_list, parse_paging
-from webapp import current_instance
 from webapp.auth import client_address, require_admin, require_write
+from webapp.context import current_instance
 
 bp = Blueprint("api_jobs", __name__, url_prefix="/api")
 

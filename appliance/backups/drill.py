@@ -3,18 +3,20 @@
 A drill restores an archive into a scratch home inside the backups folder
 (``backups/.work-drill-<pid>-<hex>/``, on the same disk as a real restore,
 and removed by the next backup if a crash leaves it) along the code path of a
-real restore (:mod:`appliance.restore`): verify and unpack, refuse a newer
+real restore (:mod:`appliance.backups.restore`): verify and unpack, refuse a newer
 schema, stage, migrate to this version's schema. It then opens the restored
 database as the server would (no pending or unknown migration), runs
 ``PRAGMA integrity_check``, compares every table's row count with the
 manifest, and checks that every stored file the database refers to is
 present. The live ``db/`` and ``files/`` are never touched.
 
-A drill holds the home's backup lock (:func:`appliance.backups.exclusive_operation`),
+A drill holds the home's backup lock (:func:`appliance.backups.catalogue.exclusive_operation`),
 so it never overlaps a backup, a verification or a restore; it raises
 :class:`Busy` instead (the job records that as ``skipped``). Its result is
 stored beside the archive as ``<name>.zip.drill.json`` (the backups folder is
-the truth about backups; see :func:`appliance.backups.read_drill`).
+the truth about backups; see :func:`appliance.backups.catalogue.read_drill`)
+and returned: the ``restore_drill`` job raises the alert for a failed one
+(:func:`appliance.jobs.builtin.drill_backup`).
 """
 
 from __future__ import annotations
@@ -25,24 +27,27 @@ import shutil
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from appliance.backups.archive import (
-    FAILED_DIR,
-    MANIFEST,
-    _clean_leftovers,
-    _scratch_name,
+import peewee
+
+from appliance.backups.catalogue import (
+    clean_leftovers,
     exclusive_operation,
     list_backups,
-    private_dir,
-    referenced_digests,
-    verify_archive,
+    scratch_name,
     write_drill,
     write_verification,
 )
+from appliance.backups.format import FAILED_DIR, MANIFEST, referenced_digests
+from appliance.backups.restore import comes_from_newer_version, migrate_unpacked, stage_unpacked
+from appliance.backups.verify import verify_archive
 from appliance.clock import aware, iso
 from appliance.config.home import Paths
-from appliance.errors import NotEnoughSpace, NotFound
+from appliance.durable import private_dir
+from appliance.errors import NotEnoughSpace, NotFound, RestoreFailed
+from appliance.storage.db import sqlite_pragmas
+from appliance.storage.migrate import code_schema_version, pending_migrations, unknown_migrations
 
 # Tables whose row count a migration legitimately changes: the runner records each migration it applies.
 _MIGRATION_TABLE = "schema_migration"
@@ -52,7 +57,7 @@ def newest_verified_backup(paths: Paths) -> Path | None:
     """The newest archive of the backups folder whose verification passed (failed ones never), or ``None``."""
     for item in list_backups(paths, include_failed=False):
         if item["verified"]:
-            return paths.backups_dir / item["name"]
+            return paths.backups_dir / str(item["name"])
     return None
 
 
@@ -71,14 +76,14 @@ def run_restore_drill(paths: Paths, archive: Path | None = None, *, now: dt.date
     """
     with exclusive_operation(paths, "restore drill"):
         backups_dir = private_dir(paths.backups_dir)
-        _clean_leftovers(backups_dir)
+        clean_leftovers(backups_dir)
         if archive is None:
             archive = newest_verified_backup(paths)
             if archive is None:
                 raise NotFound("there is no verified backup to drill yet")
         at = aware(now) or dt.datetime.now(dt.UTC)
         started = time.monotonic()
-        scratch = backups_dir / _scratch_name("drill")
+        scratch = backups_dir / scratch_name("drill")
         problems: list[str] = []
         facts: dict[str, Any] = {"migrations_applied": [], "tables_checked": 0, "files_checked": 0}
         try:
@@ -121,21 +126,16 @@ def _message(name: str, problems: list[str], facts: dict[str, Any]) -> str:
 
 
 def _drill_into(archive: Path, scratch: Path, problems: list[str], facts: dict[str, Any]) -> dict[str, Any] | None:
-    """The restore's own steps into ``scratch`` (see :func:`appliance.restore.restore_backup`), then the
+    """The restore's own steps into ``scratch`` (see :func:`appliance.backups.restore.restore_backup`), then the
     checks; appends what is wrong to ``problems``. Returns the verification result (``None`` when the
     drill stopped before it)."""
-    from appliance.backups.restore import _manifest_migrations, _migrate, _stage
-    from appliance.errors import RestoreFailed
-    from appliance.storage.migrate import code_schema_version, known_migrations
-
     scratch.mkdir()
     new = scratch / "new"
     verification = verify_archive(archive, scratch, keep_into=new)
     if not verification["ok"]:
         problems.extend(verification["problems"])
         return verification
-    newer = sorted(set(_manifest_migrations(new)) - {m.name for m in known_migrations()})
-    if verification["schema_version"] > code_schema_version() or newer:
+    if comes_from_newer_version(verification, new):
         problems.append(
             f"the archive comes from a newer version (schema {verification['schema_version']}, "
             f"this version knows {code_schema_version()})"
@@ -143,10 +143,10 @@ def _drill_into(archive: Path, scratch: Path, problems: list[str], facts: dict[s
         return verification
     manifest = _read_manifest(archive)
     scratch_home = Paths(scratch / "new")
-    _stage(new, scratch_home)
+    stage_unpacked(new, scratch_home)
     db_file = scratch_home.database_file
     try:
-        facts["migrations_applied"] = _migrate(db_file, archive.name)
+        facts["migrations_applied"] = migrate_unpacked(db_file, archive.name)
     except RestoreFailed as exc:
         problems.append(exc.message)
         return verification
@@ -156,16 +156,11 @@ def _drill_into(archive: Path, scratch: Path, problems: list[str], facts: dict[s
 
 def _read_manifest(archive: Path) -> dict[str, Any]:
     with zipfile.ZipFile(archive) as zf:
-        return json.loads(zf.read(MANIFEST))
+        return cast("dict[str, Any]", json.loads(zf.read(MANIFEST)))
 
 
 def _check_restored(home: Paths, manifest: dict[str, Any], facts: dict[str, Any], problems: list[str]) -> None:
     """Open the restored database as the server would and check it against the manifest and its files."""
-    import peewee
-
-    from appliance.storage.db import sqlite_pragmas
-    from appliance.storage.migrate import pending_migrations, unknown_migrations
-
     db = peewee.SqliteDatabase(str(home.database_file), pragmas=sqlite_pragmas(30000))
     try:
         db.connect()
@@ -198,28 +193,3 @@ def _check_restored(home: Paths, manifest: dict[str, Any], facts: dict[str, Any]
     facts["files_checked"] = len(digests) - len(missing)
     if missing:
         problems.append(f"{len(missing)} referenced file(s) missing from the restored files: {', '.join(missing[:3])}")
-
-
-def drill_backup(instance: Any, archive: Path | None = None, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Run a restore drill of ``archive`` (default: the newest verified backup) and raise a
-    ``restore_drill_failed`` alert, mailed to the admins, when it fails. Returns the drill result
-    (see :func:`run_restore_drill`); needs the instance's database open (for the alert).
-
-    Raises :class:`Busy` during a backup or restore, :class:`NotFound` when there is no verified backup.
-    """
-    from appliance.jobs.alerts import raise_alert
-    from appliance.jobs.definitions import current_settings
-
-    result = run_restore_drill(instance.paths, archive, now=now)
-    if result["outcome"] != "ok":
-        raise_alert(
-            current_settings(instance),
-            "restore_drill_failed",
-            f"Restore drill of {result['backup']} failed",
-            f"The backup {result['backup']} could not be restored in the drill of {result['at']}. "
-            "Problems: " + "; ".join(result["problems"][:5]),
-            job="restore_drill",
-            key=f"drill-failed:{result['backup']}:{result['at']}",
-            now=now,
-        )
-    return result

@@ -26,18 +26,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.backups.archive import (
-    DB_MEMBER,
-    FAILED_DIR,
-    create_backup_locked,
-    disk_full,
-    exclusive_operation,
-    fsync_dir,
-    verify_archive,
-)
+import peewee
+
+from appliance.backups.archive import create_backup_locked
+from appliance.backups.catalogue import exclusive_operation
+from appliance.backups.format import DB_MEMBER, FAILED_DIR, disk_full, inspect_database
+from appliance.backups.verify import verify_archive
 from appliance.config.home import Paths
+from appliance.durable import fsync_dir
 from appliance.errors import BackupFailed, BadRequest, Busy, Conflict, NotEnoughSpace, RestoreFailed
+from appliance.storage.db import sqlite_pragmas
 from appliance.storage.locks import FileLock
+from appliance.storage.migrate import apply_migrations, code_schema_version, known_migrations
 
 WORK_DIR = ".restore"
 COMMIT = "COMMIT"
@@ -120,8 +120,6 @@ def restore_backup(
     the archive's database cannot be migrated. In every one of these cases
     nothing is changed.
     """
-    from appliance.storage.migrate import code_schema_version, known_migrations
-
     lock = FileLock(paths.server_lock)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     if not lock.acquire():
@@ -139,10 +137,7 @@ def restore_backup(
                         f"the archive {archive.name} is refused: " + "; ".join(verification["problems"][:3]),
                         problems=verification["problems"],
                     )
-                shipped = {m.name for m in known_migrations()}
-                manifest_migrations = set(_manifest_migrations(new))
-                newer = sorted(manifest_migrations - shipped)
-                if verification["schema_version"] > code_schema_version() or newer:
+                if comes_from_newer_version(verification, new):
                     raise BadRequest(
                         f"the archive {archive.name} comes from a newer version of Office Appliance "
                         f"(schema {verification['schema_version']}, this version knows {code_schema_version()}); "
@@ -153,9 +148,9 @@ def restore_backup(
                 if safety_backup and paths.database_file.exists():
                     safety_name = _safety_backup(paths, now)
                 _step("safety-backup")
-                _stage(new, paths)
+                stage_unpacked(new, paths)
                 _step("staged")
-                applied = _migrate(new / "db" / paths.database_file.name, archive.name)
+                applied = migrate_unpacked(new / "db" / paths.database_file.name, archive.name)
                 _fsync_tree(new)
                 _step("migrated")
             except NotEnoughSpace as exc:
@@ -211,17 +206,19 @@ def _safety_backup(paths: Paths, now: dt.datetime | None) -> str:
             "to go on without a safety backup",
             problems=safety.verification["problems"],
         )
-    return safety.item["name"]
+    return str(safety.item["name"])
 
 
-def _manifest_migrations(new: Path) -> list[str]:
-    from appliance.backups.archive import inspect_database
+def comes_from_newer_version(verification: dict[str, Any], new: Path) -> bool:
+    """Whether the archive unpacked into ``new`` (with its ``verification`` result) comes from a newer
+    version: a higher schema version, or a migration this version does not ship."""
+    newer = set(inspect_database(new / DB_MEMBER)["migrations"]) - {m.name for m in known_migrations()}
+    return bool(verification["schema_version"] > code_schema_version() or newer)
 
-    return inspect_database(new / DB_MEMBER)["migrations"]
 
-
-def _stage(new: Path, paths: Paths) -> None:
-    """Shape the unpacked archive as ``new/db`` and ``new/files`` and flush it to disk."""
+def stage_unpacked(new: Path, paths: Paths) -> None:
+    """Shape the archive unpacked into ``new`` as ``new/db`` and ``new/files`` (the layout of
+    ``paths``) and flush it to disk."""
     unpacked = new / DB_MEMBER
     target = new / "db" / paths.database_file.name
     if unpacked != target:
@@ -237,14 +234,10 @@ def _stage(new: Path, paths: Paths) -> None:
     _fsync_tree(new)
 
 
-def _migrate(db_file: Path, archive_name: str) -> list[str]:
+def migrate_unpacked(db_file: Path, archive_name: str) -> list[str]:
     """Apply the migrations an older archive lacks to its unpacked database ``db_file``, before the
-    restore commits, on a connection of its own. Raises :class:`RestoreFailed` naming what failed."""
-    import peewee
-
-    from appliance.storage.db import sqlite_pragmas
-    from appliance.storage.migrate import apply_migrations
-
+    restore commits, on a connection of its own; returns their names. Raises :class:`RestoreFailed`
+    naming what failed."""
     db = peewee.SqliteDatabase(str(db_file), pragmas=sqlite_pragmas(30000))
     try:
         db.connect()

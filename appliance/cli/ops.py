@@ -8,25 +8,27 @@ with the same no-overlap guarantee as the server's scheduler (a per-job OS lock)
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
+from appliance.backups.catalogue import describe_backup, list_backups, resolve_archive
+from appliance.backups.restore import recover_if_idle, restore_backup
+from appliance.backups.verify import verify_backup
 from appliance.cli.common import command, current_instance, fail, json_option, migrated_database, print_json
+from appliance.clock import shown_time
+from appliance.errors import Conflict
+from appliance.jobs.builtin import drill_backup, take_backup
+from appliance.jobs.definitions import current_settings, ensure_jobs, job_items, serialize_run
+from appliance.jobs.runner import run_job
+from appliance.storage.locks import is_locked
+from appliance.text import format_bytes
 
 
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def _backup_line(item: dict) -> str:
+def _backup_line(item: dict[str, Any]) -> str:
     problems = (item.get("verification") or {}).get("problems") or []
     why = f" ({problems[0]})" if problems else ""
-    return f"{item['name']}  {item['created_at']}  {_size(item['size']):>9}  {item['status']}{why}"
+    return f"{item['name']}  {item['created_at']}  {format_bytes(item['size']):>9}  {item['status']}{why}"
 
 
 @click.group("backup")
@@ -38,8 +40,6 @@ def backup_group() -> None:
 @json_option
 def backup_create(as_json: bool) -> None:
     """Write a backup now and verify it; exits non-zero when verification fails."""
-    from appliance.backups.restore import recover_if_idle
-    from appliance.jobs.definitions import take_backup
 
     instance = current_instance()
     recover_if_idle(instance.paths)
@@ -64,7 +64,6 @@ def backup_create(as_json: bool) -> None:
 @json_option
 def backup_list(as_json: bool) -> None:
     """List the backups in the backups folder, newest first, with their verification result."""
-    from appliance.backups.archive import list_backups
 
     items = list_backups(current_instance().paths)
     if as_json:
@@ -76,7 +75,7 @@ def backup_list(as_json: bool) -> None:
         click.echo(_backup_line(item) + _drill_note(item.get("drill")))
 
 
-def _drill_note(drill: dict | None) -> str:
+def _drill_note(drill: dict[str, Any] | None) -> str:
     if not drill:
         return ""
     return f"  drill {'passed' if drill['outcome'] == 'ok' else 'FAILED'} {drill['at']}"
@@ -87,7 +86,6 @@ def _drill_note(drill: dict | None) -> str:
 @json_option
 def backup_verify(archive: str, as_json: bool) -> None:
     """Check ARCHIVE (a name in the backups folder, or a path): checksums, integrity, row counts."""
-    from appliance.backups.archive import resolve_archive, verify_backup
 
     paths = current_instance().paths
     path = resolve_archive(paths, archive)
@@ -112,8 +110,6 @@ def backup_verify(archive: str, as_json: bool) -> None:
 def backup_drill(archive: str | None, as_json: bool) -> None:
     """Restore ARCHIVE (default: the newest verified backup) into a scratch folder and check it,
     without touching the live data; exits non-zero when the drill fails (an alert is raised then)."""
-    from appliance.backups.archive import resolve_archive
-    from appliance.backups.drill import drill_backup
 
     instance = current_instance()
     path = resolve_archive(instance.paths, archive) if archive else None
@@ -138,11 +134,6 @@ def backup_drill(archive: str | None, as_json: bool) -> None:
 @json_option
 def backup_restore(archive: str, yes: bool, no_safety_backup: bool, as_json: bool) -> None:
     """Replace the database and files with those of ARCHIVE; refused while a server runs on this home."""
-    from appliance.backups.archive import describe_backup, resolve_archive
-    from appliance.backups.restore import restore_backup
-    from appliance.clock import shown_time
-    from appliance.errors import Conflict
-    from appliance.storage.locks import is_locked
 
     paths = current_instance().paths
     path = resolve_archive(paths, archive)
@@ -185,7 +176,6 @@ def jobs_group() -> None:
 @json_option
 def jobs_list(as_json: bool) -> None:
     """List the jobs with their schedule, last and next run."""
-    from appliance.jobs.definitions import current_settings, ensure_jobs, job_items
 
     instance = current_instance()
     with migrated_database(instance):
@@ -207,7 +197,6 @@ def jobs_list(as_json: bool) -> None:
 @json_option
 def jobs_run(name: str, as_json: bool) -> None:
     """Run job NAME here and now (refused while a run of it goes on); exits non-zero when it fails."""
-    from appliance.jobs.definitions import current_settings, ensure_jobs, run_job, serialize_run
 
     instance = current_instance()
     with migrated_database(instance):

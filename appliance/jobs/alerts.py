@@ -9,7 +9,9 @@ import datetime as dt
 import logging
 from typing import Any
 
+from appliance.actors import ADMIN_ROLE
 from appliance.clock import as_stored, iso
+from appliance.config.settings import Settings
 from appliance.errors import MailFailed
 from appliance.jobs.mail import mail_configured, send_mail
 from appliance.storage.db import database
@@ -18,19 +20,22 @@ from appliance.storage.models import Alert, User
 log = logging.getLogger("appliance.alerts")
 
 
-def alert_recipients(settings: Any) -> list[str]:
+def alert_recipients(settings: Settings) -> list[str]:
     """Emails of the active admins, then the extra ``alert_recipients`` of the settings, without repeats."""
-    found: list[str] = [
-        email
-        for (email,) in User.select(User.email).where((User.role == "admin") & User.active).order_by(User.id).tuples()
-    ]
+    admins = User.select(User.email).where((User.role == ADMIN_ROLE) & User.active).order_by(User.id)
+    found: list[str] = [str(user.email) for user in admins]
     found.extend(part.strip() for part in settings.alert_recipients.split(",") if part.strip())
     seen: set[str] = set()
-    return [a for a in found if not (a.lower() in seen or seen.add(a.lower()))]
+    unique = []
+    for address in found:
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            unique.append(address)
+    return unique
 
 
 def raise_alert(
-    settings: Any,
+    settings: Settings,
     kind: str,
     subject: str,
     message: str,
@@ -81,7 +86,7 @@ def list_alerts(*, limit: int = 20, open_only: bool = False) -> list[Alert]:
 def acknowledge_alerts(now: dt.datetime | None = None) -> int:
     """Mark every open alert as seen; returns how many."""
     with database.atomic():
-        return Alert.update(acknowledged_at=as_stored(now)).where(Alert.acknowledged_at.is_null()).execute()
+        return int(Alert.update(acknowledged_at=as_stored(now)).where(Alert.acknowledged_at.is_null()).execute())
 
 
 def serialize_alert(alert: Alert) -> dict[str, Any]:

@@ -6,17 +6,17 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
 
+from appliance.config.settings import Settings
 from appliance.errors import MailFailed
 
 
-def mail_configured(settings: Any) -> bool:
+def mail_configured(settings: Settings) -> bool:
     """Whether SMTP is set up enough to send: a host and a sender."""
     return bool(settings.smtp_host and settings.smtp_sender)
 
 
-def send_mail(settings: Any, recipients: list[str], subject: str, body: str) -> None:
+def send_mail(settings: Settings, recipients: list[str], subject: str, body: str) -> None:
     """Send a plain-text message to ``recipients``.
 
     ``smtp_security`` is ``starttls`` (upgrade a plain connection), ``tls``
