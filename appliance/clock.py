@@ -40,7 +40,7 @@ def aware(moment: dt.datetime | str | None) -> dt.datetime | None:
     if moment is None:
         return None
     if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        return parse_iso(moment)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
@@ -61,4 +61,3 @@ def parse_iso(text: str) -> dt.datetime:
     parser of timestamps the appliance writes. Raises :class:`ValueError` for text that is not one."""
     moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-

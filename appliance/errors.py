@@ -6,16 +6,20 @@ in one place (``webapp/errors.py``), the CLI into a one-line reason.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ApplianceError(Exception):
     """Base of every error the appliance raises on purpose.
 
     ``code`` is the stable machine-readable name, ``status`` the HTTP status
-    that fits it, ``fields`` maps field names to messages for field errors.
+    that fits it, ``exit_status`` the status a command that fails with it exits
+    with, ``fields`` maps field names to messages for field errors.
     """
 
     code = "error"
     status = 500
+    exit_status = 1
 
     def __init__(self, message: str, *, fields: dict[str, str] | None = None, **extra: object):
         super().__init__(message)
@@ -23,9 +27,9 @@ class ApplianceError(Exception):
         self.fields = dict(fields or {})
         self.extra = extra
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, dict[str, Any]]:
         """The error shape of API.md: ``{"error": {"code", "message", "fields"?...}}``."""
-        body: dict = {"code": self.code, "message": self.message}
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.fields:
             body["fields"] = self.fields
         body.update(self.extra)
@@ -113,6 +117,14 @@ class StartupRefused(ApplianceError):
 
     code = "startup_refused"
     status = 500
+
+
+class PortInUse(StartupRefused):
+    """The port to listen on is held by another program. It will not free itself, so ``appliance serve``
+    exits with its own status (3) for it, which tells a supervisor (the console) not to retry."""
+
+    code = "port_in_use"
+    exit_status = 3
 
 
 class RestoreFailed(ApplianceError):

@@ -12,8 +12,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtWidgets import QApplication, QDialog
 
+from appliance.accounts.users import has_active_admin
 from appliance.config.home import Paths
+from console.offline import offline_database
+from console.window import MainWindow
+from console.wizard import FirstRunWizard
 
 RAISE = b"raise\n"
 
@@ -93,9 +98,6 @@ def needs_first_run(paths: Paths) -> bool:
     if not paths.database_file.exists():
         return True
     try:
-        from appliance.accounts.users import has_active_admin
-        from console.offline import offline_database
-
         with offline_database(paths):
             return not has_active_admin()
     except Exception:
@@ -105,11 +107,6 @@ def needs_first_run(paths: Paths) -> bool:
 
 def run_console(home: Path) -> int:
     """Open the console of ``home`` (or bring the open one forward); returns the exit status."""
-    from PySide6.QtWidgets import QApplication, QDialog
-
-    from console.window import MainWindow
-    from console.wizard import FirstRunWizard
-
     app = QApplication.instance() or QApplication([])
     app.setApplicationName("Office Appliance")
     app.setQuitOnLastWindowClosed(False)

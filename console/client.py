@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
+from appliance.clock import parse_iso
 from appliance.config.home import Paths
+from appliance.server.run_files import read_control_token
 
 
 class ApiError(Exception):
@@ -36,14 +38,6 @@ class ApiError(Exception):
             details = "; ".join(f"{name}: {text}" for name, text in self.fields.items())
             return f"{self.message} ({details})"
         return self.message
-
-
-def read_control_token(paths: Paths) -> str | None:
-    """The running server's control token, or ``None`` when no server wrote one."""
-    try:
-        return paths.control_token.read_text().strip() or None
-    except OSError:
-        return None
 
 
 def call_api(
@@ -173,17 +167,6 @@ def run_in_background(
     QThreadPool.globalInstance().start(task)
 
 
-def human_bytes(size: float | None) -> str:
-    """``1536`` -> ``"1.5 KB"``; ``None`` -> an em dash."""
-    if size is None:
-        return "—"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"
-
-
 def human_duration(seconds: float | None) -> str:
     """``3725`` -> ``"1 h 2 min"``; ``None`` -> an em dash."""
     if seconds is None:
@@ -201,11 +184,6 @@ def human_duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
-def log_path(paths: Paths, kind: str) -> Path:
-    """The current file of the ``app`` or ``access`` log."""
-    return paths.logs_dir / f"{kind}.log"
-
-
 class StatusPoller(QObject):
     """Asks ``GET /api/system/status`` every ``interval_ms`` off the GUI thread, one request at a time.
 
@@ -218,8 +196,6 @@ class StatusPoller(QObject):
 
     def __init__(self, client: ServerClient, interval_ms: int = 2000, parent: QObject | None = None):
         super().__init__(parent)
-        from PySide6.QtCore import QTimer
-
         self.client = client
         self._busy = False
         self._timer = QTimer(self)
@@ -241,8 +217,6 @@ class StatusPoller(QObject):
         client = self.client
 
         def fetch() -> dict:
-            import time
-
             answer = client.call("GET", "/api/system/status", timeout=5.0)
             answer["_polled_at"] = time.monotonic()
             return answer
@@ -267,14 +241,10 @@ def local_time(value: str | None) -> str:
 
     A value that is not a time is shown as it is.
     """
-    import datetime as dt
-
     if not value:
         return "—"
     try:
-        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = parse_iso(str(value))
     except ValueError:
         return str(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")

@@ -18,9 +18,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from appliance.backups.archive import last_restore_drill
+from appliance.backups.catalogue import last_restore_drill
+from appliance.clock import parse_iso
 from appliance.config.home import Paths
-from console.client import human_bytes, human_duration
+from appliance.text import format_bytes
+from console.client import human_duration
 from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, STOPPING, UNREACHABLE
 
 STATE_COLOURS = {
@@ -52,10 +54,9 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     if not value:
         return None
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def describe_age(value: str | None, now: dt.datetime | None = None) -> str:
@@ -120,7 +121,7 @@ def keyed_alerts_from_status(status: dict, now: dt.datetime | None = None) -> li
     disk = status.get("disk") or {}
     free = disk.get("free_bytes")
     if free is not None and free < 500 * 1024 * 1024:
-        alerts.append(("disk-low", f"Only {human_bytes(free)} of disk space is left for the appliance's home."))
+        alerts.append(("disk-low", f"Only {format_bytes(free)} of disk space is left for the appliance's home."))
     return alerts
 
 
@@ -144,11 +145,6 @@ def keyed_missed_run_alerts(jobs: list[dict], now: dt.datetime | None = None) ->
             (f"missed:{job.get('name')}:{job.get('next_run')}", f"{what} did not run: the server was off at {when}.")
         )
     return alerts
-
-
-def missed_run_alerts(jobs: list[dict], now: dt.datetime | None = None) -> list[str]:
-    """While the server is off: every enabled job whose planned run has passed, in plain words."""
-    return [text for _key, text in keyed_missed_run_alerts(jobs, now)]
 
 
 class DashboardTab(QWidget):
@@ -272,9 +268,9 @@ class DashboardTab(QWidget):
     def show_offline_figures(self) -> None:
         """What the console can tell without a server: database size and free disk, read from the home."""
         size = sum(p.stat().st_size for p in self.paths.db_dir.glob("appliance.sqlite3*") if p.is_file())
-        self.figures["database"].setText(human_bytes(size))
+        self.figures["database"].setText(format_bytes(size))
         try:
-            self.figures["disk"].setText(human_bytes(shutil.disk_usage(self.paths.home).free))
+            self.figures["disk"].setText(format_bytes(shutil.disk_usage(self.paths.home).free))
         except OSError:
             self.figures["disk"].setText(NOT_AVAILABLE)
         self.figures["users_online"].setText(NOT_AVAILABLE)
@@ -286,8 +282,8 @@ class DashboardTab(QWidget):
         self.figures["uptime"].setText(human_duration(status.get("uptime_seconds")))
         self.figures["version"].setText(str(status.get("version", NOT_AVAILABLE)))
         self.figures["workers"].setText(str(status.get("workers", NOT_AVAILABLE)))
-        self.figures["database"].setText(human_bytes((status.get("database") or {}).get("size_bytes")))
-        self.figures["disk"].setText(human_bytes((status.get("disk") or {}).get("free_bytes")))
+        self.figures["database"].setText(format_bytes((status.get("database") or {}).get("size_bytes")))
+        self.figures["disk"].setText(format_bytes((status.get("disk") or {}).get("free_bytes")))
         online = status.get("users_online")
         self.figures["users_online"].setText(NOT_AVAILABLE if online is None else str(online))
         self.figures["users_online"].setToolTip(USERS_ONLINE_ABSENT if online is None else USERS_ONLINE_TIP)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from appliance.clock import parse_iso
 from appliance.config.home import Paths
 
 MAX_LINES = 20_000
@@ -49,14 +50,10 @@ class LogLine:
 
 def local_timestamp(ts: str) -> str:
     """A log line's UTC ``ts`` in local time, to the millisecond; the text as it is when it is not a time."""
-    import datetime as dt
-
     try:
-        moment = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        moment = parse_iso(ts)
     except ValueError:
         return ts
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 

@@ -21,7 +21,8 @@ import psutil
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from appliance.config.home import Paths
-from appliance.server.runner import is_home_locked
+from appliance.errors import PortInUse
+from appliance.server.run_files import read_server_info
 
 STOPPED = "stopped"
 STARTING = "starting"
@@ -35,23 +36,12 @@ MAX_BACKOFF = 30.0
 STABLE_SECONDS = 30.0
 
 
-def _read_info(paths: Paths) -> dict | None:
-    import json
-
-    if not is_home_locked(paths.server_lock):
-        return None
-    try:
-        return json.loads(paths.server_json.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 class Supervisor(QObject):
     """The server of one home, owned (a child process) or attached (someone else's).
 
     Signals: ``state_changed(state)``, ``info_changed(server.json dict or None)``,
     ``output(text)`` (the child's stdout/stderr), ``event(text)`` (what the
-    supervisor did, in plain words: "The server stopped unexpectedly ...").
+    supervisor did, in plain words: "The server crashed after 12 s. Restarting it in 1 s.").
     """
 
     state_changed = Signal(str)
@@ -126,7 +116,7 @@ class Supervisor(QObject):
 
         Returns the state after the step.
         """
-        info = _read_info(self.paths)
+        info = read_server_info(self.paths)
         now = self.clock()
         if self.owns_child:
             pid = self.child_pid
@@ -202,7 +192,7 @@ class Supervisor(QObject):
         """Attach to a running server, or start one; ``False`` when one is already running or starting."""
         if self.owns_child or self.state in (RUNNING, STARTING):
             return False
-        info = _read_info(self.paths)
+        info = read_server_info(self.paths)
         if info:
             self._attach(info)
             return False
@@ -248,7 +238,7 @@ class Supervisor(QObject):
         if self.state == CRASHED:
             self._set_state(STOPPED)
             return True
-        info = _read_info(self.paths)
+        info = read_server_info(self.paths)
         pid = (info or {}).get("pid")
         if not pid:
             return False
@@ -314,14 +304,14 @@ class Supervisor(QObject):
             return
         lived = self.clock() - self._started_at
         never_started = self.state == STARTING
-        reason = ""
         how = "crashed" if status == QProcess.ExitStatus.CrashExit else f"exited with status {code}"
         if never_started:
-            reason = self.last_lines(5) or "no output"
-            message = f"The server would not start ({how}). Its last words:\n{reason}"
+            last_words = self.last_lines(5) or "no output"
+            message = f"The server would not start ({how}). Its last words:\n{last_words}"
         else:
             message = f"The server {how} after {lived:.0f} s."
-        if not self.auto_restart or (never_started and "already in use" in reason):
+        port_in_use = never_started and status == QProcess.ExitStatus.NormalExit and code == PortInUse.exit_status
+        if not self.auto_restart or port_in_use:
             # A port held by another program will not free itself: restarting would only spin.
             self._set_state(CRASHED)
             self.event.emit(message)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -159,8 +159,6 @@ def button_row(specs: tuple[tuple[str, str, Callable[[], Any]], ...]) -> tuple[Q
 
 def fill_table(table: QTableWidget, rows: list[list[Any]], keys: list[Any]) -> None:
     """Replace the table's rows; each row's first cell keeps its key (``Qt.UserRole``)."""
-    from PySide6.QtCore import Qt
-
     table.setSortingEnabled(False)
     table.setRowCount(len(rows))
     for r, (row, key) in enumerate(zip(rows, keys, strict=True)):
@@ -174,8 +172,7 @@ def fill_table(table: QTableWidget, rows: list[list[Any]], keys: list[Any]) -> N
 
 
 def selected_key(table: QTableWidget) -> Any:
-    from PySide6.QtCore import Qt
-
+    """The key of the selected row (see :func:`fill_table`), or ``None`` when no row is selected."""
     row = table.currentRow()
     if row < 0 or table.item(row, 0) is None:
         return None

@@ -203,7 +203,8 @@ class MainWindow(QMainWindow):
     def on_supervisor_event(self, text: str) -> None:
         self.dashboard.append_output(f"[console] {text}")
         self.statusBar().showMessage(text.splitlines()[0], 15_000)
-        if self.supervisor.state == CRASHED or "would not start" in text or "stopped unexpectedly" in text:
+        # Every failure the supervisor reports ("would not start", "crashed after ...") comes with CRASHED.
+        if self.supervisor.state == CRASHED:
             self.dashboard.add_event_alert(text)
             self.tray.notify("Office Appliance server", text.splitlines()[0])
 
@@ -243,7 +244,6 @@ class MainWindow(QMainWindow):
 
     def on_quit_requested(self) -> None:
         """Quit from the tray: stop a server this console started, leave an attached one running."""
-        self.quitting = True
         if self.supervisor.owns_child:
             self._stop_then_quit()
         else:
@@ -254,18 +254,26 @@ class MainWindow(QMainWindow):
             if state in (STOPPED, CRASHED):
                 self._quit_now()
 
+        self.quitting = True
         self.supervisor.auto_restart = False
         self.supervisor.state_changed.connect(done)
         self.supervisor.stop()
         self.hide()
 
     def _quit_now(self) -> None:
+        """Close for good: :meth:`closeEvent` sees ``quitting`` and runs :meth:`_shut_down`."""
+        self.quitting = True
+        self.close()
+
+    def _shut_down(self) -> None:
+        """The one end of the console: stop polling and watching, leave the tray, quit the application
+        (when standalone). A server is left as it is: those who mean to stop it do so first."""
         self.quitting = True
         self.poller.stop()
         self.supervisor.shutdown_watch()
         self.tray.hide()
-        self.close()
-        self._quit_application()
+        if self.standalone:
+            QApplication.instance().quit()
 
     def ask_close(self) -> str:
         """Ask what closing the window means: KEEP the server running, STOP it, or CANCEL."""
@@ -292,45 +300,33 @@ class MainWindow(QMainWindow):
         return CANCEL
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.quitting or (self.supervisor.state in (STOPPED, CRASHED) and not self.supervisor.owns_child):
-            self.quitting = True
-            self.poller.stop()
-            self.supervisor.shutdown_watch()
-            self.tray.hide()
-            event.accept()
-            self._quit_application()
-            return
-        choice = self.ask_close()
-        if choice == CANCEL:
-            event.ignore()
-            return
-        if choice == STOP:
-            event.ignore()
-            self.quitting = True
-            self._stop_then_quit()
-            return
-        if self.supervisor.owns_child:
-            # The child lives as long as this process: hide to the tray instead of quitting.
-            event.ignore()
-            if not QSystemTrayIcon.isSystemTrayAvailable():
-                # No tray to come back from: a hidden window would be an invisible process. Minimise instead.
-                self.showMinimized()
-                self.statusBar().showMessage(
-                    "There is no system tray here, so the console was minimised: the server runs as long as "
-                    "this window stays open (minimised).",
-                    30_000,
-                )
+        nothing_to_keep = self.supervisor.state in (STOPPED, CRASHED) and not self.supervisor.owns_child
+        if not self.quitting and not nothing_to_keep:
+            choice = self.ask_close()
+            if choice == CANCEL:
+                event.ignore()
                 return
-            self.hide()
-            self.tray.notify("Office Appliance", "The server keeps running; the console is in the tray.", False)
-            return
-        self.quitting = True
-        self.poller.stop()
-        self.supervisor.shutdown_watch()
-        self.tray.hide()
+            if choice == STOP:
+                event.ignore()
+                self._stop_then_quit()
+                return
+            if self.supervisor.owns_child:
+                # The child lives as long as this process: hide to the tray instead of quitting.
+                event.ignore()
+                self._keep_in_background()
+                return
         event.accept()
-        self._quit_application()
+        self._shut_down()
 
-    def _quit_application(self) -> None:
-        if self.standalone:
-            QApplication.instance().quit()
+    def _keep_in_background(self) -> None:
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            # No tray to come back from: a hidden window would be an invisible process. Minimise instead.
+            self.showMinimized()
+            self.statusBar().showMessage(
+                "There is no system tray here, so the console was minimised: the server runs as long as "
+                "this window stays open (minimised).",
+                30_000,
+            )
+            return
+        self.hide()
+        self.tray.notify("Office Appliance", "The server keeps running; the console is in the tray.", False)

@@ -29,11 +29,14 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from appliance.accounts.user_changes import create_user, set_password, update_user
 from appliance.config.home import Paths, init_home, open_instance
 from appliance.config.settings import load_settings, write_settings
 from appliance.errors import ApplianceError
 from appliance.records.demo import load_starter_collections
-from appliance.server.runner import port_holder
+from appliance.server.sockets import port_holder
+from appliance.storage.db import open_database
+from appliance.storage.migrate import apply_migrations
 from console.client import run_in_background
 from console.offline import offline_database
 from console.tab_support import describe_error
@@ -57,9 +60,6 @@ def port_problem(port: int, host: str = "127.0.0.1") -> str | None:
 
 def prepare_home(home: Path) -> None:
     """Create the home's layout and bring its database up to date (what ``appliance init`` does)."""
-    from appliance.storage.db import open_database
-    from appliance.storage.migrate import apply_migrations
-
     init_home(home)
     db = open_database(open_instance(home))
     with db.connection_context():
@@ -223,8 +223,6 @@ class AdminPage(_BackgroundPage):
         email, name, password = self.email.text(), self.name.text(), self.password.text()
 
         def work() -> tuple[int, str]:
-            from appliance.accounts.users import create_user, set_password, update_user
-
             with offline_database(paths):
                 if user_id is None:
                     user = create_user(email, name, "admin", password, actor=None)

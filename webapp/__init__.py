@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-import hmac
-
-from flask import Flask, g, request
+from flask import Flask
 
 from appliance.config.home import Instance
 from appliance.server.metrics import MetricsRecorder
-from appliance.server.runner import ServerRuntime
+from appliance.server.run_files import ServerRuntime
 from appliance.storage.db import database, open_database
+from webapp import (
+    admin_audit,
+    admin_collections,
+    admin_ops,
+    admin_settings,
+    admin_users,
+    api_audit,
+    api_backups,
+    api_collections,
+    api_csv,
+    api_files,
+    api_jobs,
+    api_records,
+    api_users,
+    auth,
+    errors,
+    health,
+    home,
+    layout,
+    observe,
+    pages_auth,
+    pages_csv,
+    pages_records,
+    security,
+    system,
+)
 
 
 def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flask:
@@ -37,16 +61,12 @@ def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flas
         recorder = MetricsRecorder(None, 0)
     app.extensions["appliance.metrics"] = recorder
 
-    from webapp import errors, health, observe, system
-
     errors.init_app(app)
     observe.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(system.bp)
 
     # Accounts and security: CSRF and headers first, then sessions, then the pages and API.
-    from webapp import admin_users, api_users, auth, home, layout, pages_auth, security
-
     security.init_app(app)
     layout.init_app(app)
     auth.init_app(app)
@@ -56,21 +76,15 @@ def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flas
     app.register_blueprint(api_users.bp)
 
     # Data: collections, records, files, audit log.
-    from webapp import api_audit, api_collections, api_files, api_records
-
     app.register_blueprint(api_collections.bp)
     app.register_blueprint(api_records.bp)
     app.register_blueprint(api_files.bp)
     app.register_blueprint(api_audit.bp)
 
     # Staff record pages: lists, record forms, a record with its history.
-    from webapp import pages_records
-
     app.register_blueprint(pages_records.bp)
 
     # CSV import/export and the admin pages for collections, the audit log and settings.
-    from webapp import admin_audit, admin_collections, admin_settings, api_csv, pages_csv
-
     app.register_blueprint(api_csv.bp)
     app.register_blueprint(pages_csv.bp)
     admin_collections.init_app(app)
@@ -78,8 +92,6 @@ def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flas
     admin_settings.init_app(app)
 
     # Backups and scheduled jobs: API, admin pages, status sections.
-    from webapp import admin_ops, api_backups, api_jobs
-
     api_backups.init_app(app)
     admin_ops.init_app(app)
     app.register_blueprint(api_backups.bp)
@@ -94,33 +106,4 @@ def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flas
     return app
 
 
-def current_instance() -> Instance:
-    from flask import current_app
-
-    return current_app.extensions["appliance.instance"]
-
-
-def control_token_matches(token: str) -> bool:
-    """Whether ``token`` is this server's control token (constant-time)."""
-    from flask import current_app
-
-    runtime: ServerRuntime | None = current_app.extensions["appliance.runtime"]
-    expected = runtime.control_token if runtime else None
-    if expected is None:
-        try:
-            expected = current_instance().paths.control_token.read_text().strip()
-        except OSError:
-            return False
-    return bool(token) and hmac.compare_digest(token.encode(), expected.encode())
-
-
-def bearer_token() -> str | None:
-    """The token of an ``Authorization: Bearer ...`` header, if any."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
-
-
-__all__ = ["bearer_token", "control_token_matches", "create_app", "current_instance", "g"]
+__all__ = ["create_app"]

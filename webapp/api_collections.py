@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance.collections.definitions import (
-    create_collection,
-    delete_collection,
-    get_visible_collection,
-    list_collections,
-    serialize_collection,
-    update_collection,
-)
+from appliance.collections.access import get_visible_collection, list_collections, serialize_collection
+from appliance.collections.definitions import create_collection, delete_collection, update_collection
 from appliance.errors import BadRequest
-from appliance.records.files import remove_unreferenced
 from appliance.records.history import list_deleted_records
-from webapp import current_instance
+from appliance.storage.blobs import remove_unreferenced
 from webapp.api_records import actor_of, json_body
 from webapp.auth import current_principal, require_admin, require_write
+from webapp.context import current_instance
 from webapp.openapi import build_document
 
 bp = Blueprint("api_collections", __name__)

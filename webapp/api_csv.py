@@ -8,12 +8,14 @@ from collections.abc import Iterable, Iterator
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from appliance.clock import utcnow
-from appliance.collections.definitions import get_visible_collection
+from appliance.collections.access import get_visible_collection
 from appliance.errors import BadRequest, TooLarge
-from appliance.records.csv_io import export_csv, import_csv_journaled, stop_running_imports
-from webapp import current_instance
+from appliance.records.csv.export import export_csv
+from appliance.records.csv.importing import stop_running_imports
+from appliance.records.csv.jobs import import_csv_journaled
 from webapp.api_records import MB, actor_of, upload_limit
 from webapp.auth import current_principal, require_write
+from webapp.context import current_instance
 
 bp = Blueprint("api_csv", __name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, send_file
 
-from appliance.records.files import blob_path
-from appliance.records.write import get_record_file
-from webapp import current_instance
+from appliance.records.read import get_record_file
+from appliance.storage.blobs import blob_path
 from webapp.api_records import actor_of
 from webapp.auth import current_principal
+from webapp.context import current_instance
 
 bp = Blueprint("api_files", __name__)
 

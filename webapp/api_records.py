@@ -6,22 +6,24 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance.actors import SYSTEM
-from appliance.collections.definitions import get_visible_collection
+from appliance.actors import SYSTEM, ActorLike
+from appliance.collections.access import get_visible_collection
 from appliance.errors import BadRequest, TooLarge
+from appliance.records.delete import delete_record
 from appliance.records.files import Upload
 from appliance.records.history import list_history
 from appliance.records.query import list_records
-from appliance.records.write import create_record, delete_record, get_record, restore_version, update_record
-from webapp import current_instance
+from appliance.records.read import get_record
+from appliance.records.write import create_record, restore_version, update_record
 from webapp.auth import Principal, client_address, current_principal, require_write
+from webapp.context import current_instance
 
 bp = Blueprint("api_records", __name__)
 
 MB = 1024 * 1024
 
 
-def actor_of(principal: Principal) -> Any:
+def actor_of(principal: Principal) -> ActorLike:
     """What the services take as the actor: the user, or the system actor for the control token."""
     return principal.user if principal.user is not None else SYSTEM
 

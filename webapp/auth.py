@@ -1,6 +1,6 @@
 """Who is asking: browser sessions (flask-login), API tokens and the control token.
 
-A browser session is a ``user_session`` row (:mod:`appliance.sessions`); the
+A browser session is a ``user_session`` row (:mod:`appliance.accounts.sessions`); the
 cookie (Flask's signed cookie: HttpOnly, SameSite=Lax, Secure when the
 request came over HTTPS through the trusted proxy) carries only the row's
 random key, as flask-login's user id. Each request loads the session and its
@@ -28,7 +28,7 @@ from appliance.accounts.throttle import ThrottleRules
 from appliance.accounts.tokens import authenticate_token
 from appliance.errors import NotAuthenticated, PermissionDenied
 from appliance.storage.models import ApiToken, User, UserSession
-from webapp import bearer_token, control_token_matches
+from webapp.context import bearer_token, control_token_matches
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Pages a user who must choose a new password may still open.

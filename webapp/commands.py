@@ -6,18 +6,17 @@ import sys
 
 import click
 
+from appliance.accounts.setup_links import VALID_FOR, create_setup_link
 from appliance.cli.common import current_instance, fail, home_option
 from appliance.errors import ApplianceError
 from appliance.server.runner import run_server
+from appliance.storage.db import database
 
 APP_FACTORY = "webapp:create_app"
 
 
 def _offer_setup_link(url: str) -> None:
     """On a new instance with no admin, print a one-time link that creates the first one."""
-    from appliance.accounts.setup_links import VALID_FOR, create_setup_link
-    from appliance.storage.db import database
-
     with database.connection_context():
         secret = create_setup_link()
     if secret:
@@ -42,5 +41,5 @@ def serve(host: str | None, port: int | None) -> None:
             instance, APP_FACTORY, host=host, port=port, say=lambda line: click.echo(line), on_ready=_offer_setup_link
         )
     except ApplianceError as exc:
-        fail(exc.message)
+        fail(exc.message, exc.exit_status)  # PortInUse has its own status: the console does not retry it
     sys.exit(code)

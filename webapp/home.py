@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from appliance.collections.definitions import access_scope, list_collections
+from appliance.collections.access import access_scope, list_collections
 from appliance.records.query import list_records
 
 bp = Blueprint("home", __name__)

@@ -9,7 +9,7 @@ from flask import Flask, Response, current_app, g, request
 
 from appliance.server.logs import ACCESS_LOGGER
 from appliance.server.runner import PROBE_HEADER
-from webapp import control_token_matches
+from webapp.context import control_token_matches
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 

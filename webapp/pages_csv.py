@@ -17,19 +17,14 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from appliance.collections.definitions import get_visible_collection, require_access
+from appliance.collections.access import get_visible_collection, require_access
 from appliance.errors import BadRequest, Conflict, TooLarge, ValidationFailed
-from appliance.records.csv_io import (
-    export_csv,
-    get_import_job,
-    importable_fields,
-    run_import_job,
-    save_import_upload,
-    start_import_job,
-)
+from appliance.records.csv.checks import importable_fields
+from appliance.records.csv.export import export_csv
+from appliance.records.csv.jobs import get_import_job, run_import_job, save_import_upload, start_import_job
 from appliance.storage.db import database
-from webapp import current_instance
 from webapp.api_csv import csv_response, stop_imports_at_exit, uploaded_csv, with_bom
+from webapp.context import current_instance
 from webapp.layout import form_errors
 
 bp = Blueprint("csv_pages", __name__)

@@ -17,7 +17,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
 from appliance.errors import NotAuthenticated
-from webapp import bearer_token
+from webapp.context import bearer_token
 
 csrf = CSRFProtect()
 

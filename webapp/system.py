@@ -9,10 +9,12 @@ from flask import Blueprint, Response, current_app, g, jsonify
 
 from appliance import __version__
 from appliance.accounts.sessions import count_users_online
+from appliance.clock import parse_iso
 from appliance.errors import NotAuthenticated, PermissionDenied
 from appliance.server.metrics import read_metrics
+from appliance.server.prometheus import render_metrics
 from appliance.storage.db import database, is_sqlite
-from webapp import bearer_token, control_token_matches, current_instance
+from webapp.context import bearer_token, control_token_matches, current_instance
 
 bp = Blueprint("system", __name__)
 
@@ -59,7 +61,7 @@ def status():
     started = runtime.started_at if runtime else None
     uptime = None
     if started:
-        uptime = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds()
+        uptime = (dt.datetime.now(dt.UTC) - parse_iso(started)).total_seconds()
     disk = shutil.disk_usage(instance.home)
     body = {
         "version": __version__,
@@ -80,6 +82,4 @@ def status():
 @bp.get("/metrics")
 def prometheus():
     require_control_or_admin()
-    from appliance.server.prometheus import render_metrics
-
     return Response(render_metrics(_merged_metrics()), mimetype="text/plain; version=0.0.4; charset=utf-8")

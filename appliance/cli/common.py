@@ -8,14 +8,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import peewee
 
 from appliance.config.home import Instance, open_instance, resolve_home
 from appliance.errors import ApplianceError, MigrationRequired
-from appliance.storage.db import describe_database_error
+from appliance.storage.db import describe_database_error, open_database
+from appliance.storage.migrate import pending_migrations
 
 
 def _remember_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -51,9 +52,6 @@ def current_instance() -> Instance:
 def migrated_database(instance: Instance) -> Iterator[None]:
     """Open ``instance``'s database for one command; :class:`MigrationRequired` (naming the command that
     fixes it) when migrations are pending."""
-    from appliance.storage.db import open_database
-    from appliance.storage.migrate import pending_migrations
-
     db = open_database(instance)
     with db.connection_context():
         pending = pending_migrations(db)
@@ -64,21 +62,21 @@ def migrated_database(instance: Instance) -> Iterator[None]:
         yield
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line reason to stderr and exit non-zero."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn an :class:`ApplianceError` into a one-line reason and exit status 1."""
+    """Turn an :class:`ApplianceError` into a one-line reason and its exit status (1 for most)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except ApplianceError as exc:
-            fail(exc.message)
+            fail(exc.message, exc.exit_status)
         except peewee.DatabaseError as exc:
             fail(f"cannot use the database: {describe_database_error(exc)}")
 
@@ -89,7 +87,8 @@ def command(group: click.Group, *args: Any, **kwargs: Any) -> Callable[[Callable
     """Declare a subcommand of ``group`` that takes ``--home`` and reports errors in one line."""
 
     def decorate(func: Callable[..., Any]) -> click.Command:
-        return group.command(*args, **kwargs)(home_option(reports_errors(func)))
+        declared: click.Command = group.command(*args, **kwargs)(home_option(reports_errors(func)))
+        return declared
 
     return decorate
 

@@ -21,8 +21,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from appliance.config.home import SUBDIRS, Instance, Paths
-from appliance.config.settings import load_settings, registry
+from appliance.config.registry import registry
+from appliance.config.settings import load_settings
 from appliance.errors import ApplianceError, SettingsError
+from appliance.server.run_files import is_home_locked, read_server_info
+from appliance.server.sockets import port_holder
+from appliance.storage.db import make_database
+from appliance.storage.migrate import pending_migrations, unknown_migrations
 
 STATUSES = ("ok", "warn", "fail")
 
@@ -206,9 +211,6 @@ def _sqlite_integrity(path: Path) -> CheckResult:
 
 def check_database(instance: Instance) -> list[CheckResult]:
     """The database opens and is sound; then no migration is pending or unknown."""
-    from appliance.storage.db import make_database
-    from appliance.storage.migrate import pending_migrations, unknown_migrations
-
     url = instance.settings.database_url
     results: list[CheckResult] = []
     if url:
@@ -289,10 +291,8 @@ def _port_free(host: str, port: int) -> bool | None:
 
 def check_port(instance: Instance) -> list[CheckResult]:
     """The configured port is free, or held by this home's own running server."""
-    from appliance.server.runner import port_holder, read_server_info
-
     host, port = instance.settings.host, instance.settings.port
-    info = read_server_info(instance)
+    info = read_server_info(instance.paths)
     if info and info.get("port") == port:
         return [_ok("port", f"port {port} is served by this home's server (pid {info.get('pid')})")]
     free = _port_free(host, port)
@@ -319,8 +319,6 @@ def check_port(instance: Instance) -> list[CheckResult]:
 
 def check_run_files(instance: Instance) -> list[CheckResult]:
     """A ``server.json`` with no server holding the home's lock is stale."""
-    from appliance.server.runner import is_home_locked
-
     server_json = instance.paths.server_json
     if server_json.exists() and not is_home_locked(instance.paths.server_lock):
         return [

@@ -14,11 +14,16 @@ from typing import Any
 import click
 
 from appliance import __version__
+from appliance.actors import ADMIN_ROLE, Actor
 from appliance.cli.accounts import first_admin_command, tokens_group, users_group
 from appliance.cli.common import command, current_home, current_instance, home_option, json_option, print_json
+from appliance.cli.doctor import run_checks
 from appliance.cli.ops import backup_group, jobs_group
 from appliance.config.home import init_home, open_instance
 from appliance.errors import MigrationRequired
+from appliance.records.demo import load_demo, load_starter_collections
+from appliance.storage.db import open_database
+from appliance.storage.migrate import apply_migrations, pending_migrations, schema_version
 from appliance.storage.models import User
 
 
@@ -49,9 +54,6 @@ def main() -> None:
 @command(main, "init")
 def init_command() -> None:
     """Create the instance home (settings, secret, database, migrations); safe to run twice."""
-    from appliance.storage.db import open_database
-    from appliance.storage.migrate import apply_migrations
-
     home = current_home()
     created = init_home(home)
     instance = open_instance(home)
@@ -69,9 +71,6 @@ def init_command() -> None:
 @json_option
 def migrate_command(as_json: bool) -> None:
     """Apply pending migrations."""
-    from appliance.storage.db import open_database
-    from appliance.storage.migrate import apply_migrations, schema_version
-
     instance = current_instance()
     db = open_database(instance)
     with db.connection_context():
@@ -89,8 +88,6 @@ def migrate_command(as_json: bool) -> None:
 @json_option
 def doctor_command(as_json: bool) -> None:
     """Check the instance and say what to fix; exits non-zero when a check fails."""
-    from appliance.cli.doctor import run_checks
-
     results = run_checks(current_home())
     if as_json:
         print_json([r.to_dict() for r in results])
@@ -119,11 +116,6 @@ def demo_command(no_records: bool, as_json: bool) -> None:
     Collections that exist are kept as they are; demo records go in only while
     all three collections are empty, so nothing is ever duplicated.
     """
-    from appliance.actors import ADMIN_ROLE, Actor
-    from appliance.records.demo import load_demo, load_starter_collections
-    from appliance.storage.db import open_database
-    from appliance.storage.migrate import pending_migrations
-
     instance = current_instance()
     db = open_database(instance)
     with db.connection_context():

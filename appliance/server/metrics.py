@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 SLOT_SIZE = 64 * 1024
 MAX_SLOTS = 64
@@ -86,7 +87,7 @@ class MetricsRecorder:
         if due:
             self.flush()
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "pid": os.getpid(),
@@ -128,7 +129,7 @@ class MetricsRecorder:
         threading.Thread(target=loop, name="metrics-flusher", daemon=True).start()
 
 
-def _folded(snapshot: dict, keep: int = 100) -> dict:
+def _folded(snapshot: dict[str, Any], keep: int = 100) -> dict[str, Any]:
     """A snapshot too big for its slot: the busiest routes kept, the rest added up under one key,
     so the totals stay right."""
     routes = sorted(snapshot["routes"].items(), key=lambda item: item[1]["count"], reverse=True)
@@ -144,7 +145,7 @@ def _folded(snapshot: dict, keep: int = 100) -> dict:
     return {**snapshot, "routes": kept}
 
 
-def _read_slot(buf: mmap.mmap, offset: int) -> dict | None:
+def _read_slot(buf: mmap.mmap, offset: int) -> dict[str, Any] | None:
     for _ in range(100):
         seq1, length = _HEADER.unpack_from(buf, offset)
         if seq1 == 0:
@@ -160,10 +161,10 @@ def _read_slot(buf: mmap.mmap, offset: int) -> dict | None:
     return None
 
 
-def read_metrics(path: Path) -> dict:
+def read_metrics(path: Path) -> dict[str, Any]:
     """Merge every worker's slot: per route count, errors, mean and p50/p95/p99 in ms, plus totals."""
     routes: dict[str, _Route] = {}
-    workers: list[dict] = []
+    workers: list[dict[str, Any]] = []
     if path.exists():
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -171,7 +172,7 @@ def read_metrics(path: Path) -> dict:
                 buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
                 try:
                     for offset in range(0, size, SLOT_SIZE):
-                        snap = _read_slot(buf, offset)  # type: ignore[arg-type]
+                        snap = _read_slot(buf, offset)
                         if snap is not None:
                             workers.append(
                                 {
@@ -234,7 +235,7 @@ def _percentile(entry: _Route, fraction: float) -> float | None:
     return bucket_percentile(entry.buckets, fraction)
 
 
-def _summary(entry: _Route) -> dict:
+def _summary(entry: _Route) -> dict[str, float | None]:
     return {
         "mean": round(entry.total_ms / entry.count, 3) if entry.count else None,
         "p50": _percentile(entry, 0.50),

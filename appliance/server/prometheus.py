@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from appliance.server.metrics import BUCKETS_MS
 
 
 class _MergedCollector:
-    def __init__(self, merged: dict):
+    def __init__(self, merged: dict[str, Any]):
         self.merged = merged
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily("appliance_http_requests", "HTTP requests served", labels=["route"])
         errors = CounterMetricFamily(
             "appliance_http_errors", "HTTP requests answered with a 5xx status", labels=["route"]
@@ -31,8 +34,8 @@ class _MergedCollector:
         yield latency
 
 
-def render_metrics(merged: dict) -> bytes:
-    """The merged request metrics of :func:`appliance.metrics.read_metrics` as Prometheus text."""
+def render_metrics(merged: dict[str, Any]) -> bytes:
+    """The merged request metrics of :func:`appliance.server.metrics.read_metrics` as Prometheus text."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_MergedCollector(merged))
     return generate_latest(registry)

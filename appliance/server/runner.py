@@ -1,11 +1,12 @@
 """The server runner: one parent process, several Waitress workers on one socket.
 
-The parent binds the listening socket, holds the home's lock, writes the run
-files (``server.json``, ``control.token``), starts the worker processes that
-serve HTTP on that socket, replaces a worker that dies, relays their logs into
-the rotating files and, on SIGINT/SIGTERM, stops everything in order: workers
-stop accepting, finish their in-flight requests, exit; the run files are
-removed and the parent exits 0.
+:func:`run_server` is the start and stop sequence of the parent. It holds the
+home's lock, prepares the database, binds the listening socket, writes the run
+files (:mod:`appliance.server.run_files`), starts the worker pool
+(:mod:`appliance.server.pool`) that serves HTTP on that socket and the
+services of the parent (the job scheduler) and, on SIGINT/SIGTERM, stops
+everything in order: workers stop accepting, finish their in-flight requests,
+exit; the run files are removed and the parent exits 0.
 
 It serves any WSGI application: the caller names a factory as
 ``"module:function"``, called in each worker as ``factory(instance, runtime)``.
@@ -13,289 +14,51 @@ It serves any WSGI application: the caller names a factory as
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import datetime as dt
-import errno
-import json
 import logging
 import os
-import secrets
 import shlex
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from types import FrameType
+from typing import Protocol
 
 import peewee
-import psutil
 
 from appliance import __version__
-from appliance.config.home import Instance, check_writable, write_private_file
+from appliance.backups.restore import recover_interrupted_restore
+from appliance.config.home import Instance, check_writable
 from appliance.errors import MigrationRequired, StartupRefused
-from appliance.server.logs import LogFiles, configure_parent_logging, relay_worker_output
-from appliance.server.metrics import MAX_SLOTS, create_metrics_file
+from appliance.jobs.scheduler import server_services
+from appliance.records.csv.recovery import recover_interrupted_imports
+from appliance.server.logs import LogFiles, configure_parent_logging
+from appliance.server.metrics import create_metrics_file
+from appliance.server.pool import Supervisor, worker_count
+from appliance.server.run_files import (
+    HomeLock,
+    read_server_info,
+    remove_run_files,
+    write_control_token,
+    write_server_info,
+    write_worker_settings,
+)
+from appliance.server.sockets import bind_socket, url_for
 from appliance.storage.db import describe_database_error, open_database
-from appliance.storage.locks import FileLock, is_locked
 from appliance.storage.migrate import apply_migrations, pending_migrations, unknown_migrations
 
 log = logging.getLogger("appliance.server")
 
-# POSIX workers inherit the listening socket's descriptor. Elsewhere (Windows) the
-# socket is handed over with socket.share(), and one worker is started.
-CAN_SHARE_SOCKET = os.name == "posix"
 
+class Service(Protocol):
+    """Something the parent process runs beside its workers (the job scheduler)."""
 
-@dataclass
-class ServerRuntime:
-    """What a worker's application learns about the server it runs in."""
+    def start(self) -> None: ...
 
-    slot: int
-    workers: int
-    started_at: str
-    control_token: str | None
-
-
-# --- the home lock -------------------------------------------------------
-
-
-class HomeLock(FileLock):
-    """An exclusive OS lock on ``run/server.lock``: released by the OS when the process dies,
-    so a stale file left by a killed server never blocks a new one (see :mod:`appliance.locks`)."""
-
-
-def is_home_locked(path: Path) -> bool:
-    """Whether a server holds the lock of the home whose lock file is ``path``."""
-    return is_locked(path)
-
-
-def read_server_info(instance: Instance) -> dict | None:
-    """The running server's ``server.json``, or ``None`` when no server holds the home's lock."""
-    if not is_home_locked(instance.paths.server_lock):
-        return None
-    try:
-        return json.loads(instance.paths.server_json.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-# --- the socket -------------------------------------------------------------
-
-
-def _listens_on(process: psutil.Process, port: int) -> bool:
-    try:
-        return any(
-            c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
-            for c in process.net_connections(kind="inet")
-        )
-    except psutil.Error:
-        return False
-
-
-def port_holder(port: int) -> str | None:
-    """Describe the process listening on ``port`` ("python3 (pid 1234)"), when it can be seen.
-
-    Several processes share a listening socket (our own server: a parent and its
-    workers); the one named is the eldest ancestor that still listens on it.
-    """
-    try:
-        pid = next(
-            (
-                conn.pid
-                for conn in psutil.net_connections(kind="inet")
-                if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid
-            ),
-            None,
-        )
-    except (psutil.Error, OSError):
-        return None
-    if pid is None:
-        return None
-    try:
-        holder = psutil.Process(pid)
-        parent = holder.parent()
-        while parent is not None and _listens_on(parent, port):
-            holder, parent = parent, parent.parent()
-        return f"{holder.name()} (pid {holder.pid})"
-    except psutil.Error:
-        return f"pid {pid}"
-
-
-def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """Bind and listen; raises :class:`StartupRefused` naming the port (and its holder) when taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    if os.name == "posix":
-        # Lets a restarted server bind while old connections sit in TIME_WAIT;
-        # on Linux it never lets two live listeners share the port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            holder = port_holder(port)
-            who = f" by {holder}" if holder else ""
-            raise StartupRefused(f"port {port} on {host} is already in use{who}; choose another with --port") from None
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise StartupRefused(
-                f"not allowed to listen on port {port} on {host} (ports below 1024 need privileges)"
-            ) from None
-        raise StartupRefused(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(backlog)
-    return sock
-
-
-def url_for(host: str, port: int) -> str:
-    """The URL to print and to write in server.json: a wildcard address becomes this machine's loopback."""
-    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
-    if ":" in shown:
-        shown = f"[{shown}]"
-    return f"http://{shown}:{port}/"
-
-
-# --- the supervisor ---------------------------------------------------------
-
-
-@dataclass
-class WorkerSlot:
-    slot: int
-    process: subprocess.Popen | None = None
-    started: float = 0.0
-    restarts: int = 0
-    next_start: float = 0.0
-    relay: threading.Thread | None = None
-
-
-@dataclass
-class Supervisor:
-    """Starts, watches and replaces the worker processes; ``poll_once`` is one step of its loop."""
-
-    instance: Instance
-    sock: socket.socket
-    app_factory: str
-    workers: int
-    logs: LogFiles | None
-    started_at: str
-    slots: list[WorkerSlot] = field(default_factory=list)
-    stopping: bool = False
-    clock: Callable[[], float] = time.monotonic
-
-    def __post_init__(self) -> None:
-        self.slots = [WorkerSlot(i) for i in range(self.workers)]
-
-    def _command(self, slot: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "appliance.server.worker",
-            "--home",
-            str(self.instance.home),
-            "--fd",
-            str(self.sock.fileno() if CAN_SHARE_SOCKET else -1),
-            "--slot",
-            str(slot),
-            "--workers",
-            str(self.workers),
-            "--factory",
-            self.app_factory,
-            "--started-at",
-            self.started_at,
-            "--parent-pid",
-            str(os.getpid()),
-        ]
-
-    def start_worker(self, slot: WorkerSlot) -> None:
-        if CAN_SHARE_SOCKET:
-            slot.process = subprocess.Popen(
-                self._command(slot.slot),
-                pass_fds=(self.sock.fileno(),),
-                stdout=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-            )
-        else:  # pragma: no cover - Windows: no fd inheritance; hand the socket over with socket.share()
-            slot.process = subprocess.Popen(self._command(slot.slot), stdout=subprocess.PIPE, stdin=subprocess.PIPE)
-            shared = self.sock.share(slot.process.pid)  # type: ignore[attr-defined]
-            slot.process.stdin.write(base64.b64encode(shared) + b"\n")
-            slot.process.stdin.close()
-        slot.started = self.clock()
-        if self.logs is not None:
-            slot.relay = threading.Thread(
-                target=relay_worker_output,
-                args=(slot.process.stdout, self.logs),
-                name=f"relay-{slot.slot}",
-                daemon=True,
-            )
-            slot.relay.start()
-        log.info("worker started", extra={"slot": slot.slot, "worker_pid": slot.process.pid})
-
-    def start(self) -> None:
-        for slot in self.slots:
-            self.start_worker(slot)
-
-    def poll_once(self) -> list[str]:
-        """Check every worker once; replace those that died. Returns what happened, for logs and tests."""
-        events = []
-        now = self.clock()
-        for slot in self.slots:
-            proc = slot.process
-            if proc is not None and proc.poll() is None:
-                continue
-            if self.stopping:
-                continue
-            if proc is not None:
-                code = proc.returncode
-                lived = now - slot.started
-                # A worker that dies young is probably failing at start-up: back off
-                # (1 s, 2 s, 4 s ... 30 s) instead of spinning.
-                slot.restarts = slot.restarts + 1 if lived < 5 else 0
-                delay = min(30.0, 2 ** max(slot.restarts - 1, 0)) if slot.restarts else 0.0
-                slot.next_start = now + delay
-                slot.process = None
-                msg = f"worker {slot.slot} (pid {proc.pid}) exited with status {code}; replacing it"
-                if delay:
-                    msg += f" in {delay:.0f} s"
-                log.error(msg, extra={"slot": slot.slot, "exit_status": code})
-                events.append(msg)
-            if slot.process is None and now >= slot.next_start:
-                self.start_worker(slot)
-                events.append(f"worker {slot.slot} started (pid {slot.process.pid})")
-        return events
-
-    def alive(self) -> list[int]:
-        return [s.process.pid for s in self.slots if s.process is not None and s.process.poll() is None]
-
-    def stop(self, grace: float, force: threading.Event | None = None) -> None:
-        """Ask every worker to finish its in-flight requests and exit; kill what is left after the grace
-        (or at once when ``force`` is set meanwhile: a second Ctrl+C)."""
-        self.stopping = True
-        procs = [s.process for s in self.slots if s.process is not None]
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace + 2.0
-        for proc in procs:
-            while proc.poll() is None and time.monotonic() < deadline and not (force and force.is_set()):
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=0.1)
-            try:
-                proc.wait(timeout=0)
-            except subprocess.TimeoutExpired:
-                log.warning("worker did not stop in time; killing it", extra={"worker_pid": proc.pid})
-                proc.kill()
-                proc.wait()
-        for slot in self.slots:
-            if slot.relay is not None:
-                slot.relay.join(timeout=2.0)
-
-
-# --- the entry point ---------------------------------------------------------
+    def stop(self) -> None: ...
 
 
 def _prepare_database(instance: Instance) -> None:
@@ -357,11 +120,20 @@ def _wait_until_serving(
     return False
 
 
-def worker_count(instance: Instance) -> int:
-    """Workers to start: the setting, or one per core when it is 0; one where sockets cannot be shared."""
-    if not CAN_SHARE_SOCKET:
-        return 1
-    return instance.settings.workers or min(os.cpu_count() or 1, MAX_SLOTS)
+def _refuse_a_second_server(instance: Instance) -> StartupRefused:
+    info = read_server_info(instance.paths) or {}
+    where = f" (pid {info['pid']}, {info.get('url')})" if info.get("pid") else ""
+    return StartupRefused(f"another server is already running on the home {instance.home}{where}")
+
+
+def _recover(instance: Instance) -> None:
+    """Finish what a server (or a restore) killed mid-way left behind, then migrate or refuse."""
+    recovered = recover_interrupted_restore(instance.paths)
+    if recovered:
+        log.warning(recovered)
+    _prepare_database(instance)
+    for line in recover_interrupted_imports(instance.paths):  # imports a dead worker left half-written
+        log.warning(line)
 
 
 def run_server(
@@ -372,16 +144,17 @@ def run_server(
     port: int | None = None,
     say: Callable[[str], None] = print,
     on_ready: Callable[[str], None] | None = None,
-    services: list | None = None,
+    services: list[Service] | None = None,
 ) -> int:
     """Serve ``app_factory`` from ``instance`` until SIGINT/SIGTERM; returns the exit status (0).
 
-    Raises :class:`StartupRefused`, :class:`HomeError`, :class:`MigrationRequired`
-    or :class:`SettingsError` before anything is served when it cannot start.
+    Raises :class:`StartupRefused` (:class:`PortInUse` for a port held by another
+    program), :class:`HomeError`, :class:`MigrationRequired` or
+    :class:`SettingsError` before anything is served when it cannot start.
 
     ``services`` are objects with ``start()``/``stop()`` run in this parent
     process: started after the workers, stopped before them. ``None`` means
-    the core's own (the job scheduler, :func:`appliance.scheduler.server_services`).
+    the core's own (the job scheduler, :func:`appliance.jobs.scheduler.server_services`).
     """
     settings = instance.settings
     host = host if host is not None else settings.host
@@ -389,46 +162,32 @@ def run_server(
     check_writable(instance.home)
     lock = HomeLock(instance.paths.server_lock)
     if not lock.acquire():
-        info = {}
-        with contextlib.suppress(OSError, ValueError):
-            info = json.loads(instance.paths.server_json.read_text())
-        where = f" (pid {info['pid']}, {info['url']})" if info.get("pid") else ""
-        raise StartupRefused(f"another server is already running on the home {instance.home}{where}")
+        raise _refuse_a_second_server(instance)
     logs: LogFiles | None = None
     sock: socket.socket | None = None
     supervisor: Supervisor | None = None
-    started_services: list = []
+    started_services: list[Service] = []
     try:
         logs = configure_parent_logging(instance)
-        from appliance.backups.restore import recover_interrupted_restore
-
-        recovered = recover_interrupted_restore(instance.paths)
-        if recovered:
-            log.warning(recovered)
-        _prepare_database(instance)
-        from appliance.records.csv_io import recover_interrupted_imports  # imports a dead worker left half-written
-
-        for line in recover_interrupted_imports(instance.paths):
-            log.warning(line)
+        _recover(instance)
         sock = bind_socket(host, port, settings.backlog)
         sock.set_inheritable(True)
         bound_port = sock.getsockname()[1]
         url = url_for(host, bound_port)
         workers = worker_count(instance)
         started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        control_token = secrets.token_urlsafe(32)
-        write_private_file(instance.paths.control_token, control_token.encode())
+        control_token = write_control_token(instance.paths)
         create_metrics_file(instance.paths.metrics_file, workers)
 
         # Workers get the parent's parsed settings, not the file: a bad edit made while
         # the server runs must not crash-loop a replacement worker, and all workers
         # must serve with the same values.
-        write_private_file(instance.paths.worker_settings, json.dumps(settings.values).encode())
+        write_worker_settings(instance.paths, settings.values)
 
         stop = threading.Event()
         force = threading.Event()
 
-        def request_stop(signum: int, _frame: object) -> None:
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
             if stop.is_set():
                 force.set()  # a second Ctrl+C: do not wait for in-flight requests
             stop.set()
@@ -444,11 +203,7 @@ def run_server(
                     f"see {instance.paths.logs_dir / 'app.log'}"
                 )
         else:
-            if services is None:
-                from appliance.jobs.scheduler import server_services
-
-                services = server_services(instance)
-            for service in services:
+            for service in server_services(instance) if services is None else services:
                 service.start()
                 started_services.append(service)
             info = {
@@ -460,9 +215,7 @@ def run_server(
                 "started_at": started_at,
                 "version": __version__,
             }
-            tmp = instance.paths.server_json.with_suffix(".tmp")
-            tmp.write_text(json.dumps(info, indent=2))
-            os.replace(tmp, instance.paths.server_json)
+            write_server_info(instance.paths, info)
             log.info("server started", extra=info)
             say(
                 f"Office Appliance {__version__} serving at {url} ({workers} worker{'s' if workers != 1 else ''}); "
@@ -493,9 +246,7 @@ def run_server(
             supervisor.stop(0)
         if sock is not None:
             sock.close()
-        for path in (instance.paths.server_json, instance.paths.control_token, instance.paths.worker_settings):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        remove_run_files(instance.paths)
         if logs is not None:
             logs.close()
         lock.release()

@@ -18,7 +18,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from waitress import create_server
 from waitress.channel import HTTPChannel
@@ -26,9 +28,10 @@ from waitress.task import ErrorTask
 from waitress.wasyncore import loop
 
 from appliance.config.home import Instance, Paths, open_instance
-from appliance.config.settings import Settings, registry
+from appliance.config.registry import registry
+from appliance.config.settings import Settings
 from appliance.server.logs import configure_worker_logging
-from appliance.server.runner import ServerRuntime
+from appliance.server.run_files import ServerRuntime, read_control_token
 from appliance.storage.db import open_database
 
 log = logging.getLogger("appliance.worker")
@@ -37,7 +40,7 @@ log = logging.getLogger("appliance.worker")
 _ERROR_CODES = {400: "bad_request", 413: "too_large", 431: "bad_request", 500: "internal_error", 501: "not_implemented"}
 
 
-class JsonErrorTask(ErrorTask):
+class JsonErrorTask(ErrorTask):  # type: ignore[misc]  # waitress has no type hints
     """Waitress's own refusals, made before the app runs (a declared body over the limit,
     a malformed request), in the error shape of API.md instead of plain text.
 
@@ -63,17 +66,18 @@ class JsonErrorTask(ErrorTask):
         self.write(body)
 
 
-class JsonErrorChannel(HTTPChannel):
+class JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
     error_task_class = JsonErrorTask
 
 
-def load_factory(spec: str):
+def load_factory(spec: str) -> Callable[..., Any]:
     """Import ``"module:function"`` and return the function."""
     module_name, _, attr = spec.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    factory: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+    return factory
 
 
-def _busy(server_map: dict, dispatcher) -> bool:
+def _busy(server_map: dict[int, Any], dispatcher: Any) -> bool:
     """Whether any request is queued, running, or still being written out."""
     if dispatcher.queue or dispatcher.active_count > 0:
         return True
@@ -83,7 +87,7 @@ def _busy(server_map: dict, dispatcher) -> bool:
     return False
 
 
-def serve_until_stopped(server, stop: threading.Event, grace: float, parent_pid: int | None = None) -> None:
+def serve_until_stopped(server: Any, stop: threading.Event, grace: float, parent_pid: int | None = None) -> None:
     """Run Waitress's loop until ``stop`` is set, then drain in-flight work for up to ``grace`` seconds.
 
     A worker whose parent died (killed without a chance to stop it) stops too,
@@ -141,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     open_database(instance)
-    try:
-        token = instance.paths.control_token.read_text().strip()
-    except OSError:
-        token = None
+    token = read_control_token(instance.paths)
     runtime = ServerRuntime(slot=args.slot, workers=args.workers, started_at=args.started_at, control_token=token)
     app = load_factory(args.factory)(instance, runtime)
 

@@ -99,7 +99,8 @@ def make_database(instance: Instance) -> peewee.Database:
             raise SettingsError(
                 "setting 'database_url': only PostgreSQL URLs (postgresql://...) are supported", setting="database_url"
             )
-        return connect_url(url)
+        connected: peewee.Database = connect_url(url)  # playhouse is untyped
+        return connected
     return SerialisedSqliteDatabase(
         str(instance.paths.database_file),
         pragmas=sqlite_pragmas(instance.settings.sqlite_busy_timeout_ms),

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from appliance.errors import Busy
 
@@ -29,7 +31,7 @@ class FileLock:
     def __init__(self, path: Path, *, shared: bool = False):
         self.path = Path(path)
         self.shared = shared
-        self._fh = None
+        self._fh: IO[str] | None = None
 
     @property
     def held(self) -> bool:
@@ -39,7 +41,7 @@ class FileLock:
         """Take the lock without waiting; ``False`` when another holder has it (in any process)."""
         fh = open(self.path, "a+")
         try:
-            if os.name == "nt":  # pragma: no cover - Windows only; msvcrt has no shared locks
+            if sys.platform == "win32":  # pragma: no cover - Windows only; msvcrt has no shared locks
                 import msvcrt
 
                 msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)

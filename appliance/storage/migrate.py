@@ -21,7 +21,8 @@ def _runner(db: peewee.Database) -> Runner:
 
 def known_migrations() -> list[Migration]:
     """Every migration this version of the code ships, in order."""
-    return Migration.load_directory(str(MIGRATIONS_DIR))
+    shipped: list[Migration] = Migration.load_directory(str(MIGRATIONS_DIR))  # playhouse is untyped
+    return shipped
 
 
 def pending_migrations(db: peewee.Database) -> list[str]:
@@ -36,7 +37,8 @@ def unknown_migrations(db: peewee.Database) -> list[str]:
 
 def apply_migrations(db: peewee.Database) -> list[str]:
     """Apply every pending migration, each in its own transaction; return their names."""
-    return _runner(db).up()
+    applied: list[str] = _runner(db).up()
+    return applied
 
 
 def schema_version(db: peewee.Database) -> int:

@@ -27,6 +27,7 @@ class Role(BaseModel):
 
 
 class User(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     email = peewee.CharField(max_length=320, unique=True)
     name = peewee.CharField(max_length=200)
     role = peewee.CharField(max_length=40, column_name="role")
@@ -51,6 +52,7 @@ class User(BaseModel):
 class UserSession(BaseModel):
     """A signed-in browser. The cookie carries a random key; only its SHA-256 digest is stored."""
 
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     digest = peewee.CharField(max_length=64, unique=True)
     user = peewee.ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
     created_at = peewee.DateTimeField()
@@ -64,6 +66,7 @@ class UserSession(BaseModel):
 
 
 class ApiToken(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     user = peewee.ForeignKeyField(User, backref="tokens", on_delete="CASCADE")
     name = peewee.CharField(max_length=100)
     digest = peewee.CharField(max_length=64, unique=True)
@@ -78,6 +81,7 @@ class ApiToken(BaseModel):
 
 
 class SetupLink(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     digest = peewee.CharField(max_length=64, unique=True)
     created_at = peewee.DateTimeField()
     expires_at = peewee.DateTimeField()
@@ -88,6 +92,7 @@ class SetupLink(BaseModel):
 
 
 class SignInFailure(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     kind = peewee.CharField(max_length=10)
     key = peewee.CharField(max_length=320)
     at = peewee.DateTimeField()
@@ -99,6 +104,7 @@ class SignInFailure(BaseModel):
 
 
 class SignInLock(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     kind = peewee.CharField(max_length=10)
     key = peewee.CharField(max_length=320)
     locked_until = peewee.DateTimeField()
@@ -108,6 +114,7 @@ class SignInLock(BaseModel):
 
 
 class AuditEvent(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     at = peewee.DateTimeField(index=True)
     # A plain column here (the table has the foreign key, ON DELETE SET NULL):
     # users record audit events, so the audit model cannot import theirs.
@@ -136,6 +143,7 @@ class Collection(BaseModel):
 
 
 class RecordVersion(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     collection = peewee.CharField(max_length=50)
     record_id = peewee.IntegerField()
     version = peewee.IntegerField()
@@ -166,6 +174,7 @@ class Job(BaseModel):
 
 
 class JobRun(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
     job = peewee.CharField(max_length=64, index=True)
     trigger = peewee.CharField(max_length=20)
     started_at = peewee.DateTimeField(index=True)
@@ -181,6 +190,8 @@ class JobRun(BaseModel):
 
 
 class Alert(BaseModel):
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    is_new: bool  # set by jobs.alerts.raise_alert on the instance it returns, not a column
     at = peewee.DateTimeField(index=True)
     kind = peewee.CharField(max_length=40)
     subject = peewee.CharField(max_length=200)

@@ -52,7 +52,7 @@ def parse_paging(
 
 
 def paginate(
-    query: peewee.SelectQuery,
+    query: peewee.SelectBase,
     page: int,
     page_size: int,
     serialize: Callable[[Any], Any],

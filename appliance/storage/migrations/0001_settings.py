@@ -2,10 +2,11 @@
 
 import datetime
 
-from peewee import CharField, DateTimeField, Model, TextField
+from peewee import CharField, Database, DateTimeField, Model, TextField
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class RuntimeSetting(Model):
         key = CharField(primary_key=True, max_length=100)
         value = TextField()
@@ -18,5 +19,5 @@ def up(migrator, db):
     db.create_tables([RuntimeSetting])
 
 
-def down(migrator, db):
+def down(migrator: SchemaMigrator, db: Database) -> None:
     db.execute_sql("DROP TABLE runtime_setting")

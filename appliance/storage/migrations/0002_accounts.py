@@ -10,19 +10,21 @@ import datetime
 from peewee import (
     BooleanField,
     CharField,
+    Database,
     DateTimeField,
     ForeignKeyField,
     IntegerField,
     Model,
     TextField,
 )
+from playhouse.migrate import SchemaMigrator
 
 
-def _now():
+def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Base(Model):
         class Meta:
             database = db
@@ -114,6 +116,6 @@ def up(migrator, db):
     ).execute()
 
 
-def down(migrator, db):
+def down(migrator: SchemaMigrator, db: Database) -> None:
     for table in ("setup_link", "sign_in_lock", "sign_in_failure", "api_token", "audit_event", "user", "role"):
         db.execute_sql(f'DROP TABLE "{table}"')

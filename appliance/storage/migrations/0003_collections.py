@@ -8,14 +8,15 @@ system tables that describe them. Models are declared inline (frozen).
 
 import datetime
 
-from peewee import CharField, DateTimeField, IntegerField, Model, TextField
+from peewee import CharField, Database, DateTimeField, IntegerField, Model, TextField
+from playhouse.migrate import SchemaMigrator
 
 
-def _now():
+def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Base(Model):
         class Meta:
             database = db
@@ -66,7 +67,7 @@ def up(migrator, db):
     db.create_tables([Collection, RecordVersion, FileRef])
 
 
-def down(migrator, db):
+def down(migrator: SchemaMigrator, db: Database) -> None:
     for (name,) in db.execute_sql("SELECT name FROM collection").fetchall():
         db.execute_sql(f'DROP TABLE IF EXISTS "c_{name}__fts"')
         db.execute_sql(f'DROP TABLE IF EXISTS "c_{name}"')

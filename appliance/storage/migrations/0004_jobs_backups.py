@@ -7,10 +7,11 @@ result sits beside it), so restoring an older database forgets no archive.
 
 import datetime
 
-from peewee import BooleanField, CharField, DateTimeField, FloatField, IntegerField, Model, TextField
+from peewee import BooleanField, CharField, Database, DateTimeField, FloatField, IntegerField, Model, TextField
+from playhouse.migrate import SchemaMigrator
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Job(Model):
         name = CharField(primary_key=True, max_length=64)
         schedule = CharField(max_length=200)
@@ -60,6 +61,6 @@ def up(migrator, db):
     db.create_tables([Job, JobRun, Alert])
 
 
-def down(migrator, db):
+def down(migrator: SchemaMigrator, db: Database) -> None:
     for table in ("alert", "job_run", "job"):
         db.execute_sql(f'DROP TABLE "{table}"')

@@ -14,14 +14,15 @@ Models are declared here as they were at this version (frozen).
 
 import datetime
 
-from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, Model
+from peewee import BooleanField, CharField, Database, DateTimeField, ForeignKeyField, Model
+from playhouse.migrate import SchemaMigrator
 
 
-def _now():
+def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: Database) -> None:
     class Base(Model):
         class Meta:
             database = db
@@ -48,6 +49,6 @@ def up(migrator, db):
     migrator.migrate(migrator.add_column("sign_in_failure", "pending", BooleanField(default=False)))
 
 
-def down(migrator, db):
+def down(migrator: SchemaMigrator, db: Database) -> None:
     migrator.migrate(migrator.drop_column("sign_in_failure", "pending"))
     db.execute_sql('DROP TABLE "user_session"')
