@@ -98,7 +98,7 @@ def writer(home: str, stop, ready, results) -> None:
 def timed_import(home: Path, data: bytes, batch: int) -> tuple[float, int, float, int]:
     """Import ``data`` while a writer process saves records; the writer is stopped even when the import raises."""
     from appliance.actors import SYSTEM
-    from appliance.records.csv_io import import_csv
+    from appliance.records.csv.importing import import_csv
 
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no SQLite connection crosses a fork
     stop, ready, results = ctx.Event(), ctx.Event(), ctx.Queue()

@@ -259,7 +259,7 @@ def main(argv: list[str]) -> int:
     connections = [int(c) for c in args.connections.split(",") if c.strip()]
 
     from appliance.accounts.tokens import create_token
-    from appliance.accounts.users import create_user
+    from appliance.accounts.user_changes import create_user
     from appliance.actors import SYSTEM
     from appliance.collections.definitions import create_collection
     from appliance.config.home import init_home, open_instance

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from appliance.config.home import Instance, init_home, open_instance
 from appliance.config.settings import write_settings
 from appliance.storage.db import database, open_database
 from appliance.storage.migrate import apply_migrations
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_PASSWORD_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
@@ -154,26 +154,28 @@ def start_server(
         cwd=REPO,
     )
     server_json = home / "run" / "server.json"
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
+
+    def ready() -> LiveServer | None:
         if process.poll() is not None:
             output = process.communicate()[0]
             raise RuntimeError(f"server exited with {process.returncode}: {output}")
-        if server_json.exists():
-            try:
-                info = json.loads(server_json.read_text())
-            except ValueError:
-                info = None
-            if info and info.get("pid") == process.pid:
-                try:
-                    if requests.get(info["url"] + "readyz", timeout=2).status_code == 200:
-                        return LiveServer(home, process, info["url"], info)
-                except (requests.ConnectionError, requests.Timeout):  # a loaded machine may answer late
-                    pass
-        time.sleep(0.1)
-    process.kill()
-    output = process.communicate()[0]
-    raise RuntimeError(f"server did not become ready: {output}")
+        try:
+            info = json.loads(server_json.read_text())
+        except (OSError, ValueError):  # not written yet, or half written
+            return None
+        if not info or info.get("pid") != process.pid:
+            return None
+        if requests.get(info["url"] + "readyz", timeout=2).status_code != 200:
+            return None
+        return LiveServer(home, process, info["url"], info)
+
+    try:
+        # A loaded machine may refuse or answer the readiness probe late: that counts as not yet.
+        return eventually(ready, timeout=wait, interval=0.1, ignoring=(requests.ConnectionError, requests.Timeout))
+    except AssertionError:
+        process.kill()
+        output = process.communicate()[0]
+        raise RuntimeError(f"server did not become ready: {output}") from None
 
 
 @pytest.fixture
@@ -185,6 +187,16 @@ def live_server(home: Path) -> Iterator[LiveServer]:
 
 
 # --- accounts: named personas and ways to act as them ----------------------------------------
+
+# The names of the personas of the ``personas`` fixture (``personas[EDITOR]``), for access tables.
+ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER = "admin", "editor", "viewer", "disabled", "outsider"
+EVERYONE = (ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER)
+
+
+def by_role(admin: int, staff: int, nobody: int) -> dict[str, int]:
+    """An access-table row's expected status for each persona: the admin's, the staff's (editor and
+    viewer) and nobody's (the disabled account and the outsider)."""
+    return {ADMIN: admin, EDITOR: staff, VIEWER: staff, DISABLED: nobody, OUTSIDER: nobody}
 
 
 @dataclass
@@ -218,14 +230,14 @@ class Personas:
 def personas(instance: Instance) -> Personas:
     """Alice the admin, Bob the editor, Carol the viewer, Dave (an editor, disabled) and Oscar the
     outsider (no account), created in the ``home`` database through the users service."""
-    from appliance.accounts.users import create_user, disable_user
+    from appliance.accounts.user_changes import create_user, disable_user
 
     people = Personas(
-        admin=Persona("admin", "alice@example.com", "alice-admin-pass-1", "admin"),
-        editor=Persona("editor", "bob@example.com", "bob-editor-pass-2", "editor"),
-        viewer=Persona("viewer", "carol@example.com", "carol-viewer-pass-3", "viewer"),
-        disabled=Persona("disabled", "dave@example.com", "dave-disabled-pass-4", "editor", active=False),
-        outsider=Persona("outsider", "oscar@example.com", "oscar-outsider-pass-5", None),
+        admin=Persona(ADMIN, "alice@example.com", "alice-admin-pass-1", "admin"),
+        editor=Persona(EDITOR, "bob@example.com", "bob-editor-pass-2", "editor"),
+        viewer=Persona(VIEWER, "carol@example.com", "carol-viewer-pass-3", "viewer"),
+        disabled=Persona(DISABLED, "dave@example.com", "dave-disabled-pass-4", "editor", active=False),
+        outsider=Persona(OUTSIDER, "oscar@example.com", "oscar-outsider-pass-5", None),
     )
     with database.connection_context():
         for person in (people.admin, people.editor, people.viewer, people.disabled):
@@ -247,6 +259,13 @@ def api_token_for(instance: Instance):
         return secret
 
     return make
+
+
+@pytest.fixture
+def headers(personas: Personas, api_token_for) -> dict[str, dict[str, str]]:
+    """Each persona's API request headers by name: a write token for every account (the disabled one
+    too), none for the outsider."""
+    return {p.name: {"Authorization": f"Bearer {api_token_for(p.email)}"} if p.id is not None else {} for p in personas}
 
 
 @contextmanager

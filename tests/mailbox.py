@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 
 import pytest
+
+from tests.waiting import eventually
 
 
 @dataclass
@@ -20,11 +21,13 @@ class Mailbox:
     logins: list[tuple[str, str]] = field(default_factory=list)
 
     def wait_for(self, count: int = 1, timeout: float = 10) -> list[Message]:
-        """Wait until ``count`` messages arrived (bounded); returns them."""
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.messages
+        """Wait until at least ``count`` messages arrived; returns them (all that arrived)."""
+        return eventually(
+            lambda: self.messages if len(self.messages) >= count else None,
+            timeout=timeout,
+            interval=0.02,
+            message=lambda: f"{len(self.messages)} of {count} messages arrived",
+        )
 
     def settings(self, **extra: object) -> dict[str, object]:
         """Settings that send through this server without TLS."""

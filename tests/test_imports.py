@@ -155,13 +155,11 @@ def cycles(imports: list[Import]) -> list[list[str]]:
             elif nxt in on_stack:
                 low[node] = min(low[node], index[nxt])
         if low[node] == index[node]:
-            group = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                group.append(top)
-                if top == node:
-                    break
+            # The strongly connected component is ``node`` and everything above it on the stack.
+            at = stack.index(node)
+            group = stack[at:]
+            del stack[at:]
+            on_stack.difference_update(group)
             if len(group) > 1:
                 groups.append(sorted(group))
 

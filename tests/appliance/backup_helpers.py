@@ -8,7 +8,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.backups.archive import MANIFEST
+from appliance.backups.format import MANIFEST
 
 
 def store_file(home: Path, content: bytes, record_id: int = 1) -> str:

@@ -17,7 +17,7 @@ def create_app(instance, runtime=None):
         seconds = float(request.args.get("seconds", "2"))
         # Tell the test the request is in flight, so it signals at the right moment.
         (instance.home / "slow-request-started").touch()
-        time.sleep(seconds)
+        time.sleep(seconds)  # the request is slow on purpose: the server must let it finish on SIGTERM
         return jsonify(slept=seconds)
 
     return app

@@ -13,22 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from appliance.backups.archive import (
-    DB_MEMBER,
-    MANIFEST,
-    VERIFY_SUFFIX,
-    create_backup,
-    exclusive_operation,
-    list_backups,
-    prune_backups,
-    verify_archive,
-)
+from appliance.backups.archive import create_backup
+from appliance.backups.catalogue import exclusive_operation, list_backups
+from appliance.backups.format import DB_MEMBER, MANIFEST, VERIFY_SUFFIX
 from appliance.backups.restore import restore_backup
+from appliance.backups.retention import prune_backups
+from appliance.backups.verify import verify_archive
 from appliance.config.home import Paths
 from appliance.errors import Busy
 from tests.appliance.backup_helpers import copy_archive, store_file
 from tests.fakes import FakeClock
 from tests.mailbox import mailbox  # noqa: F401 - the fixture
+from tests.waiting import eventually
 
 
 def put(home: Path, key: str, value: str = "v") -> None:
@@ -105,8 +101,7 @@ def test_a_backup_taken_while_another_thread_writes_holds_exactly_the_rows_commi
 
     thread = threading.Thread(target=writer)
     thread.start()
-    while len(committed) < 50:
-        time.sleep(0.01)
+    eventually(lambda: len(committed) >= 50 or errors, timeout=30, interval=0.01, message="the writer did not start")
     at_snapshot: list[int] = []
     result = create_backup(Paths(home), step_pages=16, on_snapshot=lambda: at_snapshot.append(len(committed)))
     written_during = len(committed) - at_snapshot[0]
@@ -279,7 +274,7 @@ def craft(
     """An archive built from the good one ``good``: its database plus ``extra`` members, with a manifest
     listing them (sizes overridden by ``manifest_sizes``, then changed by ``edit``) and a matching
     checksum in the zip comment, as an attacker who knows the format would write it."""
-    from appliance.backups.archive import COMMENT_PREFIX
+    from appliance.backups.format import COMMENT_PREFIX
 
     with zipfile.ZipFile(good) as zf:
         manifest = json.loads(zf.read(MANIFEST))
@@ -395,7 +390,7 @@ def test_a_crafted_manifest_is_refused_with_a_reason_never_a_crash(good_archive,
 
 
 def test_a_file_whose_record_goes_during_a_backup_stays_in_the_backup_and_on_disk(instance):
-    from appliance.records.files import remove_unreferenced
+    from appliance.storage.blobs import remove_unreferenced
     from appliance.storage.db import database
 
     home = instance.home
@@ -435,6 +430,7 @@ def test_a_scratch_folder_of_a_verification_still_running_elsewhere_is_not_remov
     import subprocess
     import sys
 
+    # A live process to own the scratch folder: it only has to exist until it is killed below.
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         busy = home / "backups" / f".work-verify-{other.pid}-0badc0de"
@@ -451,7 +447,7 @@ def test_a_scratch_folder_of_a_verification_still_running_elsewhere_is_not_remov
 
 
 def test_verifying_again_takes_the_backup_lock(home, good_archive):
-    from appliance.backups.archive import verify_backup
+    from appliance.backups.verify import verify_backup
 
     with exclusive_operation(Paths(home), "scheduled backup"), pytest.raises(Busy, match="scheduled backup"):
         verify_backup(Paths(home), good_archive)
@@ -499,7 +495,7 @@ def test_a_scheduled_backup_that_fails_verification_is_a_failed_run_that_alerts_
     mailbox,  # noqa: F811
 ):
     from appliance.config.settings import write_settings
-    from appliance.jobs.definitions import run_job
+    from appliance.jobs.runner import run_job
     from appliance.storage.db import database
     from appliance.storage.models import Alert
 
@@ -519,7 +515,7 @@ def test_a_scheduled_backup_that_fails_verification_is_a_failed_run_that_alerts_
 
 
 def test_a_scheduled_backup_while_a_manual_one_runs_is_recorded_as_skipped_without_an_alert(instance):
-    from appliance.jobs.definitions import run_job
+    from appliance.jobs.runner import run_job
     from appliance.storage.db import database
     from appliance.storage.models import Alert
 

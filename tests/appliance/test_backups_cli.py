@@ -149,7 +149,7 @@ def test_a_disk_full_during_a_restore_says_so_and_changes_nothing(home):
 
 
 def test_backup_verify_is_refused_while_a_backup_runs(home):
-    from appliance.backups.archive import exclusive_operation
+    from appliance.backups.catalogue import exclusive_operation
     from appliance.config.home import Paths
 
     name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
@@ -200,3 +200,12 @@ def test_the_restore_question_says_what_goes_back_to_the_backup_time(home):
         in answer.stdout
     )
     assert f"restored {item['name']}" in answer.stdout
+
+
+def test_backup_list_shows_sizes_the_one_way_the_appliance_shows_them():
+    from appliance.cli.ops import _backup_line
+
+    item = {"name": "backup-20260105T020000Z.zip", "created_at": "2026-01-05T02:00:00Z", "status": "verified"}
+    assert "512 bytes" in _backup_line(item | {"size": 512})
+    assert "10 MB" in _backup_line(item | {"size": 10 * 1024 * 1024})
+    assert "1.5 KB" in _backup_line(item | {"size": 1536})

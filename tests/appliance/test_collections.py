@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.collections.definitions import (
-    create_collection,
-    delete_collection,
-    get_collection,
-    list_collections,
-    update_collection,
-)
+from appliance.collections.access import list_collections
+from appliance.collections.definitions import create_collection, delete_collection, get_collection, update_collection
 from appliance.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from appliance.records.query import list_records
 from appliance.records.write import create_record

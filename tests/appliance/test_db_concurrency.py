@@ -15,7 +15,7 @@ def test_read_then_write_transactions_in_many_threads_all_succeed(instance):
     barrier = threading.Barrier(8)
 
     def bump() -> None:
-        barrier.wait()
+        barrier.wait(timeout=30)
         try:
             with database.connection_context():
                 for _ in range(10):
@@ -52,10 +52,10 @@ def test_a_thread_waits_its_turn_instead_of_outwaiting_sqlites_busy_timeout(home
         with db.connection_context(), db.atomic():
             db.execute_sql("INSERT INTO t VALUES (1)")
             inside.set()
-            threading.Event().wait(0.4)
+            threading.Event().wait(0.4)  # hold the write lock well past SQLite's 50 ms busy timeout
 
     def second_writer() -> None:
-        inside.wait()
+        inside.wait(timeout=30)
         try:
             with db.connection_context(), db.atomic():
                 db.execute_sql("INSERT INTO t VALUES (2)")

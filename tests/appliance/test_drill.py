@@ -8,18 +8,12 @@ import json
 import zipfile
 from pathlib import Path
 
-from appliance.backups.archive import (
-    DB_MEMBER,
-    DRILL_SUFFIX,
-    VERIFY_SUFFIX,
-    create_backup,
-    exclusive_operation,
-    last_restore_drill,
-    list_backups,
-)
+from appliance.backups.archive import create_backup
+from appliance.backups.catalogue import exclusive_operation, last_restore_drill, list_backups
 from appliance.backups.drill import run_restore_drill
+from appliance.backups.format import DB_MEMBER, DRILL_SUFFIX, VERIFY_SUFFIX
 from appliance.config.settings import write_settings
-from appliance.jobs.definitions import run_job
+from appliance.jobs.runner import run_job
 from appliance.storage.db import database
 from appliance.storage.models import Alert, JobRun
 from tests.appliance.backup_helpers import init_home_one_migration_behind, store_file

@@ -8,7 +8,7 @@ import json
 
 from appliance.audit import record_event
 from appliance.config.settings import write_settings
-from appliance.jobs.definitions import job_lock, run_job
+from appliance.jobs.runner import job_lock, run_job
 from appliance.storage.db import database
 from appliance.storage.models import AuditEvent, JobRun
 from tests.conftest import run_cli

@@ -7,7 +7,8 @@ import pytest
 from appliance.accounts import passwords
 from appliance.accounts.sign_in import sign_in
 from appliance.accounts.throttle import ThrottleRules
-from appliance.accounts.users import create_user, get_user
+from appliance.accounts.user_changes import create_user
+from appliance.accounts.users import get_user
 
 
 def test_the_common_password_list_is_shipped_and_large():

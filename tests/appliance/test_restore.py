@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from appliance.backups.archive import MANIFEST, create_backup, list_backups
+from appliance.backups.archive import create_backup
+from appliance.backups.catalogue import list_backups
+from appliance.backups.format import MANIFEST
 from appliance.backups.restore import recover_interrupted_restore, restore_backup
 from appliance.config.home import Paths
 from appliance.errors import BadRequest, Conflict
-from appliance.server.runner import HomeLock
+from appliance.server.run_files import HomeLock
 from appliance.storage.migrate import code_schema_version
 from tests.appliance.backup_helpers import copy_archive, init_home_one_migration_behind
 from tests.conftest import REPO, clean_env, start_server
@@ -204,7 +206,7 @@ def test_a_server_started_after_a_restore_was_killed_serves_the_restored_state(a
 
 
 def test_restore_during_a_backup_is_refused_as_busy(archived_home):
-    from appliance.backups.archive import exclusive_operation
+    from appliance.backups.catalogue import exclusive_operation
     from appliance.errors import Busy
 
     home, archive = archived_home

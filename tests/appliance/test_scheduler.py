@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,31 +12,35 @@ import pytest
 from appliance.config.settings import write_settings
 from appliance.errors import Busy
 from appliance.jobs import definitions as jobs
-from appliance.jobs.definitions import (
-    ensure_jobs,
-    job_lock,
-    register_job,
-    request_run,
-    run_job,
-    unregister_job,
-    update_job,
-)
-from appliance.jobs.scheduler import JobScheduler
+from appliance.jobs.definitions import ensure_jobs, register_job, request_run, unregister_job, update_job
+from appliance.jobs.runner import job_lock, mark_interrupted_runs, run_job
+from appliance.jobs.scheduler import SYNC_JOB_ID, JobScheduler
 from appliance.storage.db import database
 from appliance.storage.models import Alert, Job, JobRun
 from tests.conftest import start_server
 from tests.fakes import FakeClock
 from tests.mailbox import mailbox  # noqa: F401 - the fixture
+from tests.waiting import eventually
 
 
-def wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_until(predicate, timeout: float = 15.0):
+    """:func:`eventually` ``predicate``, each look inside a database connection."""
+
+    def look():
         with database.connection_context():
-            if predicate():
-                return True
-        time.sleep(0.05)
-    return False
+            return predicate()
+
+    return eventually(look, timeout=timeout)
+
+
+def sync_steps(sched: JobScheduler) -> list[object]:
+    """A list that grows by one each time the scheduler's sync step ends from now on: the sign that it
+    has looked at the jobs again (and would have acted on them by then)."""
+    from apscheduler.events import EVENT_JOB_EXECUTED
+
+    ended: list[object] = []
+    sched._aps.add_listener(lambda event: event.job_id == SYNC_JOB_ID and ended.append(event), EVENT_JOB_EXECUTED)
+    return ended
 
 
 @pytest.fixture
@@ -92,17 +95,22 @@ def test_a_run_missed_while_the_server_was_off_runs_once_at_start_and_alerts(ins
         ).execute()
     scheduler.start()
     assert wait_until(lambda: len(runs("counter", outcome="ok")) == 1)
-    time.sleep(0.5)  # give a wrong second catch-up the chance to show
+    # A wrong second catch-up would have started by the second sync step after the first one ran, and
+    # the stop waits for the runs in progress.
+    steps = sync_steps(scheduler)
+    eventually(lambda: len(steps) >= 2, message="the scheduler did not sync twice")
+    scheduler.stop()
     with database.connection_context():
         assert [r.trigger for r in runs("counter") if r.outcome == "ok"] == ["catch-up"]
         assert Alert.select().where((Alert.kind == "job_missed") & (Alert.job == "counter")).count() == 1
     # The next planned run is written just after the catch-up run is recorded.
     assert wait_until(lambda: Job.get_by_id("counter").next_run_at > dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    scheduler.stop()
     again = JobScheduler(instance, sync_seconds=0.2)
     again.start()
     try:
-        time.sleep(0.5)
+        # A wrong catch-up is submitted by the start; two sync steps later it has started.
+        steps = sync_steps(again)
+        eventually(lambda: len(steps) >= 2, message="the restarted scheduler did not sync twice")
     finally:
         again.stop()
     with database.connection_context():
@@ -277,7 +285,7 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(instance):
     with database.connection_context():
         ensure_jobs(instance.settings)
         JobRun.create(job="backup", trigger="schedule", started_at=dt.datetime(2026, 1, 1), outcome="running")
-        assert jobs.mark_interrupted_runs(instance.paths) == 1
+        assert mark_interrupted_runs(instance.paths) == 1
         assert runs("backup")[0].outcome == "interrupted"
 
 

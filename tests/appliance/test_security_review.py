@@ -8,14 +8,20 @@ import io
 
 import pytest
 
-from appliance.accounts import users as users_service
+from appliance.accounts import user_changes as user_changes_service
 from appliance.accounts.tokens import authenticate_token, create_token, list_tokens
 from appliance.audit import list_events
-from appliance.collections.definitions import create_collection, get_collection, serialize_collection
+from appliance.collections.access import serialize_collection
+from appliance.collections.definitions import create_collection, get_collection
 from appliance.errors import BadRequest, Conflict, ValidationFailed
-from appliance.records.csv_io import MAX_BAD_ROWS, export_csv, import_csv, read_csv, save_import_upload
+from appliance.records.csv.checks import MAX_BAD_ROWS
+from appliance.records.csv.export import export_csv
+from appliance.records.csv.importing import import_csv
+from appliance.records.csv.jobs import save_import_upload
+from appliance.records.csv.reading import read_csv
+from appliance.records.delete import delete_record
 from appliance.records.files import Upload
-from appliance.records.write import create_record, delete_record
+from appliance.records.write import create_record
 from appliance.storage.db import database
 from tests.appliance.data_helpers import make_orders, make_users
 from webapp.openapi import build_document
@@ -173,7 +179,7 @@ def test_an_admin_reset_that_forces_a_change_deletes_the_users_tokens_audited(pe
     admin, editor = people["admin"], people["editor"]
     secret = _token(editor.id)
     other = _token(people["viewer"].id)
-    users_service.set_password(editor.id, "a-new-long-password-1", actor=admin, must_change=True)
+    user_changes_service.set_password(editor.id, "a-new-long-password-1", actor=admin, must_change=True)
     assert authenticate_token(secret) is None
     assert list(list_tokens(editor.id)) == []
     assert authenticate_token(other) is not None  # only that user's
@@ -186,15 +192,15 @@ def test_a_refused_reset_keeps_the_tokens(people):
     editor = people["editor"]
     secret = _token(editor.id)
     with pytest.raises(ValidationFailed):
-        users_service.set_password(editor.id, "short", actor=people["admin"], must_change=True)
+        user_changes_service.set_password(editor.id, "short", actor=people["admin"], must_change=True)
     assert authenticate_token(secret) is not None
 
 
 def test_the_users_own_password_change_deletes_their_tokens(people):
     editor = people["editor"]
-    users_service.set_password(editor.id, "the-old-password-22", actor="test")
+    user_changes_service.set_password(editor.id, "the-old-password-22", actor="test")
     secret = _token(editor.id)
-    users_service.change_password(editor.id, "the-old-password-22", "the-new-password-33")
+    user_changes_service.change_password(editor.id, "the-old-password-22", "the-new-password-33")
     assert authenticate_token(secret) is None
     (event,) = list_events(action="token.revoked_all")
     assert '"reason": "password_changed"' in event.details and event.actor == editor.email

@@ -17,21 +17,20 @@ import psutil
 import pytest
 import requests
 
+from appliance.errors import PortInUse
 from tests.conftest import APPLIANCE, REPO, clean_env, run_cli, start_server
+from tests.waiting import eventually
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):
-    """Poll ``predicate`` until it returns something true; a request that fails meanwhile counts as not yet."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (requests.RequestException, OSError, ValueError, psutil.Error):
-            value = None  # a request that failed, or a process that went away while being looked at
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    """:func:`eventually` ``predicate``; a request that failed, or a process that went away while being
+    looked at, counts as not yet."""
+    return eventually(
+        predicate,
+        timeout=timeout,
+        interval=interval,
+        ignoring=(requests.RequestException, OSError, ValueError, psutil.Error),
+    )
 
 
 def test_serve_prints_its_url_and_writes_the_run_files(home):
@@ -141,7 +140,7 @@ def test_a_busy_port_is_refused_naming_the_port_and_its_holder(home):
         result = run_cli("serve", "--port", str(port), home=home, timeout=30)
     finally:
         holder.close()
-    assert result.returncode == 1
+    assert result.returncode == PortInUse.exit_status == 3  # its own status: a supervisor must not retry it
     assert f"port {port} on 127.0.0.1 is already in use by " in result.stderr
     assert f"(pid {os.getpid()})" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -259,13 +258,20 @@ def test_the_consoles_status_polls_are_not_counted_as_traffic(live_server):
         data = live_server.get("/api/system/status", headers=headers).json()["metrics"]
         return data if "GET /healthz" in data["routes"] else None
 
-    data = wait_for(metrics, timeout=10, interval=0.3)
-    for _ in range(5):
+    wait_for(metrics, timeout=10, interval=0.3)
+    # One keep-alive connection, so one worker answers the polls and then a counted request: once that
+    # request shows in the metrics, the worker's snapshot holds whatever it counted before it, polls too.
+    with requests.Session() as one_connection:
+        for _ in range(5):
+            assert one_connection.get(live_server.url + "api/system/status", headers=headers, timeout=10).ok
+        assert one_connection.get(live_server.url + "healthz", timeout=10).ok
+
+    def counted_after_the_polls():
         data = live_server.get("/api/system/status", headers=headers).json()["metrics"]
-    time.sleep(1.0)  # longer than a worker's flush interval
-    data = live_server.get("/api/system/status", headers=headers).json()["metrics"]
+        return data if data["routes"]["GET /healthz"]["requests"] == 2 else None
+
+    data = wait_for(counted_after_the_polls, timeout=10, interval=0.3)
     assert "GET /api/system/status" not in data["routes"]
-    assert data["routes"]["GET /healthz"]["requests"] == 1
 
 
 def test_a_body_declared_over_the_limit_is_refused_with_json_before_it_is_sent(live_server):
@@ -278,7 +284,8 @@ def test_a_body_declared_over_the_limit_is_refused_with_json_before_it_is_sent(l
         )
         started = time.monotonic()
         answer = b""
-        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        deadline = started + 10  # each recv is bounded by the socket's timeout, the whole answer by this
+        while (b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}")) and time.monotonic() < deadline:
             chunk = conn.recv(65536)
             if not chunk:
                 break
@@ -339,7 +346,7 @@ def test_a_port_held_by_another_appliance_server_names_its_parent_process(live_s
     other = tmp_path / "other-home"
     init_home(other)
     result = run_cli("serve", "--port", str(live_server.info["port"]), home=other, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == PortInUse.exit_status
     assert f"(pid {live_server.process.pid})" in result.stderr
 
 

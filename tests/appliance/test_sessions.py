@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from appliance.accounts import sessions, users
+from appliance.accounts import sessions, user_changes, users
 from appliance.accounts.tokens import digest_of
 from appliance.storage.models import UserSession
 from tests.conftest import counting_queries
@@ -17,8 +17,8 @@ TIMEOUTS = sessions.Timeouts(idle=dt.timedelta(minutes=60), absolute=dt.timedelt
 
 @pytest.fixture
 def ann(instance):
-    users.create_user("boss@example.com", "Boss", "admin", "a-long-enough-password", actor="test")
-    return users.create_user("ann@example.com", "Ann", "editor", "a-long-enough-password", actor="test")
+    user_changes.create_user("boss@example.com", "Boss", "admin", "a-long-enough-password", actor="test")
+    return user_changes.create_user("ann@example.com", "Ann", "editor", "a-long-enough-password", actor="test")
 
 
 def test_a_session_is_stored_only_as_the_digest_of_its_key(ann):
@@ -73,12 +73,12 @@ def test_signing_out_deletes_the_row(ann):
 @pytest.mark.parametrize(
     "change",
     [
-        lambda uid: users.sign_out_everywhere(uid),
-        lambda uid: users.set_password(uid, "another-long-password", actor="test"),
-        lambda uid: users.change_password(uid, "a-long-enough-password", "another-long-password"),
-        lambda uid: users.update_user(uid, {"role": "viewer"}, actor="test"),
-        lambda uid: users.disable_user(uid, actor="test"),
-        lambda uid: users.delete_user(uid, actor="test"),
+        lambda uid: user_changes.sign_out_everywhere(uid),
+        lambda uid: user_changes.set_password(uid, "another-long-password", actor="test"),
+        lambda uid: user_changes.change_password(uid, "a-long-enough-password", "another-long-password"),
+        lambda uid: user_changes.update_user(uid, {"role": "viewer"}, actor="test"),
+        lambda uid: user_changes.disable_user(uid, actor="test"),
+        lambda uid: user_changes.delete_user(uid, actor="test"),
     ],
     ids=["sign-out-everywhere", "reset", "change", "role", "disable", "delete"],
 )
@@ -94,7 +94,7 @@ def test_changes_that_end_sessions_delete_every_row_of_the_user(ann, change):
 
 def test_a_name_change_keeps_the_sessions(ann):
     key = sessions.start_session(ann, TIMEOUTS)
-    users.update_user(ann.id, {"name": "Ann B."}, actor="test")
+    user_changes.update_user(ann.id, {"name": "Ann B."}, actor="test")
     assert sessions.authenticate_session(key, TIMEOUTS).user.name == "Ann B."
 
 

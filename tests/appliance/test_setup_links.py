@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from appliance.accounts import setup_links
-from appliance.accounts.users import create_user
+from appliance.accounts.user_changes import create_user
 from appliance.errors import NotFound, ValidationFailed
 from appliance.storage.models import User
 from tests.fakes import FakeClock

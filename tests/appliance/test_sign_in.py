@@ -8,7 +8,8 @@ import pytest
 
 from appliance.accounts.sign_in import sign_in
 from appliance.accounts.throttle import ThrottleRules, fail_attempt, prune_throttle, start_attempt
-from appliance.accounts.users import create_user, get_user
+from appliance.accounts.user_changes import create_user
+from appliance.accounts.users import get_user
 from appliance.errors import NotAuthenticated, Throttled
 from appliance.storage.models import AuditEvent, SignInFailure
 from tests.fakes import FakeClock
@@ -34,7 +35,7 @@ def failure_message(email, password, clock, address="10.0.0.1"):
 def test_a_wrong_password_an_unknown_email_and_a_disabled_user_get_the_same_answer(ann):
     clock = FakeClock()
     create_user("boss@example.com", "Boss", "admin", "a-long-enough-password", actor="test")
-    from appliance.accounts.users import disable_user
+    from appliance.accounts.user_changes import disable_user
 
     carl = create_user("carl@example.com", "Carl", "viewer", "a-long-enough-password", actor="test")
     disable_user(carl.id, actor="test")

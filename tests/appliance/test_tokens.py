@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from appliance.accounts import tokens
-from appliance.accounts.users import create_user, disable_user
+from appliance.accounts.user_changes import create_user, disable_user
 from appliance.errors import NotFound, ValidationFailed
 from appliance.storage.models import ApiToken
 from tests.conftest import counting_queries

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.accounts import users
+from appliance.accounts import user_changes, users
 from appliance.accounts.roles import BUILTIN_ROLES, create_role, delete_role, list_roles, role_exists
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from appliance.storage.models import AuditEvent, User
 
 
 def add(email="ann@example.com", role="editor", password="a-long-enough-password", name="Ann"):
-    return users.create_user(email, name, role, password, actor="test")
+    return user_changes.create_user(email, name, role, password, actor="test")
 
 
 def test_emails_are_stored_lower_case_and_compare_case_insensitively(instance):
@@ -25,7 +25,7 @@ def test_emails_are_stored_lower_case_and_compare_case_insensitively(instance):
 
 def test_a_new_user_names_every_bad_field_at_once_and_nothing_is_written(instance):
     with pytest.raises(ValidationFailed) as caught:
-        users.create_user("not-an-email", "", "wizard", "short", actor="test")
+        user_changes.create_user("not-an-email", "", "wizard", "short", actor="test")
     assert set(caught.value.fields) == {"email", "name", "role", "password"}
     assert caught.value.fields["password"] == "Use at least 10 characters."
     assert User.select().count() == 0
@@ -67,7 +67,7 @@ def test_a_role_in_use_or_built_in_cannot_be_removed(instance):
         delete_role("temp", actor="test")
     with pytest.raises(Conflict):
         delete_role("viewer", actor="test")
-    users.update_user(user.id, {"role": "viewer"}, actor="test")
+    user_changes.update_user(user.id, {"role": "viewer"}, actor="test")
     delete_role("temp", actor="test")
     assert not role_exists("temp")
 
@@ -75,9 +75,9 @@ def test_a_role_in_use_or_built_in_cannot_be_removed(instance):
 @pytest.mark.parametrize(
     "change, verb",
     [
-        (lambda uid: users.disable_user(uid, actor="test"), "disabled"),
-        (lambda uid: users.update_user(uid, {"role": "viewer"}, actor="test"), "demoted"),
-        (lambda uid: users.delete_user(uid, actor="test"), "deleted"),
+        (lambda uid: user_changes.disable_user(uid, actor="test"), "disabled"),
+        (lambda uid: user_changes.update_user(uid, {"role": "viewer"}, actor="test"), "demoted"),
+        (lambda uid: user_changes.delete_user(uid, actor="test"), "deleted"),
     ],
 )
 def test_the_last_active_admin_can_be_neither_disabled_demoted_nor_deleted(instance, change, verb):
@@ -94,35 +94,35 @@ def test_the_last_active_admin_can_be_neither_disabled_demoted_nor_deleted(insta
 def test_an_admin_can_be_demoted_while_another_admin_is_active(instance):
     first = add("one@example.com", role="admin")
     second = add("two@example.com", role="admin")
-    users.update_user(first.id, {"role": "editor"}, actor="test")
+    user_changes.update_user(first.id, {"role": "editor"}, actor="test")
     with pytest.raises(Conflict):
-        users.disable_user(second.id, actor="test")
+        user_changes.disable_user(second.id, actor="test")
     # A disabled admin does not count as the one that is left.
-    users.update_user(first.id, {"role": "admin"}, actor="test")
-    users.disable_user(first.id, actor="test")
+    user_changes.update_user(first.id, {"role": "admin"}, actor="test")
+    user_changes.disable_user(first.id, actor="test")
     with pytest.raises(Conflict):
-        users.delete_user(second.id, actor="test")
+        user_changes.delete_user(second.id, actor="test")
 
 
 def test_role_changes_disabling_and_password_changes_move_the_session_version_on(instance):
     user = add()
     version = user.session_version
-    users.update_user(user.id, {"role": "viewer"}, actor="test")
-    users.disable_user(user.id, actor="test")
-    users.enable_user(user.id, actor="test")
-    users.set_password(user.id, "another-long-password", actor="test")
-    users.sign_out_everywhere(user.id)
+    user_changes.update_user(user.id, {"role": "viewer"}, actor="test")
+    user_changes.disable_user(user.id, actor="test")
+    user_changes.enable_user(user.id, actor="test")
+    user_changes.set_password(user.id, "another-long-password", actor="test")
+    user_changes.sign_out_everywhere(user.id)
     assert users.get_user(user.id).session_version == version + 5
-    users.update_user(user.id, {"name": "Ann B."}, actor="test")
+    user_changes.update_user(user.id, {"name": "Ann B."}, actor="test")
     assert users.get_user(user.id).session_version == version + 5
 
 
 def test_an_update_with_an_unknown_field_or_bad_value_changes_nothing(instance):
     user = add()
     with pytest.raises(BadRequest):
-        users.update_user(user.id, {"name": "New", "password_hash": "x"}, actor="test")
+        user_changes.update_user(user.id, {"name": "New", "password_hash": "x"}, actor="test")
     with pytest.raises(ValidationFailed) as caught:
-        users.update_user(user.id, {"name": "New", "active": "yes"}, actor="test")
+        user_changes.update_user(user.id, {"name": "New", "active": "yes"}, actor="test")
     assert caught.value.fields == {"active": "Use true or false."}
     assert users.get_user(user.id).name == "Ann"
 
@@ -131,25 +131,25 @@ def test_changing_the_email_to_a_taken_one_is_a_conflict(instance):
     add("a@example.com")
     b = add("b@example.com")
     with pytest.raises(Conflict):
-        users.update_user(b.id, {"email": "A@example.com"}, actor="test")
+        user_changes.update_user(b.id, {"email": "A@example.com"}, actor="test")
 
 
 def test_change_password_checks_the_current_one_and_the_policy(instance):
     user = add()
     with pytest.raises(ValidationFailed) as caught:
-        users.change_password(user.id, "wrong-current-password", "a-new-long-password")
+        user_changes.change_password(user.id, "wrong-current-password", "a-new-long-password")
     assert "current_password" in caught.value.fields
     with pytest.raises(ValidationFailed) as caught:
-        users.change_password(user.id, "a-long-enough-password", "qwertyuiop")
+        user_changes.change_password(user.id, "a-long-enough-password", "qwertyuiop")
     assert caught.value.fields == {"new_password": "This password is too common; choose one that is harder to guess."}
-    users.change_password(user.id, "a-long-enough-password", "a-new-long-password")
+    user_changes.change_password(user.id, "a-long-enough-password", "a-new-long-password")
 
 
 def test_deleting_a_user_keeps_their_audit_events_with_the_email(instance):
     admin = add("boss@example.com", role="admin")
     user = add()
-    users.update_user(user.id, {"name": "Ann B."}, actor=user)
-    users.delete_user(user.id, actor=admin)
+    user_changes.update_user(user.id, {"name": "Ann B."}, actor=user)
+    user_changes.delete_user(user.id, actor=admin)
     with pytest.raises(NotFound):
         users.get_user(user.id)
     event = AuditEvent.get(AuditEvent.action == "user.updated")
@@ -188,7 +188,9 @@ def test_fields_and_a_new_password_change_in_one_transaction(instance):
 
     user = add()
     begins = count_transactions(
-        lambda: users.update_user(user.id, {"name": "Ann B.", "role": "viewer"}, password="a-reset-long-password")
+        lambda: user_changes.update_user(
+            user.id, {"name": "Ann B.", "role": "viewer"}, password="a-reset-long-password"
+        )
     )
     assert begins == 1
     again = users.get_user(user.id)
@@ -203,15 +205,15 @@ def test_a_refused_password_or_field_changes_neither_the_fields_nor_the_password
 
     boss = add("boss@example.com", role="admin")
     with pytest.raises(ValidationFailed) as caught:
-        users.update_user(boss.id, {"name": "Big Boss"}, password="short")
+        user_changes.update_user(boss.id, {"name": "Big Boss"}, password="short")
     assert caught.value.fields == {"password": "Use at least 10 characters."}
     with pytest.raises(Conflict):  # the last admin cannot be demoted: the password stays too
-        users.update_user(boss.id, {"role": "viewer"}, password="a-reset-long-password")
+        user_changes.update_user(boss.id, {"role": "viewer"}, password="a-reset-long-password")
     again = users.get_user(boss.id)
     assert (again.name, again.role) == ("Ann", "admin")
     assert passwords.verify_password(again.password_hash, "a-long-enough-password")
     with pytest.raises(BadRequest):
-        users.update_user(boss.id, {"name": "X"}, must_change_password=True)
+        user_changes.update_user(boss.id, {"name": "X"}, must_change_password=True)
 
 
 def test_a_role_granted_by_a_collection_cannot_be_removed(instance):
@@ -254,13 +256,15 @@ def test_a_wrong_current_password_is_audited_and_throttled_like_a_sign_in(instan
     rules = ThrottleRules()
     for _ in range(5):
         with pytest.raises(ValidationFailed):
-            users.change_password(user.id, "wrong-current-password", "a-new-long-password", address="10.0.0.1")
+            user_changes.change_password(user.id, "wrong-current-password", "a-new-long-password", address="10.0.0.1")
     failed = AuditEvent.select().where(AuditEvent.action == "user.password_change_failed")
     assert failed.count() == 5 and all(e.actor == "ann@example.com" for e in failed)
     assert AuditEvent.select().where(AuditEvent.action == "sign_in.locked").count() == 1
     # Locked: even the right current password is refused now, and so is a sign-in.
     with pytest.raises(Throttled):
-        users.change_password(user.id, "a-long-enough-password", "a-new-long-password", address="10.0.0.1", rules=rules)
+        user_changes.change_password(
+            user.id, "a-long-enough-password", "a-new-long-password", address="10.0.0.1", rules=rules
+        )
     from appliance.accounts.sign_in import sign_in
 
     with pytest.raises(Throttled):

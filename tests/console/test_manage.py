@@ -70,7 +70,8 @@ def test_a_user_added_through_the_console_exists_on_the_server_with_a_one_time_p
     assert grace["role"] == "editor" and grace["active"]
 
     # The server itself knows her, and the change went through its API (an audit event by the control token).
-    from console.client import call_api, read_control_token
+    from appliance.server.run_files import read_control_token
+    from console.client import call_api
 
     answer = call_api(window.client.base_url, read_control_token(Paths(console_home)), "GET", "/api/users")
     assert "grace@example.com" in [u["email"] for u in answer["items"]]
@@ -145,7 +146,7 @@ def test_a_backup_made_and_restored_through_the_console_brings_the_old_data_back
     first_pid = window.supervisor.child_pid
     from PySide6.QtWidgets import QMessageBox
 
-    from appliance.backups.archive import find_backup
+    from appliance.backups.catalogue import find_backup
     from console.backups_tab import archive_summary
     from console.client import local_time
 

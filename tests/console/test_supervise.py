@@ -8,9 +8,11 @@ import signal
 import socket
 
 import psutil
+from PySide6.QtCore import QProcess
 
 from appliance.config.home import Paths, open_instance
-from appliance.server.runner import read_server_info
+from appliance.errors import PortInUse
+from appliance.server.run_files import read_server_info
 from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, STOPPING, UNREACHABLE, Supervisor
 from console.window import KEEP
 from tests.conftest import start_server
@@ -38,7 +40,7 @@ def test_the_stop_button_stops_the_server_and_frees_the_home(qtbot, window, cons
     wait_state(qtbot, window.supervisor, RUNNING)
     with qtbot.waitSignal(window.supervisor.state_changed, check_params_cb=lambda s: s == STOPPED, timeout=20_000):
         window.dashboard.stop_button.click()
-    assert read_server_info(open_instance(console_home)) is None
+    assert read_server_info(Paths(console_home)) is None
     assert not (console_home / "run" / "server.json").exists()
     assert window.dashboard.start_button.isEnabled()
     assert window.dashboard.url_label.text() == "—"
@@ -240,6 +242,22 @@ def test_closing_the_window_can_keep_the_server_running_in_the_background(qtbot,
     window.close()
     assert not window.isVisible()
     assert window.supervisor.owns_child and window.supervisor.state == RUNNING
-    assert read_server_info(open_instance(console_home))["pid"] == window.supervisor.child_pid
+    assert read_server_info(Paths(console_home))["pid"] == window.supervisor.child_pid
     window.bring_to_front()  # what the tray's "Open console" and a second launch do
     assert window.isVisible()
+
+
+def test_only_the_port_in_use_exit_status_stops_the_restarts_not_the_words(qtbot, console_home):
+    now = [1000.0]
+    supervisor = Supervisor(Paths(console_home), clock=lambda: now[0])
+    supervisor._set_state(STARTING)
+    supervisor.last_output.append("error: port 1 on 127.0.0.1 is already in use")
+    supervisor.on_finished(1, QProcess.ExitStatus.NormalExit)
+    assert supervisor.state == CRASHED
+    assert supervisor.restart_at == 1001.0  # retried: the words in its output are not the signal
+
+    supervisor.restart_at = None
+    supervisor._set_state(STARTING)
+    supervisor.on_finished(PortInUse.exit_status, QProcess.ExitStatus.NormalExit)
+    assert supervisor.state == CRASHED
+    assert supervisor.restart_at is None

@@ -55,6 +55,7 @@ def operations(instance):
     import datetime as dt
 
     from appliance.jobs import definitions as jobs
+    from appliance.jobs.builtin import take_backup
 
     with database.connection_context():
         jobs.ensure_jobs(instance.settings)
@@ -68,7 +69,7 @@ def operations(instance):
             message="wrote backup-20261125T135100Z.zip (1.2 MB) and verified it; copied it to the offsite folder",
             duration_seconds=3.2,
         )
-    jobs.take_backup(instance, kind="manual")
+    take_backup(instance, kind="manual")
 
 
 PAGES = [

@@ -13,20 +13,14 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.conftest import browser_sign_in, csrf_token_in
+from tests.conftest import ADMIN, DISABLED, EDITOR, EVERYONE, OUTSIDER, VIEWER, browser_sign_in, by_role, csrf_token_in
 
-ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER = "admin", "editor", "viewer", "disabled", "outsider"
-EVERYONE = (ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER)
 SIGNED_IN = (ADMIN, EDITOR, VIEWER)
 
 
 def expect(path_method: tuple[str, str], statuses: dict[str, int], body: dict | None = None):
     method, path = path_method
     return [(who, method, path, statuses[who], body) for who in EVERYONE]
-
-
-def by_role(admin: int, staff: int, nobody: int) -> dict[str, int]:
-    return {ADMIN: admin, EDITOR: staff, VIEWER: staff, DISABLED: nobody, OUTSIDER: nobody}
 
 
 def only(who: str, method: str, path: str, status: int, body: dict | None = None):
@@ -63,6 +57,8 @@ PAGE_TABLE = [
     *expect(("POST", "/admin/users/{viewer}"), by_role(422, 403, 302)),
     *expect(("POST", "/admin/users/{viewer}/password"), by_role(422, 403, 302)),
     *expect(("POST", "/admin/users/{viewer}/delete"), by_role(422, 403, 302)),
+    *expect(("POST", "/admin/users/{viewer}/unlock"), by_role(302, 403, 302)),
+    *expect(("POST", "/admin/users/999999/unlock"), by_role(404, 403, 302)),
     *expect(("POST", "/admin/users/999999/tokens/999999/revoke"), by_role(404, 403, 302)),
     *expect(("POST", "/account/tokens"), by_role(422, 422, 302)),
     *expect(("POST", "/account/password"), by_role(422, 422, 302)),
@@ -94,6 +90,8 @@ API_TABLE = [
     *expect(("PATCH", "/api/users/{viewer}"), by_role(200, 403, 401), {"name": "Carol C."}),
     *expect(("PATCH", "/api/users/{viewer}"), by_role(400, 403, 401), {"password_hash": "x"}),
     *expect(("DELETE", "/api/users/999999"), by_role(404, 403, 401)),
+    *expect(("POST", "/api/users/{viewer}/unlock"), by_role(200, 403, 401)),
+    *expect(("POST", "/api/users/999999/unlock"), by_role(404, 403, 401)),
     *expect(("GET", "/api/roles"), by_role(200, 200, 401)),
     *expect(("POST", "/api/roles"), by_role(422, 403, 401), {}),
     *expect(("GET", "/api/tokens"), by_role(200, 200, 401)),
@@ -134,7 +132,7 @@ def server(personas, live_server):
 def spare(personas, instance) -> dict[str, int]:
     """Ids of things the state-changing rows act on: a spare user and spare tokens of the editor and the viewer."""
     from appliance.accounts.tokens import create_token
-    from appliance.accounts.users import create_user
+    from appliance.accounts.user_changes import create_user
     from appliance.storage.db import database
 
     with database.connection_context():
@@ -148,7 +146,7 @@ def spare(personas, instance) -> dict[str, int]:
 @pytest.fixture
 def disabled_session(server, personas, instance) -> tuple[requests.Session, str]:
     """The disabled persona's browser: signed in while the account was active, then the account was disabled."""
-    from appliance.accounts.users import disable_user, enable_user
+    from appliance.accounts.user_changes import disable_user, enable_user
     from appliance.storage.db import database
 
     with database.connection_context():

@@ -107,7 +107,7 @@ def test_the_settings_form_leaves_out_backup_schedule_and_points_to_the_jobs_pag
 
 
 def test_the_registry_says_backup_schedule_is_where_a_new_installation_starts():
-    from appliance.config.settings import registry
+    from appliance.config.registry import registry
 
     assert "a new installation starts with" in registry()["backup_schedule"].help
 

@@ -5,21 +5,8 @@ from __future__ import annotations
 import io
 import zipfile
 
-import pytest
-
-from appliance.backups.archive import exclusive_operation
-from tests.conftest import browser_sign_in, csrf_token_in
-
-ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER = "admin", "editor", "viewer", "disabled", "outsider"
-
-
-def by_role(admin: int, staff: int, nobody: int) -> dict[str, int]:
-    return {ADMIN: admin, EDITOR: staff, VIEWER: staff, DISABLED: nobody, OUTSIDER: nobody}
-
-
-@pytest.fixture
-def headers(personas, api_token_for) -> dict[str, dict[str, str]]:
-    return {p.name: {"Authorization": f"Bearer {api_token_for(p.email)}"} if p.id is not None else {} for p in personas}
+from appliance.backups.catalogue import exclusive_operation
+from tests.conftest import ADMIN, browser_sign_in, by_role, csrf_token_in
 
 
 def test_the_backups_api_answers_each_persona_as_the_access_table_says(client, headers):

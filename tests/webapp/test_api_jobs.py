@@ -3,22 +3,14 @@ server for the scheduler's side (changes and run-now requests reach the parent p
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
-from appliance.jobs.definitions import run_job
+from appliance.jobs.runner import run_job
 from appliance.storage.db import database
 from appliance.storage.models import Job, JobRun
-from tests.conftest import browser_sign_in, csrf_token_in
-
-ADMIN, EDITOR, VIEWER, DISABLED, OUTSIDER = "admin", "editor", "viewer", "disabled", "outsider"
-
-
-def by_role(admin: int, staff: int, nobody: int) -> dict[str, int]:
-    return {ADMIN: admin, EDITOR: staff, VIEWER: staff, DISABLED: nobody, OUTSIDER: nobody}
-
+from tests.conftest import ADMIN, browser_sign_in, by_role, csrf_token_in
+from tests.waiting import eventually
 
 API_TABLE = [
     ("GET", "/api/jobs", None, by_role(200, 403, 401)),
@@ -30,11 +22,6 @@ API_TABLE = [
     ("GET", "/api/jobs/cleanup/runs", None, by_role(200, 403, 401)),
     ("GET", "/api/jobs/nope/runs", None, by_role(404, 403, 401)),
 ]
-
-
-@pytest.fixture
-def headers(personas, api_token_for) -> dict[str, dict[str, str]]:
-    return {p.name: {"Authorization": f"Bearer {api_token_for(p.email)}"} if p.id is not None else {} for p in personas}
 
 
 def test_the_jobs_api_answers_each_persona_as_the_access_table_says(client, personas, headers):
@@ -105,12 +92,13 @@ def test_through_a_real_server_a_change_and_a_run_now_reach_the_scheduler(person
     changed = live_server.request("PATCH", "/api/jobs/cleanup", json={"schedule": "every 7h"}, headers=auth)
     assert changed.status_code == 200
     assert live_server.request("POST", "/api/jobs/cleanup/run", headers=auth).status_code == 202
-    deadline = time.monotonic() + 20
-    runs: list = []
-    while time.monotonic() < deadline and not (runs and runs[0]["outcome"] != "running"):
+
+    def finished_runs() -> list:
         runs = live_server.get("/api/jobs/cleanup/runs", headers=auth).json()["items"]
-        time.sleep(0.1)
-    assert runs and runs[0]["trigger"] == "manual" and runs[0]["outcome"] == "ok"
+        return runs if runs and runs[0]["outcome"] != "running" else []
+
+    runs = eventually(finished_runs, timeout=20, interval=0.1, message="the requested run did not finish")
+    assert runs[0]["trigger"] == "manual" and runs[0]["outcome"] == "ok"
     with database.connection_context():
         assert JobRun.get_by_id(runs[0]["id"]).pid == live_server.info["pid"], "run in the server's parent process"
         # The scheduler re-planned the job from its new interval (about 7 h from its sync).

@@ -280,7 +280,7 @@ def test_a_bad_token_form_keeps_what_was_typed(browser, personas):
 
 
 def test_a_reset_password_must_be_changed_before_anything_else(app, instance, personas):
-    from appliance.accounts.users import set_password
+    from appliance.accounts.user_changes import set_password
 
     set_password(personas.editor.id, "temporary-pass-123", must_change=True, actor="test")
     browser = app.test_client()
@@ -370,7 +370,7 @@ def test_unknown_filters_of_the_users_page_are_refused(browser, personas):
 
 def test_an_admin_removes_a_custom_role_on_the_users_page_unless_it_is_in_use(browser, personas):
     from appliance.accounts.roles import create_role, role_exists
-    from appliance.accounts.users import update_user
+    from appliance.accounts.user_changes import update_user
 
     create_role("clerk", "Clerk", actor="test")
     update_user(personas.viewer.id, {"role": "clerk"}, actor="test")

@@ -21,6 +21,7 @@ import requests
 
 from appliance.storage.models import AuditEvent, User
 from tests.conftest import browser_sign_in, csrf_token_in, start_server
+from tests.waiting import eventually
 
 
 class WorkerConnection:
@@ -144,7 +145,7 @@ def test_parallel_guesses_cannot_outrun_the_lock_out(personas, live_server, inst
     """Twelve attempts at once (eleven wrong through the API, the right one through /login): at most five
     passwords are ever checked, and nothing succeeds once the account is locked."""
     from appliance.accounts import passwords
-    from appliance.accounts.users import create_user
+    from appliance.accounts.user_changes import create_user
 
     # A slow hash, so that every attempt is in flight while the others start.
     passwords.configure_hasher(2, 32768, 1)
@@ -246,13 +247,13 @@ def test_disabling_a_role_change_or_a_password_reset_ends_sessions_in_every_work
 def test_the_setup_link_is_printed_once_and_works_once(home, instance):
     server = start_server(home)
     try:
-        link = None
-        deadline = time.monotonic() + 20
-        while link is None and time.monotonic() < deadline:
+
+        def next_line_with_the_link() -> str | None:
             line = server.process.stdout.readline()
-            if "/setup/" in line:
-                link = line.split(" at ", 1)[1].split()[0]
-        assert link and link.startswith(server.url + "setup/")
+            return line.split(" at ", 1)[1].split()[0] if "/setup/" in line else None
+
+        link = eventually(next_line_with_the_link, timeout=20, interval=0.01, message="no set-up link was printed")
+        assert link.startswith(server.url + "setup/")
         browser = requests.Session()
         page = browser.get(link, timeout=10)
         assert page.status_code == 200 and "Create the first admin" in page.text

@@ -7,13 +7,13 @@ import os
 import signal
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import browser_sign_in, csrf_token_in, start_server
+from tests.waiting import eventually
 
 ROWS = 20_000
 BOOKS = {
@@ -34,8 +34,8 @@ def jobs_dir(home: Path) -> Path:
 
 def wait_for_writing(home: Path, at_least: int = 1000, timeout: float = 60) -> dict:
     """The job file once the import is writing and has written ``at_least`` rows."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def writing() -> dict | None:
         for path in jobs_dir(home).glob("*.json"):
             try:
                 job = json.loads(path.read_text())
@@ -44,8 +44,9 @@ def wait_for_writing(home: Path, at_least: int = 1000, timeout: float = 60) -> d
             if job.get("state") == "running" and job.get("phase") == "writing" and job.get("done", 0) >= at_least:
                 return job
             assert job.get("state") != "done", "the import finished before it could be interrupted"
-        time.sleep(0.01)
-    raise AssertionError("the import never got to writing")
+        return None
+
+    return eventually(writing, timeout=timeout, interval=0.01, message="the import never got to writing")
 
 
 def rows_in(home: Path) -> tuple[int, int, int]:
@@ -63,7 +64,8 @@ def rows_in(home: Path) -> tuple[int, int, int]:
 @pytest.fixture
 def books_home(home, personas, api_token_for):
     from appliance.accounts.users import get_user
-    from appliance.collections.definitions import create_collection, table_name
+    from appliance.collections.definitions import create_collection
+    from appliance.collections.schema import table_name
     from appliance.storage.db import database
 
     with database.connection_context():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from appliance.accounts.users import get_user
 from appliance.collections.definitions import create_collection
 from appliance.records.query import list_records
 from tests.conftest import csrf_token_in, post_form
+from tests.waiting import eventually
 from tests.webapp.data_server import CSV_ORDERS as ORDERS
 
 
@@ -32,13 +32,12 @@ def run_and_wait(client, job_path: str, mapping: dict[str, str]) -> str:
     page = client.get(job_path).get_data(as_text=True)
     answer = client.post(job_path + "/run", data={"csrf_token": csrf_token_in(page), **mapping})
     assert answer.status_code == 302
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def finished_page() -> str | None:
         page = client.get(job_path).get_data(as_text=True)
-        if 'http-equiv="refresh"' not in page:
-            return page
-        time.sleep(0.05)
-    raise AssertionError("the import did not finish")
+        return page if 'http-equiv="refresh"' not in page else None  # the progress page refreshes itself
+
+    return eventually(finished_page, timeout=20, message="the import did not finish")
 
 
 def test_an_import_with_a_bad_row_lists_it_and_saves_nothing_then_a_good_file_imports(sign_in, personas):

@@ -12,7 +12,7 @@ import pytest
 from appliance.accounts.users import get_user
 from appliance.collections.definitions import create_collection
 from appliance.config.settings import write_settings
-from appliance.records.csv_io import MAX_BAD_ROWS
+from appliance.records.csv.checks import MAX_BAD_ROWS
 from appliance.records.write import create_record
 from appliance.storage.db import database
 from tests.conftest import post_form
@@ -114,7 +114,7 @@ def test_an_admin_password_reset_stops_the_users_old_token(world, personas):
 
 def test_a_token_of_a_user_who_must_change_the_password_is_refused_like_a_session(world, personas, client):
     from appliance.accounts.tokens import create_token
-    from appliance.accounts.users import set_password
+    from appliance.accounts.user_changes import set_password
 
     with database.connection_context():
         set_password(personas.viewer.id, "a-brand-new-password-8", actor="test", must_change=True)
