@@ -252,7 +252,7 @@ def test_a_migration_that_fails_on_the_restored_database_changes_nothing_and_say
 
 
 def test_a_restore_whose_safety_backup_fails_verification_is_refused_unless_told_to_go_on(archived_home):
-    from tests.appliance.test_backups import _corrupt_index_page
+    from tests.appliance.backups.test_backups import _corrupt_index_page
 
     home, archive = archived_home
     _corrupt_index_page(home / "db" / "appliance.sqlite3")
