@@ -156,3 +156,17 @@ class DemoDataMissing(ApplianceError):
 
     code = "demo_data_missing"
     status = 500
+
+
+class OtpRequired(NotAuthenticated):
+    """The password was right, but the account has two-factor sign-in on and no code came with it."""
+
+    code = "otp_required"
+
+
+class LinkNotUsable(ApplianceError):
+    """A one-time account link (invitation, password reset) that is unknown, used, replaced or expired;
+    the message says which, plainly, and ``reason`` names it."""
+
+    code = "link_not_usable"
+    status = 410

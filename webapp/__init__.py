@@ -9,29 +9,43 @@ from appliance.server.metrics import MetricsRecorder
 from appliance.server.run_files import ServerRuntime
 from appliance.storage.db import database, open_database
 from webapp import (
+    account_agents,
+    admin_agents,
     admin_audit,
     admin_collections,
+    admin_invites,
     admin_ops,
+    admin_rules,
     admin_settings,
     admin_users,
+    admin_webhooks,
+    api_agents,
     api_audit,
     api_backups,
     api_collections,
     api_csv,
     api_files,
     api_jobs,
+    api_links,
     api_records,
+    api_rules,
+    api_two_factor,
     api_users,
+    api_webhooks,
     auth,
     errors,
     health,
     home,
     layout,
+    mcp_endpoint,
     observe,
     pages_auth,
     pages_csv,
+    pages_links,
     pages_records,
+    pages_two_factor,
     security,
+    strict_input,
     system,
 )
 
@@ -49,6 +63,7 @@ def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flas
         MAX_CONTENT_LENGTH=None,
         JSON_SORT_KEYS=False,
     )
+    strict_input.init_app(app)  # before any route: ids in paths, JSON and multipart bodies read strictly
     app.extensions["appliance.instance"] = instance
     app.extensions["appliance.runtime"] = runtime
     if database.obj is None:
@@ -72,8 +87,14 @@ def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flas
     auth.init_app(app)
     app.register_blueprint(home.bp)
     app.register_blueprint(pages_auth.bp)
+    pages_two_factor.init_app(app)
+    app.register_blueprint(api_two_factor.bp)
     app.register_blueprint(admin_users.bp)
     app.register_blueprint(api_users.bp)
+    # One-time account links: invitations and password resets (pages, admin pages, API).
+    app.register_blueprint(pages_links.bp)
+    admin_invites.init_app(app)
+    app.register_blueprint(api_links.bp)
 
     # Data: collections, records, files, audit log.
     app.register_blueprint(api_collections.bp)
@@ -97,6 +118,25 @@ def create_app(instance: Instance, runtime: ServerRuntime | None = None) -> Flas
     app.register_blueprint(api_backups.bp)
     app.register_blueprint(api_jobs.bp)
     app.register_blueprint(admin_ops.bp)
+
+    # Webhooks: API, admin pages, status section (deliveries run in the server's parent process).
+    api_webhooks.init_app(app)
+    admin_webhooks.init_app(app)
+    app.register_blueprint(api_webhooks.bp)
+    app.register_blueprint(admin_webhooks.bp)
+
+    # Automation rules: API and admin pages (rules run in the server's parent process).
+    admin_rules.init_app(app)
+    app.register_blueprint(api_rules.bp)
+    app.register_blueprint(admin_rules.bp)
+
+    # AI agents: writes held for an admin's approval (page and API).
+    admin_agents.init_app(app)
+    account_agents.init_app(app)
+    app.register_blueprint(api_agents.bp)
+
+    # AI agents: /mcp is answered in front of Flask (see webapp/mcp_endpoint.py).
+    mcp_endpoint.init_app(app)
 
     @app.teardown_appcontext
     def close_database(_exc: BaseException | None) -> None:

@@ -10,6 +10,8 @@ from appliance.config.setting import Setting
 
 # Labels that read better than the name turned into words.
 LABELS = {
+    "mcp_calls_per_minute": "AI agent tool calls per minute (per token)",
+    "mcp_writes_per_day": "AI agent writes per day (per token)",
     "host": "Listen address",
     "trusted_proxy": "Trusted reverse proxy address",
     "database_url": "Database URL",
@@ -18,18 +20,25 @@ LABELS = {
     "backup_schedule": "Backup schedule of a new installation",
     "backup_keep_daily": "Daily backups kept",
     "backup_keep_weekly": "Weekly backups kept",
+    "webhook_allowed_private_networks": "Private networks webhooks may call",
+    "backup_keep_manual_days": "Keep manual and safety backups for (days)",
+    "backup_keep_min": "Fewest verified backups kept",
     "backup_offsite_dir": "Folder for offsite copies",
     "audit_retention_days": "Keep audit events for (days)",
     "job_stuck_minutes": "A job run is stuck after (minutes)",
+    "rules_poll_seconds": "Rules look for changes every (seconds)",
+    "rules_mail_per_hour": "Most mails one rule sends an hour",
     "smtp_host": "SMTP server",
     "smtp_user": "SMTP user name",
     "smtp_sender": "Sender address of alert mail",
     "alert_recipients": "Extra alert recipients",
+    "public_url": "Public address (start of links in mail)",
     "log_max_bytes": "Rotate a log file at (bytes)",
     "max_import_rows": "Most rows in one import",
     "session_idle_minutes": "Session idle time-out (minutes)",
     "session_absolute_hours": "Session length limit (hours)",
     "token_default_days": "Token lifetime (days)",
+    "require_two_factor": "Two-factor sign-in required for",
 }
 # Words a label writes as they are written, not capitalised.
 _WORDS = {
@@ -50,6 +59,11 @@ CHOICE_LABELS = {
         "INFO": "Info (normal)",
         "WARNING": "Warnings and errors",
         "ERROR": "Errors only",
+    },
+    "require_two_factor": {
+        "none": "Nobody (each user may still turn it on)",
+        "admins": "Admins",
+        "everyone": "Everyone",
     },
     "smtp_security": {
         "starttls": "STARTTLS (usually port 587)",

@@ -157,3 +157,17 @@ def absolute_path_problem(value: str) -> str | None:
     if value and not (os.path.isabs(value) or Path(value).is_absolute()):
         return "not an absolute path"
     return None
+
+
+def base_url_problem(value: str) -> str | None:
+    """An http(s) URL with a host and nothing after its path (empty for none)."""
+    if not value:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http:// or https:// address with a host name"
+    if parts.query or parts.fragment:
+        return "an address with ?query or #fragment"
+    return None

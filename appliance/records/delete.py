@@ -18,6 +18,7 @@ from appliance.collections.definitions import CollectionDef, referencing_fields
 from appliance.collections.fields import Field
 from appliance.collections.schema import quote
 from appliance.errors import Conflict
+from appliance.records.events import DELETED, emit_record_event
 from appliance.records.history import field_changes, record_change_event, write_version
 from appliance.records.read import check_record_scope, fetch_values, load_record
 from appliance.storage.blobs import drop_file_refs, remove_unreferenced
@@ -139,4 +140,5 @@ def _delete(
     changes = {k: [pair[1], None] for k, pair in field_changes(collection, {}, before).items()}
     write_version(collection.name, record_id, "delete", actor, dict(before), changes)
     record_change_event("record.deleted", collection, record_id, actor, changes, address)
+    emit_record_event(DELETED, collection, record_id, actor, before)
     return released

@@ -6,16 +6,21 @@ or operator with :class:`BadRequest` naming it, and answers in the listing
 shape. The total of an unfiltered listing comes from the collection's
 maintained record count, so it costs nothing however big the table is; a
 filtered total is a ``COUNT(*)`` that the filter's index serves.
+
+A field hidden from the caller (:func:`appliance.collections.access.field_rules`)
+is, to the listing, a field that does not exist: filtering or ordering by it
+is the same 400 as for an unknown field, and a search matches only the
+columns of the full-text index the caller may see.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from appliance.collections.access import get_visible_collection, require_access
+from appliance.collections.access import field_rules, get_visible_collection, require_access
 from appliance.collections.definitions import CollectionDef
 from appliance.collections.fields import SYSTEM_FIELDS, Field
 from appliance.collections.schema import quote
@@ -51,9 +56,11 @@ MAX_IN_VALUES = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def _kind(collection: CollectionDef, name: str) -> str | None:
+def _kind(collection: CollectionDef, name: str, hidden: Collection[str] = ()) -> str | None:
     if name in SYSTEM_FIELD_TYPES:
         return SYSTEM_FIELD_TYPES[name]
+    if name in hidden:
+        return None  # as if there were no such field
     spec = collection.field(name)
     return spec.type if spec else None
 
@@ -114,10 +121,12 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def build_filters(collection: CollectionDef, params: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+def build_filters(
+    collection: CollectionDef, params: Mapping[str, Any], hidden: Collection[str] = ()
+) -> tuple[list[str], list[Any]]:
     """SQL conditions and their parameters for every ``FIELD`` / ``FIELD__OP`` parameter.
 
-    Raises :class:`BadRequest` naming an unknown field, an unknown operator,
+    Raises :class:`BadRequest` naming an unknown (or ``hidden``) field, an unknown operator,
     an operator the field's type does not take, or a value of the wrong type.
     """
     where: list[str] = []
@@ -127,7 +136,7 @@ def build_filters(collection: CollectionDef, params: Mapping[str, Any]) -> tuple
             continue
         name, _, op = parameter.partition("__")
         op = op or "eq"
-        kind = _kind(collection, name)
+        kind = _kind(collection, name, hidden)
         if kind is None:
             raise BadRequest(f"Unknown filter '{parameter}': there is no field '{name}'.", parameter=parameter)
         if op not in OPERATORS and op != "eq":
@@ -183,8 +192,9 @@ def build_filters(collection: CollectionDef, params: Mapping[str, Any]) -> tuple
     return where, args
 
 
-def build_ordering(collection: CollectionDef, ordering: str | None) -> list[str]:
-    """ORDER BY terms for ``ordering`` (``-created_at,name``); the id always ends it, so pages are stable."""
+def build_ordering(collection: CollectionDef, ordering: str | None, hidden: Collection[str] = ()) -> list[str]:
+    """ORDER BY terms for ``ordering`` (``-created_at,name``); the id always ends it, so pages are stable.
+    A ``hidden`` field is refused as an unknown one."""
     terms: list[str] = []
     seen: set[str] = set()
     for part in (ordering or "").split(","):
@@ -193,7 +203,7 @@ def build_ordering(collection: CollectionDef, ordering: str | None) -> list[str]
             continue
         descending = part.startswith("-")
         name = part.lstrip("-")
-        kind = _kind(collection, name)
+        kind = _kind(collection, name, hidden)
         if kind is None:
             raise BadRequest(f"Cannot order by '{name}': there is no such field.", parameter="ordering")
         if not FIELD_TYPES[kind].orderable:
@@ -222,8 +232,11 @@ def select_records(
     """The SQL pieces that select the records ``actor`` may view (``scope`` as :func:`require_access` gave it)
     that the single-valued listing ``params`` ask for: the FROM source (joined to the full-text table when
     ``search`` has words), the WHERE conditions and their arguments, and the ORDER BY terms (by relevance
-    for a search without ``ordering``). Raises :class:`BadRequest` for a bad filter, ordering or search."""
-    where, args = build_filters(collection, params)
+    for a search without ``ordering``). Raises :class:`BadRequest` for a bad filter, ordering or search.
+    The fields hidden from ``actor`` can be neither filtered nor ordered by, and a search matches only the
+    text fields it may see (an FTS5 column filter), so a hidden field's text never makes a record found."""
+    hidden = field_rules(collection, actor).hidden
+    where, args = build_filters(collection, params, hidden)
     if scope == "own":
         where.append(f"{quote(collection.table)}.created_by = ?")
         args.append(getattr(actor, "id", None))
@@ -236,15 +249,19 @@ def select_records(
         # Something was searched for, but no word in it (``☃``, ``"``): nothing matches, not everything.
         where.append("0")
     if match is not None:
-        if not collection.text_fields:
+        searchable = [f.name for f in collection.text_fields if f.name not in hidden]
+        if not searchable:
             raise BadRequest(f"{collection.label!r} has no text fields to search.", parameter="search")
+        # Always the columns it may see, named: then even a definition shown with its hidden fields left
+        # out (:func:`~appliance.collections.access.visible_definition`) never searches them.
+        match = "{" + " ".join(f'"{name}"' for name in searchable) + "} : (" + match + ")"
         fts = quote(collection.fts_table)
         source = f"{table} JOIN {fts} ON {fts}.rowid = {table}.id"
         where.insert(0, f"{fts} MATCH ?")
         args.insert(0, match)
-        order = [f"{fts}.rank", f"{table}.id ASC"] if not ordering else build_ordering(collection, ordering)
+        order = [f"{fts}.rank", f"{table}.id ASC"] if not ordering else build_ordering(collection, ordering, hidden)
     else:
-        order = build_ordering(collection, ordering)
+        order = build_ordering(collection, ordering, hidden)
     return source, where, args, order
 
 
@@ -277,7 +294,11 @@ def list_records(collection: CollectionDef | str, actor: Any, params: Mapping[st
             [*args, page_size, (page - 1) * page_size],
         )
         columns = [d[0] for d in cursor.description]
-        items = [serialize_record(collection, row_to_values(collection, columns, row)) for row in cursor.fetchall()]
+        rules = field_rules(collection, actor)
+        items = [
+            serialize_record(collection, row_to_values(collection, columns, row), rules=rules)
+            for row in cursor.fetchall()
+        ]
     return {
         "items": items,
         "page": page,

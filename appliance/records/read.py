@@ -1,5 +1,6 @@
 """Reading records: a table row as values, one record by id with its permission check, and a record
-as the API shows it (file values as name, size, type and download URL, never the digest)."""
+as the API shows it (file values as name, size, type and download URL, never the digest; without the
+fields hidden from the caller, see :func:`appliance.collections.access.field_rules`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from urllib.parse import quote as url_quote
 
 from appliance.actors import ActorLike
-from appliance.collections.access import get_visible_collection, require_access
+from appliance.collections.access import FieldRules, field_rules, get_visible_collection, require_access
 from appliance.collections.definitions import CollectionDef
 from appliance.collections.fields import SYSTEM_FIELDS, from_column
 from appliance.collections.schema import quote
@@ -43,10 +44,23 @@ def file_url(collection: str, record_id: int, field_name: str, filename: str) ->
     return f"/api/files/{collection}/{record_id}/{field_name}/{url_quote(filename, safe='')}"
 
 
-def serialize_record(collection: CollectionDef, values: Mapping[str, Any]) -> dict[str, Any]:
-    """A record as the API answers it: system fields, then each field in order (files as name/size/type/url)."""
+def serialize_record(
+    collection: CollectionDef,
+    values: Mapping[str, Any],
+    actor: ActorLike | None = None,
+    *,
+    rules: FieldRules | None = None,
+) -> dict[str, Any]:
+    """A record as the API answers it: system fields, then each field in order (files as name/size/type/url).
+
+    Without ``actor`` every field is shown (internal callers: events, webhooks' payloads); with it, the
+    fields hidden from ``actor`` are left out. ``rules`` (``field_rules(collection, actor)``, computed once
+    by a caller serializing many records) stands in for ``actor``.
+    """
+    if rules is None:
+        rules = field_rules(collection, actor)
     out = {name: values.get(name) for name in SYSTEM_FIELDS}
-    for spec in collection.fields:
+    for spec in rules.visible(collection.fields):
         value = values.get(spec.name)
         if spec.type == "file" and value is not None:
             value = public_file_value(value, file_url(collection.name, values["id"], spec.name, value.get("name", "")))
@@ -72,7 +86,7 @@ def load_record(collection: CollectionDef, record_id: int, actor: ActorLike) -> 
 def get_record(collection_name: str, record_id: int, actor: ActorLike) -> dict[str, Any]:
     """One record as the API shows it. Raises :class:`NotFound` or :class:`PermissionDenied`."""
     collection = get_visible_collection(collection_name, actor)
-    return serialize_record(collection, load_record(collection, record_id, actor))
+    return serialize_record(collection, load_record(collection, record_id, actor), actor)
 
 
 def get_record_file(
@@ -85,7 +99,8 @@ def get_record_file(
     collection = get_visible_collection(collection_name, actor)
     spec = collection.field(field_name)
     values = load_record(collection, record_id, actor)
-    value: dict[str, Any] | None = values.get(field_name) if spec is not None and spec.type == "file" else None
+    shown = spec is not None and spec.type == "file" and spec.name not in field_rules(collection, actor).hidden
+    value: dict[str, Any] | None = values.get(field_name) if shown else None
     if not value or value.get("name") != filename:
         raise NotFound("No such file.")
     return value

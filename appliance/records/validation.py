@@ -14,6 +14,11 @@ one write lock) only does what must be atomic:
 
 :func:`validate_record` runs both, for callers that need no split. Nothing
 is written here. Messages never name a collection the actor may not see.
+
+The field rules of the actor's role (:func:`appliance.collections.access.field_rules`)
+apply here, for every write: a value (or an upload) for a read-only field is
+:class:`PermissionDenied` (403) naming the field, and a hidden field is
+unknown to the actor, as a field that does not exist ("Unknown field.").
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from appliance.collections.access import access_scope
+from appliance.collections.access import access_scope, field_rules
 from appliance.collections.definitions import CollectionDef, get_collection
 from appliance.collections.fields import SYSTEM_FIELDS, coerce_value, to_column
 from appliance.collections.schema import quote
 from appliance.collections.values import FieldError
-from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from appliance.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
 from appliance.storage.db import database
 
 REQUIRED = "This field is required."
@@ -39,21 +44,24 @@ def clean_values(
     existing: Mapping[str, Any] | None = None,
     form: bool = False,
     file_fields: Iterable[str] = (),
+    unknown: Iterable[str] = (),
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The submitted values in stored form, and the field errors; no database access.
 
     For a new record (``existing`` is ``None``) missing fields take their
     default; for a change only the submitted fields are returned. Unknown,
-    system and computed fields are errors. ``file_fields`` names the file
-    fields that get an upload alongside (they count as given for ``required``).
+    system and computed fields are errors, and so are the fields named in
+    ``unknown`` (hidden from the writer: told apart from no field). ``file_fields``
+    names the file fields that get an upload alongside (they count as given for ``required``).
     """
     if not isinstance(values, Mapping):
         raise BadRequest("Send the record as a JSON object of field values.")
     errors: dict[str, str] = {}
     cleaned: dict[str, Any] = {}
     uploading = set(file_fields)
+    hidden = set(unknown)
     for key in values:
-        spec = collection.field(key) if isinstance(key, str) else None
+        spec = collection.field(key) if isinstance(key, str) and key not in hidden else None
         if spec is None:
             errors[str(key)[:60]] = "This field is read-only." if key in SYSTEM_FIELDS else "Unknown field."
         elif spec.read_only:
@@ -140,9 +148,29 @@ def check_record(
     """``values`` checked and converted, outside any write transaction; raises :class:`ValidationFailed`.
 
     Returns the values to write (stored form, defaults applied for a new
-    record). Reads the relation targets but takes no write lock.
+    record). Reads the relation targets but takes no write lock. Raises
+    :class:`PermissionDenied` naming the read-only fields (for ``actor``) given a value or an upload.
     """
-    cleaned, errors = clean_values(collection, values, existing=existing, form=form, file_fields=file_fields)
+    rules = field_rules(collection, actor)
+    file_fields = list(file_fields)
+    given = [k for k in (*values, *file_fields) if isinstance(k, str)] if isinstance(values, Mapping) else []
+    refused = [spec.name for spec in collection.fields if spec.name in rules.read_only and spec.name in given]
+    if refused:
+        names = ", ".join(repr(n) for n in refused)
+        raise PermissionDenied(
+            f"You may not set {names}: read-only for you.",
+            fields={n: "This field is read-only for you." for n in refused},
+        )
+    hidden_uploads = [n for n in file_fields if n in rules.hidden]
+    cleaned, errors = clean_values(
+        collection,
+        values,
+        existing=existing,
+        form=form,
+        file_fields=[n for n in file_fields if n not in rules.hidden],
+        unknown=rules.hidden,
+    )
+    errors.update({n: "Unknown field." for n in hidden_uploads})
     errors.update({k: v for k, v in relation_errors(collection, cleaned, actor).items() if k not in errors})
     if errors:
         raise ValidationFailed(errors)

@@ -25,13 +25,14 @@ from typing import Any
 import peewee
 
 from appliance.actors import ActorLike, is_admin
-from appliance.collections.access import get_visible_collection, require_access
+from appliance.collections.access import field_rules, get_visible_collection, require_access
 from appliance.collections.definitions import CollectionDef
 from appliance.collections.fields import SYSTEM_FIELDS, to_column
 from appliance.collections.formulas import FormulaLimit, compute_formula
 from appliance.collections.schema import quote
 from appliance.collections.values import now_text
 from appliance.errors import Conflict, NotFound, ValidationFailed
+from appliance.records.events import CREATED, UPDATED, emit_record_event
 from appliance.records.files import Upload, store_checked
 from appliance.records.history import field_changes, get_version, record_change_event, write_version
 from appliance.records.read import check_record_scope, fetch_values, load_record, serialize_record
@@ -148,10 +149,11 @@ def create_record(
             changes = field_changes(collection, {}, saved)
             write_version(collection.name, record_id, "create", actor, saved, changes)
             record_change_event("record.created", collection, record_id, actor, changes, address)
+            emit_record_event(CREATED, collection, record_id, actor, saved)
     except BaseException:
         remove_unreferenced(files_dir, created)
         raise
-    return serialize_record(collection, saved)
+    return serialize_record(collection, saved, actor)
 
 
 def update_record(
@@ -200,7 +202,7 @@ def update_record(
         remove_unreferenced(files_dir, created)
         raise
     remove_unreferenced(files_dir, released)
-    return serialize_record(collection, saved)
+    return serialize_record(collection, saved, actor)
 
 
 def _apply_update(
@@ -235,6 +237,7 @@ def _apply_update(
             changes,
             address,
         )
+        emit_record_event(UPDATED, collection, record_id, actor, saved, before)
     return released
 
 
@@ -252,7 +255,11 @@ def restore_version(
     A live record needs update permission (own records only, when so
     limited); a deleted record may be restored by admins only, with its id.
     Fields added since take their current value (or default), fields removed
-    since are ignored; a file whose content is gone comes back empty.
+    since are ignored; a version's file comes back with it (stored files stay while any version refers
+    to them, see :mod:`appliance.storage.blobs`); one whose content is gone leaves the field as it is.
+    The fields ``actor`` may not set (hidden from it or read-only for it, see
+    :func:`~appliance.collections.access.field_rules`) keep their current values:
+    a restore never writes what the actor could not write directly.
     Raises :class:`NotFound`, :class:`PermissionDenied`,
     :class:`ValidationFailed` or :class:`Conflict` (a unique value taken since,
     or the record deleted or brought back by someone else meanwhile).
@@ -262,15 +269,18 @@ def restore_version(
     snapshot = json.loads(snapshot_row.data)
     values: dict[str, Any] = {}
     files: dict[str, Any] = {}
+    unwritable = field_rules(collection, actor).unwritable
     for spec in collection.fields:
-        if spec.read_only or spec.name not in snapshot:
+        if spec.read_only or spec.name not in snapshot or spec.name in unwritable:
             continue
         if spec.type == "file":
             value = snapshot[spec.name]
             present = (
                 isinstance(value, dict) and files_dir is not None and blob_path(files_dir, value["sha256"]).exists()
             )
-            files[spec.name] = value if present else None
+            if present or value is None:
+                files[spec.name] = value
+            # else: its content is gone (removed by an older version); the field keeps what it holds now
         else:
             values[spec.name] = snapshot[spec.name]
     # Checked and computed before the write lock is taken; the transaction re-checks what must be atomic.
@@ -313,6 +323,7 @@ def restore_version(
             changes = field_changes(collection, {}, saved)
             write_version(collection.name, record_id, "restore", actor, saved, changes)
             record_change_event("record.restored", collection, record_id, actor, changes, address)
+            emit_record_event(CREATED, collection, record_id, actor, saved)  # a deleted record comes back
         else:
             scope = require_access(collection, actor, "update")
             check_record_scope(scope, current, actor, "change")
@@ -321,4 +332,4 @@ def restore_version(
             released = _apply_update(collection, record_id, current, cleaned, computed, actor, "restore", address)
             saved = fetch_values(collection, record_id) or {}
     remove_unreferenced(files_dir, released)
-    return serialize_record(collection, saved)
+    return serialize_record(collection, saved, actor)

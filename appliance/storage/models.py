@@ -75,6 +75,11 @@ class ApiToken(BaseModel):
     created_at = peewee.DateTimeField()
     expires_at = peewee.DateTimeField()
     last_used_at = peewee.DateTimeField(null=True)
+    # MCP options (migration 0009): JSON lists, null meaning "all its scope and user allow".
+    mcp = peewee.BooleanField(default=False)
+    mcp_tools = peewee.TextField(null=True)
+    mcp_collections = peewee.TextField(null=True)
+    mcp_approval = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "api_token"
@@ -153,6 +158,7 @@ class RecordVersion(BaseModel):
     at = peewee.DateTimeField(default=utcnow)
     data = peewee.TextField()
     changes = peewee.TextField(default="{}")
+    details = peewee.TextField(null=True)  # JSON, e.g. {"via": "mcp", "token": 7} (migration 0009)
 
     class Meta:
         table_name = "record_version"
@@ -204,3 +210,230 @@ class Alert(BaseModel):
 
     class Meta:
         table_name = "alert"
+
+
+class OutboxEvent(BaseModel):
+    """One record change, written in the change's own transaction (see :mod:`appliance.records.events`)."""
+
+    id = peewee.AutoField()
+    event_id = peewee.CharField(max_length=40, unique=True)
+    type = peewee.CharField(max_length=40)
+    collection = peewee.CharField(max_length=50)
+    record_id = peewee.IntegerField()
+    data = peewee.TextField()
+    actor_id = peewee.IntegerField(null=True)
+    actor = peewee.CharField(max_length=320, default="")
+    at = peewee.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "outbox_event"
+
+
+class PendingWrite(BaseModel):
+    """An AI agent's write held for an admin's approval (a token created "writes need approval")."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    token_id = peewee.IntegerField(index=True)  # not a foreign key: the row outlives a revoked token
+    token_name = peewee.CharField(max_length=100, default="")
+    user_id = peewee.IntegerField()
+    user_email = peewee.CharField(max_length=320, default="")
+    client = peewee.CharField(max_length=200, null=True)
+    tool = peewee.CharField(max_length=40)  # create_record, update_record or delete_record
+    collection = peewee.CharField(max_length=50, default="")
+    arguments = peewee.TextField()  # JSON, exactly as the agent sent them
+    status = peewee.CharField(max_length=20, index=True)  # pending, applied, rejected, failed
+    result = peewee.TextField(null=True)  # JSON
+    error = peewee.TextField(null=True)  # JSON {"code", "message", "fields"?}
+    created_at = peewee.DateTimeField(index=True)
+    decided_at = peewee.DateTimeField(null=True)
+    decided_by_id = peewee.IntegerField(null=True)
+    decided_by = peewee.CharField(max_length=320, null=True)
+
+    class Meta:
+        table_name = "mcp_pending_write"
+
+
+class UserTotp(BaseModel):
+    """A user's TOTP two-factor: the secret (encrypted), when it was confirmed (``None``: being set up)
+    and the last time step a code was accepted for (a code is never accepted twice)."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    user = peewee.ForeignKeyField(User, backref="totp", on_delete="CASCADE", unique=True)
+    secret = peewee.CharField(max_length=400)
+    created_at = peewee.DateTimeField()
+    confirmed_at = peewee.DateTimeField(null=True)
+    last_step = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "user_totp"
+
+
+class RecoveryCode(BaseModel):
+    """One of a user's two-factor recovery codes: only a keyed digest is stored; each works once."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    user = peewee.ForeignKeyField(User, backref="recovery_codes", on_delete="CASCADE")
+    digest = peewee.CharField(max_length=64, unique=True)
+    created_at = peewee.DateTimeField()
+    used_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "recovery_code"
+
+
+class AccountLink(BaseModel):
+    """A one-time link to an account: an invitation (``invite``) or a password reset (``reset``).
+    Only the SHA-256 digest of its secret is stored."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    kind = peewee.CharField(max_length=10)
+    digest = peewee.CharField(max_length=64, unique=True)
+    user = peewee.ForeignKeyField(User, backref="account_links", on_delete="CASCADE")
+    user_id: int  # the foreign key's raw value, which peewee provides; declared for type checkers
+    created_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField()
+    used_at = peewee.DateTimeField(null=True)
+    voided_at = peewee.DateTimeField(null=True)  # replaced by a newer link, or the user was disabled
+
+    class Meta:
+        table_name = "account_link"
+
+
+class LinkRequest(BaseModel):
+    """One "forgot password" request, by typed email (``email``) or client address (``address``)."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    kind = peewee.CharField(max_length=10)
+    key = peewee.CharField(max_length=320)
+    at = peewee.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "link_request"
+
+
+class McpCall(BaseModel):
+    """One MCP tool call of a token, counted for its per-minute and per-day limits."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    token_id = peewee.IntegerField()
+    at = peewee.DateTimeField()
+    write = peewee.BooleanField(default=False)
+
+    class Meta:
+        table_name = "mcp_call"
+
+
+class McpConfirmation(BaseModel):
+    """A one-time ``delete_record`` confirm handle (its digest), bound to a token and the call's arguments."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    digest = peewee.CharField(max_length=64, unique=True)
+    token_id = peewee.IntegerField()
+    arguments = peewee.CharField(max_length=64)
+    created_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "mcp_confirmation"
+
+
+class Webhook(BaseModel):
+    """A receiver of signed record events (see :mod:`appliance.webhooks`)."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    url = peewee.CharField(max_length=2000)
+    collection = peewee.CharField(max_length=50, index=True)
+    events = peewee.TextField(default="[]")  # JSON list of event types
+    description = peewee.CharField(max_length=200, default="")
+    secret = peewee.CharField(max_length=200)  # "whsec_" + base64; needed in clear to sign
+    active = peewee.BooleanField(default=True)
+    paused_reason = peewee.TextField(null=True)  # set when the webhook paused itself after failures
+    paused_at = peewee.DateTimeField(null=True)
+    consecutive_failures = peewee.IntegerField(default=0)
+    cursor = peewee.IntegerField(default=0)  # the last outbox event id this webhook has looked at
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    created_by = peewee.CharField(max_length=320, default="")
+
+    class Meta:
+        table_name = "webhook"
+
+
+class WebhookDelivery(BaseModel):
+    """One event sent (or to be sent) to one webhook, with how its last attempt went."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    webhook = peewee.ForeignKeyField(Webhook, on_delete="CASCADE", index=True)
+    webhook_id: int  # the foreign key's raw value, which peewee provides; declared for type checkers
+    event = peewee.IntegerField()  # the outbox_event id (not a foreign key: events may be pruned)
+    message_id = peewee.CharField(max_length=80, unique=True)  # the webhook-id header, stable across tries
+    type = peewee.CharField(max_length=40)
+    body = peewee.TextField()  # the exact JSON sent, fixed when the delivery is made
+    status = peewee.CharField(max_length=20, index=True)  # pending, delivered, failed
+    attempts = peewee.IntegerField(default=0)
+    round_attempts = peewee.IntegerField(default=0)  # tries since it was made or last replayed
+    next_attempt_at = peewee.DateTimeField(null=True, index=True)
+    last_attempt_at = peewee.DateTimeField(null=True)
+    last_status_code = peewee.IntegerField(null=True)
+    last_error = peewee.TextField(null=True)
+    last_response = peewee.TextField(null=True)  # the first bytes of the answer
+    last_duration_ms = peewee.IntegerField(null=True)
+    created_at = peewee.DateTimeField(index=True)
+    delivered_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "webhook_delivery"
+
+
+class Rule(BaseModel):
+    """An automation rule: on record events of a collection, or every day at a time, do its actions
+    (see :mod:`appliance.automations`). ``events``, ``changed_fields``, ``filter`` and ``actions`` are JSON."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    name = peewee.CharField(max_length=60, unique=True)
+    collection = peewee.CharField(max_length=50, index=True)
+    active = peewee.BooleanField(default=True)
+    events = peewee.TextField(default="[]")
+    changed_fields = peewee.TextField(default="[]")
+    daily_at = peewee.CharField(max_length=5, null=True)  # "HH:MM", local time, for a time rule
+    conditions = peewee.TextField(default="{}")  # the filter, FIELD__OP: value
+    actions = peewee.TextField(default="[]")
+    since_event = peewee.IntegerField(default=0)  # the rule handles outbox events after this one
+    last_daily_on = peewee.CharField(max_length=10, null=True)
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    created_by = peewee.CharField(max_length=320, default="")
+
+    class Meta:
+        table_name = "rule"
+
+
+class RuleRun(BaseModel):
+    """One run of a rule on one record: when, why, what each action did (JSON), the error if any."""
+
+    id = peewee.AutoField()  # what peewee adds by itself, declared so type checkers know it
+    rule_id = peewee.IntegerField()
+    rule_name = peewee.CharField(max_length=60)
+    at = peewee.DateTimeField(index=True)
+    trigger = peewee.CharField(max_length=20)  # record.created, record.updated, record.deleted or daily
+    event_id = peewee.CharField(max_length=40, null=True)
+    collection = peewee.CharField(max_length=50)
+    record_id = peewee.IntegerField(null=True)
+    outcome = peewee.CharField(max_length=20)  # ok, failed, skipped
+    actions = peewee.TextField(default="[]")
+    error = peewee.TextField(null=True)
+    mails_sent = peewee.IntegerField(default=0)
+    depth = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "rule_run"
+
+
+class RuleCursor(BaseModel):
+    """The id of the last outbox event the rules handled."""
+
+    name = peewee.CharField(primary_key=True, max_length=40)
+    last_event_id = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "rule_cursor"

@@ -4,6 +4,11 @@ Every row goes through the one validation of :mod:`appliance.records.validation`
 (types, required, choices, relations), plus uniqueness within the file and
 against the table, and gets its computed fields. Any bad row stops the
 import, with every bad row named (up to :data:`MAX_BAD_ROWS`); nothing is written.
+
+The importer's field rules (:func:`appliance.collections.access.field_rules`)
+apply to the columns: one that fills a field read-only for it is refused
+(:class:`PermissionDenied`, naming the column and the field), and a field
+hidden from it is, to the import, no field at all.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from appliance.actors import ActorLike
+from appliance.collections.access import FieldRules, field_rules
 from appliance.collections.definitions import CollectionDef
 from appliance.collections.fields import SYSTEM_FIELDS, to_column
 from appliance.collections.schema import quote
-from appliance.errors import ValidationFailed
+from appliance.errors import PermissionDenied, ValidationFailed
 from appliance.records.csv.cells import unguard_formula
 from appliance.records.csv.reading import CsvTable, read_csv
 from appliance.records.validation import clean_values, relation_errors
@@ -34,20 +40,24 @@ Progress = Callable[[str, int, int], None]
 # --- mapping columns to fields ------------------------------------------------------------------
 
 
-def importable_fields(collection: CollectionDef) -> list[str]:
-    """The fields a CSV column can fill: all but computed and file fields."""
-    return [f.name for f in collection.fields if f.type not in ("computed", "file")]
+def importable_fields(collection: CollectionDef, actor: ActorLike | None = None) -> list[str]:
+    """The fields a CSV column can fill (for ``actor``): all but computed and file fields, and those
+    hidden from or read-only for ``actor``."""
+    unwritable = field_rules(collection, actor).unwritable
+    return [f.name for f in collection.fields if f.type not in ("computed", "file") and f.name not in unwritable]
 
 
-def suggest_mapping(collection: CollectionDef, header: list[str]) -> dict[str, str]:
+def suggest_mapping(collection: CollectionDef, header: list[str], rules: FieldRules | None = None) -> dict[str, str]:
     """For each column, the field it fills by default: the field of that name or label (any case), else ``""``.
 
     Columns an export writes but an import cannot fill (``id``, times,
-    computed and file fields) map to ``""`` (skipped).
+    computed and file fields, and fields ``rules`` make read-only) map to ``""``
+    (skipped); a field ``rules`` hide is matched by no column.
     """
+    unwritable = rules.unwritable if rules is not None else frozenset()
     by_key: dict[str, str] = {}
     for spec in collection.fields:
-        if spec.type in ("computed", "file"):
+        if spec.type in ("computed", "file") or spec.name in unwritable:
             continue
         by_key.setdefault(spec.name.lower(), spec.name)
         if spec.label:
@@ -55,28 +65,57 @@ def suggest_mapping(collection: CollectionDef, header: list[str]) -> dict[str, s
     return {column: by_key.get(column.lower(), "") for column in header}
 
 
-def _ignorable(collection: CollectionDef, column: str) -> bool:
+def _ignorable(collection: CollectionDef, column: str, rules: FieldRules) -> bool:
     """Columns an export of this collection writes that an import leaves alone."""
-    spec = collection.field(column)
+    spec = collection.field(column) if column not in rules.hidden else None
     return column in SYSTEM_FIELDS or (spec is not None and spec.type in ("computed", "file")) or column == ""
 
 
-def check_mapping(collection: CollectionDef, header: list[str], mapping: Mapping[str, str] | None) -> dict[int, str]:
+def _refuse_read_only(
+    collection: CollectionDef, header: list[str], chosen: Mapping[str, str], rules: FieldRules, *, by_name: bool
+) -> None:
+    """:class:`PermissionDenied` naming the first column that fills (or, ``by_name``, is named after) a
+    read-only field."""
+    for column in header:
+        target = (chosen.get(column) or "").strip()
+        if not target and by_name:
+            spec = collection.field(column) or next((f for f in collection.fields if f.label == column), None)
+            target = spec.name if spec is not None else ""
+        if target in rules.read_only:
+            raise PermissionDenied(
+                f"Column {column!r} fills the field {target!r}, which is read-only for you; "
+                "remove the column or skip it.",
+                fields={"mapping": f"The field {target!r} is read-only for you."},
+            )
+
+
+def check_mapping(
+    collection: CollectionDef,
+    header: list[str],
+    mapping: Mapping[str, str] | None,
+    actor: ActorLike | None = None,
+) -> dict[int, str]:
     """Which field each column position fills, from ``mapping`` (column name to field name, ``""`` skips).
 
     Without a mapping the suggested one is used, and a column that matches no
     field (and is not one an export writes, like ``id``) is refused rather
     than dropped unseen. Raises :class:`ValidationFailed` (key ``mapping``)
-    for an unknown or read-only field, a field filled twice, or no column used.
+    for an unknown or computed field (a field hidden from ``actor`` is unknown), a field filled
+    twice, or no column used; :class:`PermissionDenied` for a column that fills a field read-only
+    for ``actor`` (mapped to it, or without a mapping named after it).
     """
     errors: dict[str, str] = {}
-    chosen = dict(mapping) if mapping is not None else suggest_mapping(collection, header)
+    rules = field_rules(collection, actor)
+    chosen = dict(mapping) if mapping is not None else suggest_mapping(collection, header, rules)
     if mapping is None:
-        unknown = [c for c in header if not chosen.get(c) and not _ignorable(collection, c)]
+        _refuse_read_only(collection, header, chosen, rules, by_name=True)
+        unknown = [c for c in header if not chosen.get(c) and not _ignorable(collection, c, rules)]
         if unknown:
             names = ", ".join(repr(c) for c in unknown[:10])
             errors["mapping"] = f"These columns match no field: {names}. Rename them after the fields, or remove them."
-    writable = set(importable_fields(collection))
+    else:
+        _refuse_read_only(collection, header, chosen, rules, by_name=False)
+    writable = set(importable_fields(collection, actor))
     positions: dict[int, str] = {}
     used: dict[str, str] = {}
     for position, column in enumerate(header):
@@ -99,17 +138,22 @@ def check_mapping(collection: CollectionDef, header: list[str], mapping: Mapping
 
 
 def preview_csv(
-    collection: CollectionDef, data: bytes | str, rows: int = PREVIEW_ROWS, *, max_rows: int | None = None
+    collection: CollectionDef,
+    data: bytes | str,
+    rows: int = PREVIEW_ROWS,
+    *,
+    max_rows: int | None = None,
+    actor: ActorLike | None = None,
 ) -> dict[str, Any]:
-    """What the import page shows before importing: header, first rows, row count, suggested mapping.
-    Raises as :func:`read_csv` (a file over ``max_rows`` included)."""
+    """What the import page shows before importing: header, first rows, row count, suggested mapping
+    (for ``actor``: no field it may not set). Raises as :func:`read_csv` (a file over ``max_rows`` included)."""
     table = read_csv(data, max_rows=max_rows)
     return {
         "header": table.header,
         "rows": [{"line": line, "cells": cells} for line, cells in table.rows[:rows]],
         "total_rows": len(table.rows),
         "delimiter": table.delimiter,
-        "mapping": suggest_mapping(collection, table.header),
+        "mapping": suggest_mapping(collection, table.header, field_rules(collection, actor)),
     }
 
 

@@ -1,5 +1,6 @@
 """Exporting a collection as CSV: every record the listing's filters select, streamed a few hundred rows
-at a time, text cells guarded against spreadsheet formulas."""
+at a time, text cells guarded against spreadsheet formulas; the fields hidden from the caller are not
+exported (nor filtered, ordered or searched by)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from appliance.actors import ActorLike
-from appliance.collections.access import get_visible_collection, require_access
+from appliance.collections.access import field_rules, get_visible_collection, require_access
 from appliance.collections.definitions import CollectionDef
 from appliance.collections.fields import SYSTEM_FIELDS, Field, from_column
 from appliance.collections.schema import quote
@@ -45,7 +46,7 @@ def export_csv(collection_name: str, actor: ActorLike, params: Mapping[str, Any]
 
     Filters, ``search`` and ``ordering`` work as in the listing; ``page`` and
     ``page_size`` are ignored (every matching record is exported). The header
-    names the system fields then every field. Checks happen before the first
+    names the system fields then every field ``actor`` may see. Checks happen before the first
     piece is returned: raises :class:`NotFound`, :class:`PermissionDenied`,
     :class:`BadRequest` (bad filter) at the call. Rows are read from the
     database a few hundred at a time, never all at once.
@@ -57,7 +58,7 @@ def export_csv(collection_name: str, actor: ActorLike, params: Mapping[str, Any]
     table = quote(collection.table)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     sql = f"SELECT {table}.* FROM {source}{clause} ORDER BY {', '.join(order)}"
-    header = [*SYSTEM_FIELDS, *(f.name for f in collection.fields)]
+    header = [*SYSTEM_FIELDS, *(f.name for f in field_rules(collection, actor).visible(collection.fields))]
     return _export_rows(collection, sql, args, header)
 
 

@@ -52,7 +52,7 @@ def save_import_upload(
     """
     collection = get_visible_collection(collection_name, actor)
     require_access(collection, actor, "create")
-    preview = preview_csv(collection, data, max_rows=max_rows)
+    preview = preview_csv(collection, data, max_rows=max_rows, actor=actor)
     if not preview["total_rows"]:
         raise BadRequest("The file has a header but no rows to import.")
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def start_import_job(jobs_dir: Path, job_id: str, mapping: Mapping[str, str], ac
     collection = get_visible_collection(job["collection"], actor)
     require_access(collection, actor, "create")
     job["mapping"] = {c: (mapping.get(c) or "") for c in job["preview"]["header"]}
-    check_mapping(collection, job["preview"]["header"], job["mapping"])
+    check_mapping(collection, job["preview"]["header"], job["mapping"], actor)
     job.update(state="running", phase="checking", done=0, error=None, pid=os.getpid(), updated_at=time.time())
     write_job(jobs_dir, job)
     return job
