@@ -122,6 +122,23 @@ def keyed_alerts_from_status(status: dict, now: dt.datetime | None = None) -> li
     free = disk.get("free_bytes")
     if free is not None and free < 500 * 1024 * 1024:
         alerts.append(("disk-low", f"Only {format_bytes(free)} of disk space is left for the appliance's home."))
+    hooks = status.get("webhooks") or {}
+    for paused in hooks.get("paused") or []:
+        alerts.append(
+            (
+                f"webhook-paused:{paused.get('id')}:{paused.get('paused_at')}",
+                f"Webhook {paused.get('id')} ({paused.get('url')}) paused itself after repeated failures; "
+                "turn it back on at /admin/webhooks.",
+            )
+        )
+    failed = hooks.get("failed_deliveries") or 0
+    if failed:
+        alerts.append(
+            (
+                "webhook-failed-deliveries",
+                f"{failed} webhook deliver{'y' if failed == 1 else 'ies'} failed; replay them at /admin/webhooks.",
+            )
+        )
     return alerts
 
 
@@ -200,6 +217,7 @@ class DashboardTab(QWidget):
             ("last_backup", "Last backup"),
             ("restore_drill", "Last restore drill"),
             ("next_job", "Next scheduled job"),
+            ("last_prune", "Last prune"),
         ]
         for index, (key, title) in enumerate(rows):
             value = QLabel(NOT_AVAILABLE)
@@ -294,6 +312,12 @@ class DashboardTab(QWidget):
             verified = {True: "verified", False: "NOT verified", None: "not checked"}[last.get("verified")]
             self.figures["last_backup"].setText(f"{describe_age(last.get('created_at'))}, {verified}")
         self._show_drill(status.get("last_restore_drill"), reported="last_restore_drill" in status)
+        prune = status.get("last_prune")
+        if isinstance(prune, dict):
+            self.figures["last_prune"].setText(f"{describe_age(prune.get('at'))}: {prune.get('message')}")
+            self.figures["last_prune"].setToolTip(str(prune.get("message")))
+        else:
+            self.figures["last_prune"].setText("none yet" if "last_prune" in status else NOT_AVAILABLE)
         job = next_job_of(status)
         if job is None:
             self.figures["next_job"].setText(NOT_AVAILABLE)

@@ -30,9 +30,12 @@ from appliance.config.schedules import parse_schedule
 from appliance.errors import Busy
 from appliance.jobs.alerts import raise_alert
 from appliance.jobs.definitions import current_settings, ensure_jobs, job_specs, record_run
+from appliance.jobs.rules_service import RuleRunner
 from appliance.jobs.runner import mark_interrupted_runs, run_job
+from appliance.jobs.webhook_service import webhook_dispatcher
 from appliance.storage.db import database
 from appliance.storage.models import Job, JobRun
+from appliance.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("appliance.scheduler")
 
@@ -298,6 +301,7 @@ class JobScheduler:
             log.exception("could not record the missed run of %s", event.job_id)
 
 
-def server_services(instance: Instance) -> list[JobScheduler]:
-    """The services the server's parent process runs beside its workers: the job scheduler."""
-    return [JobScheduler(instance)]
+def server_services(instance: Instance) -> list[JobScheduler | WebhookDispatcher | RuleRunner]:
+    """The services the server's parent process runs beside its workers: the job scheduler, the
+    webhook dispatcher and the automation rules."""
+    return [JobScheduler(instance), webhook_dispatcher(instance), RuleRunner(instance)]
