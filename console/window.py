@@ -9,6 +9,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QSystemTrayIcon, QTabWidget, QWidget
 
 from appliance.config.home import Paths
+from console.agents_tab import AgentsTab
 from console.backups_tab import BackupsTab
 from console.client import ServerClient, StatusPoller
 from console.dashboard import DashboardTab, keyed_alerts_from_status
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self.users = UsersTab(paths, self.client, self.supervisor)
         self.backups = BackupsTab(paths, self.client, self.supervisor)
         self.jobs = JobsTab(paths, self.client, self.supervisor)
+        self.agents = AgentsTab(paths, self.client, self.supervisor)
         self.settings = SettingsTab(paths, self.supervisor)
         self.tabs = QTabWidget()
         for widget, title in (
@@ -76,6 +78,7 @@ class MainWindow(QMainWindow):
             (self.users, "Users"),
             (self.backups, "Backups"),
             (self.jobs, "Jobs"),
+            (self.agents, "AI agents"),
             (self.settings, "Settings"),
         ):
             self.tabs.addTab(widget, title)
@@ -145,7 +148,7 @@ class MainWindow(QMainWindow):
             self.offline_timer.start()
         else:
             self.offline_timer.stop()
-        for tab in (self.users, self.backups, self.jobs):
+        for tab in (self.users, self.backups, self.jobs, self.agents):
             tab.on_server_state_changed(state)
 
     def on_offline_timer(self) -> None:
@@ -185,14 +188,14 @@ class MainWindow(QMainWindow):
         """The database is about to be swapped: offline reads wait, and the server cannot be started."""
         self.dashboard.set_restore_running(True)
         self.tray.start_action.setEnabled(False)
-        for tab in (self.users, self.jobs):
+        for tab in (self.users, self.jobs, self.agents):
             tab.hold(True)
 
     def on_restore_finished(self, _result: object) -> None:
         """The users and jobs now shown may be those from before the restore: read them again."""
         self.dashboard.set_restore_running(False)
         self.tray.set_state(self.supervisor.state)
-        for tab in (self.users, self.jobs):
+        for tab in (self.users, self.jobs, self.agents):
             tab.refresh()  # while still held: it waits, and runs once below (not twice)
             tab.hold(False)
 

@@ -16,6 +16,7 @@ import click
 
 from appliance.accounts import passwords
 from appliance.accounts.tokens import create_token, list_tokens, revoke_token, serialize_token
+from appliance.accounts.totp import reset_totp
 from appliance.accounts.user_changes import create_user, disable_user, enable_user, set_password, unlock_user
 from appliance.accounts.users import get_user_by_email, list_users, serialize_user
 from appliance.cli.common import command, current_home, current_instance, json_option, migrated_database, print_json
@@ -51,7 +52,7 @@ def _fields_message(exc: ValidationFailed) -> str:
 
 @click.group("users")
 def users_group() -> None:
-    """Add, list, disable, enable and unlock users; set their passwords."""
+    """Add, list, disable, enable and unlock users; set their passwords; reset their two-factor sign-in."""
 
 
 @command(users_group, "create")
@@ -144,6 +145,20 @@ def users_unlock(email: str, as_json: bool) -> None:
         click.echo(f"unlocked {user.email}; they may sign in again")
 
 
+@command(users_group, "reset-2fa")
+@click.argument("email")
+@json_option
+def users_reset_2fa(email: str, as_json: bool) -> None:
+    """Turn a user's two-factor sign-in off (a lost phone without recovery codes); they set it up again."""
+    with _accounts_database():
+        user = reset_totp(get_user_by_email(email).id, actor=ACTOR)
+        body = {**serialize_user(user), "totp": False}
+    if as_json:
+        print_json(body)
+    else:
+        click.echo(f"two-factor sign-in of {user.email} is off; they sign in with their password and set it up again")
+
+
 @click.group("tokens")
 def tokens_group() -> None:
     """Create, list and revoke API tokens."""
@@ -154,14 +169,38 @@ def tokens_group() -> None:
 @click.option("--name", required=True, help="What the token is for, e.g. the script that uses it.")
 @click.option("--scope", type=click.Choice(["read", "write"]), default="write", show_default=True)
 @click.option("--expires-days", type=int, default=None, help="Days until it expires (default: the setting).")
+@click.option("--mcp", is_flag=True, help="Usable by AI agents at /mcp (and through 'appliance mcp').")
+@click.option("--collections", default=None, help="With --mcp: only these collections (comma-separated).")
+@click.option("--tools", default=None, help="With --mcp: only these tools (comma-separated).")
+@click.option("--approval", is_flag=True, help="With --mcp: the agent's writes wait for an admin's approval.")
 @json_option
-def tokens_create(email: str, name: str, scope: str, expires_days: int | None, as_json: bool) -> None:
+def tokens_create(
+    email: str,
+    name: str,
+    scope: str,
+    expires_days: int | None,
+    mcp: bool,
+    collections: str | None,
+    tools: str | None,
+    approval: bool,
+    as_json: bool,
+) -> None:
     """Print a new API token for the user; it is shown this once only."""
     with _accounts_database():
         days = expires_days if expires_days is not None else current_instance().settings.token_default_days
         user = get_user_by_email(email)
         try:
-            token, secret = create_token(user.id, name, scope=scope, expires_days=days, actor=ACTOR)
+            token, secret = create_token(
+                user.id,
+                name,
+                scope=scope,
+                expires_days=days,
+                mcp=mcp,
+                mcp_tools=tools,
+                mcp_collections=collections,
+                mcp_approval=approval,
+                actor=ACTOR,
+            )
         except ValidationFailed as exc:
             raise ValidationFailed(exc.fields, message=_fields_message(exc)) from None
         body = {**serialize_token(token), "token": secret}

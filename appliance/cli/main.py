@@ -18,6 +18,7 @@ from appliance.actors import ADMIN_ROLE, Actor
 from appliance.cli.accounts import first_admin_command, tokens_group, users_group
 from appliance.cli.common import command, current_home, current_instance, home_option, json_option, print_json
 from appliance.cli.doctor import run_checks
+from appliance.cli.mcp_stdio import mcp_command
 from appliance.cli.ops import backup_group, jobs_group
 from appliance.config.home import init_home, open_instance
 from appliance.errors import MigrationRequired
@@ -103,6 +104,7 @@ def doctor_command(as_json: bool) -> None:
 
 main.add_command(users_group)
 main.add_command(tokens_group)
+main.add_command(mcp_command)
 main.add_command(backup_group)
 main.add_command(jobs_group)
 
