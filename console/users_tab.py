@@ -1,5 +1,6 @@
-"""The users tab: list, add, change role, disable/enable, reset password (a one-time password shown once),
-sign out everywhere — through the API while the server runs, through the core while it is stopped."""
+"""The users tab: list (with two-factor and lock-outs), add, change role, disable/enable, reset password (a
+one-time password shown once), sign out everywhere, unlock a locked-out user, reset two-factor — through the
+API while the server runs, through the core while it is stopped."""
 
 from __future__ import annotations
 
@@ -62,7 +63,9 @@ class UsersTab(ServiceTab):
         self.users: list[dict[str, Any]] = []
         self.roles = list(ROLES)
         # The email column takes the spare width (the id column stays narrow).
-        self.table = item_table(["Email", "Name", "Role", "Active", "Created", "Id"], stretch_last=False)
+        self.table = item_table(
+            ["Email", "Name", "Role", "Active", "Created", "Id", "Two-factor", "Locked"], stretch_last=False
+        )
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         buttons, self.buttons = button_row(
             (
@@ -72,6 +75,8 @@ class UsersTab(ServiceTab):
                 ("active", "Disable / enable", self.on_active_clicked),
                 ("password", "Reset password", self.on_password_clicked),
                 ("sign_out", "Sign out everywhere", self.on_sign_out_clicked),
+                ("unlock", "Unlock", self.on_unlock_clicked),
+                ("reset_2fa", "Reset two-factor", self.on_reset_two_factor_clicked),
             )
         )
         layout = QVBoxLayout(self)
@@ -90,9 +95,10 @@ class UsersTab(ServiceTab):
 
         def offline(_instance: Any) -> tuple[list[dict], list[str]]:
             from appliance.accounts.roles import list_roles
-            from appliance.accounts.users import list_users, serialize_user
+            from appliance.accounts.two_factor_policy import serialize_users_for_admins
+            from appliance.accounts.users import list_users
 
-            return [serialize_user(u) for u in list_users()], [r.name for r in list_roles()]
+            return serialize_users_for_admins(list_users()), [r.name for r in list_roles()]
 
         self.perform(online, offline, self._show, deferrable=True)
 
@@ -107,6 +113,8 @@ class UsersTab(ServiceTab):
                 "yes" if u["active"] else "disabled",
                 local_time(u.get("created_at")),
                 u["id"],
+                "on" if u.get("totp") else "off",
+                "locked out" if u.get("locked") else "",
             ]
             for u in self.users
         ]
@@ -196,6 +204,42 @@ class UsersTab(ServiceTab):
 
         self.perform(online, offline, lambda u: f"{u['email']} was signed out everywhere.")
 
+    def unlock(self, user_id: int) -> None:
+        """Lift the user's sign-in lock-out (audited): the admin API while the server runs, the core while stopped."""
+
+        def online(client: ServerClient) -> dict:
+            return client.call("POST", f"/api/users/{user_id}/unlock", {})
+
+        def offline(_instance: Any) -> dict:
+            from appliance.accounts.user_changes import unlock_user
+            from appliance.accounts.users import serialize_user
+
+            return serialize_user(unlock_user(user_id, actor="console"))
+
+        def done(user: dict) -> str:
+            self.refresh()
+            return f"{user['email']} is unlocked and may sign in again."
+
+        self.perform(online, offline, done)
+
+    def reset_two_factor(self, user_id: int) -> None:
+        """Turn the user's two-factor off (a lost phone): they sign in with the password and set it up again."""
+
+        def online(client: ServerClient) -> dict:
+            return client.call("POST", f"/api/users/{user_id}/totp/reset", {})
+
+        def offline(_instance: Any) -> dict:
+            from appliance.accounts.totp import reset_totp
+
+            user = reset_totp(user_id, actor="console")
+            return {"id": user.id, "email": user.email, "totp": False}
+
+        def done(user: dict) -> str:
+            self.refresh()
+            return f"Two-factor sign-in of {user['email']} is off; they set it up again at their next sign-in."
+
+        self.perform(online, offline, done)
+
     def _show_password(self, email: str, password: str) -> None:
         """Show the password once, in a box that is not kept: it is never written anywhere."""
         self.one_time_password_shown.emit(email, password)
@@ -253,3 +297,20 @@ class UsersTab(ServiceTab):
         user = self._current()
         if user is not None:
             self.sign_out_everywhere(user["id"])
+
+    def on_unlock_clicked(self) -> None:
+        user = self._current()
+        if user is not None:
+            self.unlock(user["id"])
+
+    def on_reset_two_factor_clicked(self) -> None:
+        user = self._current()
+        if user is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Reset two-factor",
+            f"Turn off two-factor sign-in of {user['email']}? They sign in with their password alone and set it up again.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.reset_two_factor(user["id"])

@@ -22,6 +22,7 @@ from appliance.collections.definitions import (
     get_collection,
     update_collection,
 )
+from appliance.collections.field_rules import FIELD_RULE_KINDS, FIELD_RULES_KEY
 from appliance.collections.fields import parse_field
 from appliance.collections.types import FIELD_TYPES
 from appliance.collections.usage import field_value_counts, record_count
@@ -340,9 +341,23 @@ def remove_field(name: str, field: str):
     return redirect(url_for("admin_collections.show", name=name))
 
 
+def field_rules_from_form(form: Any, role_names: list[str], field_names: list[str]) -> dict[str, Any]:
+    """The field rules (``{"role": {"hidden": [...], "read_only": [...]}}``) of the permissions form's
+    field table: one select ``field-<role>-<field>`` per role and field, ``""`` (sees and changes it),
+    ``read_only`` or ``hidden``; any other value is passed on for the service to refuse."""
+    rules: dict[str, dict[str, list[str]]] = {}
+    for role in role_names:
+        for field_name in field_names:
+            choice = form.get(f"field-{role}-{field_name}", "")
+            if choice:
+                kind = choice if choice in FIELD_RULE_KINDS else choice[:40]
+                rules.setdefault(role, {}).setdefault(kind, []).append(field_name)
+    return rules
+
+
 @bp.post("/<name>/permissions")
 def change_permissions(name: str):
-    permissions: dict[str, list[str]] = {}
+    permissions: dict[str, Any] = {}
     for role in _roles():
         grants = []
         for action in ACTIONS:
@@ -355,6 +370,11 @@ def change_permissions(name: str):
                 grants.append(choice)  # the service refuses what it does not know
         if grants:
             permissions[role.name] = grants
+    rules = field_rules_from_form(
+        request.form, [r.name for r in _roles()], [f.name for f in get_collection(name).fields]
+    )
+    if rules:
+        permissions[FIELD_RULES_KEY] = rules
     try:
         _update(name, {"permissions": permissions})
     except _FORM_ERRORS as exc:

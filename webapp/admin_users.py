@@ -10,6 +10,7 @@ from flask_login import current_user
 from appliance.accounts import roles, tokens, user_changes, users
 from appliance.accounts.passwords import generate_password
 from appliance.accounts.throttle import locked_accounts
+from appliance.accounts.totp import reset_totp, totp_enabled, users_with_totp
 from appliance.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from appliance.storage.pagination import paginate, parse_paging
 from webapp.auth import admin_pages, client_address
@@ -52,6 +53,7 @@ def _list_page(status: int = 200, **context: Any):
     defaults = {
         "listing": listing,
         "locked": locked_accounts(user.email for user in listing["items"]),
+        "with_totp": users_with_totp(user.id for user in listing["items"]),
         "filters": {"search": args.get("search", ""), "role": args.get("role", ""), "state": args.get("state", "")},
         "role_options": _role_options(),
         "roles": roles.list_roles(),
@@ -134,6 +136,7 @@ def _user_page(user_id: int, status: int = 200, **context: Any):
     defaults = {
         "user": user,
         "tokens": list(tokens.list_tokens(user.id)),
+        "totp_on": totp_enabled(user.id),
         "role_options": _role_options(),
         "edit_values": {"email": user.email, "name": user.name, "role": user.role},
         "edit_errors": {},
@@ -190,15 +193,28 @@ def unlock_user(user_id: int):
     return redirect(url_for("admin_users.list_users"))
 
 
+@bp.post("/users/<int:user_id>/totp/reset")
+def reset_two_factor(user_id: int):
+    user = reset_totp(user_id, **_actor())
+    flash(
+        f"Two-factor sign-in of {user.email} is off; they sign in with their password and set it up again.", "success"
+    )
+    if request.form.get("back") == "user":
+        return redirect(url_for("admin_users.show_user", user_id=user_id))
+    return redirect(url_for("admin_users.list_users"))
+
+
 @bp.post("/users/<int:user_id>/password")
 def reset_password(user_id: int):
     try:
         generate = bool(request.form.get("generate"))
         password = _chosen_password(request.form, generate)
-        user = user_changes.set_password(user_id, password, must_change=True, **_actor())
+        revoke = request.form.get("revoke_tokens") == "yes"
+        user = user_changes.set_password(user_id, password, must_change=True, revoke_tokens=revoke, **_actor())
     except _FORM_ERRORS as exc:
         return _user_page(user_id, exc.status, password_errors=form_errors(exc))
-    flash(f"Password of {user.email} reset; they must choose a new one at their next sign-in.", "success")
+    kept = "their API tokens are revoked" if revoke else "their API tokens keep working"
+    flash(f"Password of {user.email} reset; they must choose a new one at their next sign-in; {kept}.", "success")
     if generate:
         keep_once("generated_password", {"user": user.id, "password": password})
     return redirect(url_for("admin_users.show_user", user_id=user_id))

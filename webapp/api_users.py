@@ -6,12 +6,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance.accounts import roles, tokens, user_changes, users
+from appliance.accounts import roles, tokens, totp, user_changes, users
 from appliance.accounts.sign_in import sign_in
+from appliance.accounts.two_factor_policy import serialize_users_for_admins
 from appliance.errors import BadRequest, PermissionDenied
 from appliance.storage.pagination import paginate, parse_paging
 from webapp.auth import client_address, current_principal, require_admin, require_write, throttle_rules
 from webapp.context import current_instance
+from webapp.pages_two_factor import secret_key
 
 bp = Blueprint("api_users", __name__, url_prefix="/api")
 
@@ -49,20 +51,52 @@ def _bool_arg(name: str) -> bool | None:
 
 @bp.post("/auth/token")
 def issue_token():
-    """Sign in with email and password; answer a new API token (201). Throttled like the sign-in page."""
+    """Sign in with email and password (and ``otp`` when two-factor is on); answer a new API token (201).
+    Throttled like the sign-in page: a wrong code counts like a wrong password."""
     data = json_body()
-    _only(data, ("email", "password", "name", "scope", "expires_days"))
+    _only(
+        data,
+        (
+            "email",
+            "password",
+            "otp",
+            "name",
+            "scope",
+            "expires_days",
+            "mcp",
+            "mcp_tools",
+            "mcp_collections",
+            "mcp_approval",
+        ),
+    )
     # The token's fields are checked first, so a bad one refuses before anyone is signed in.
     name, scope, expires_days = tokens.check_token_inputs(
         data.get("name", "API token"),
         data.get("scope", "write"),
         data.get("expires_days", current_instance().settings.token_default_days),
     )
-    user = sign_in(data.get("email"), data.get("password"), address=client_address(), rules=throttle_rules(), via="api")
+    user = sign_in(
+        data.get("email"),
+        data.get("password"),
+        address=client_address(),
+        rules=throttle_rules(),
+        via="api",
+        otp=data.get("otp"),
+        secret_key=secret_key(),
+    )
     if user.must_change_password:
         raise PermissionDenied("Your password was reset; choose a new one at /account before you make tokens.")
     token, secret = tokens.create_token(
-        user.id, name, scope=scope, expires_days=expires_days, actor=user, address=client_address()
+        user.id,
+        name,
+        scope=scope,
+        expires_days=expires_days,
+        mcp=data.get("mcp", False),
+        mcp_tools=data.get("mcp_tools"),
+        mcp_collections=data.get("mcp_collections"),
+        mcp_approval=data.get("mcp_approval", False),
+        actor=user,
+        address=client_address(),
     )
     return _created({"token": secret, **tokens.serialize_token(token)})
 
@@ -74,6 +108,7 @@ def me():
         body: dict[str, Any] = {"id": None, "email": None, "name": "control token", "role": "admin"}
     else:
         body = users.serialize_user(principal.user)
+        body["totp"] = totp.totp_enabled(principal.user.id)
     body["auth"] = {"via": principal.via, "scope": principal.scope}
     return jsonify(body)
 
@@ -93,7 +128,10 @@ def list_users():
     page, page_size = parse_paging(request.args)
     role = request.args.get("role") or None
     query = users.list_users(search=request.args.get("search"), role=role, active=_bool_arg("active"))
-    return jsonify(paginate(query, page, page_size, users.serialize_user))
+    listing = paginate(query, page, page_size, lambda user: user)
+    # Admins see who has two-factor on and who is locked out (the console's Users tab shows both).
+    listing["items"] = serialize_users_for_admins(listing["items"])
+    return jsonify(listing)
 
 
 @bp.post("/users")
@@ -125,10 +163,16 @@ def get_user(user_id: int):
 @bp.patch("/users/<int:user_id>")
 def update_user(user_id: int):
     """Change ``email``, ``name``, ``role``, ``active``; ``password`` resets it (with ``must_change_password``,
-    true unless given), all in one transaction."""
+    true unless given, and ``revoke_tokens``, true unless given: the user's API tokens go too), all in one
+    transaction."""
     principal = require_admin()
     data = json_body()
-    _only(data, (*user_changes.EDITABLE_FIELDS, "password", "must_change_password"))
+    _only(data, (*user_changes.EDITABLE_FIELDS, "password", "must_change_password", "revoke_tokens"))
+    revoke_tokens = data.get("revoke_tokens", True)
+    if not isinstance(revoke_tokens, bool):
+        raise BadRequest("'revoke_tokens' must be true or false.")
+    if "revoke_tokens" in data and "password" not in data:
+        raise BadRequest("'revoke_tokens' goes with a new 'password'.")
     changes = {key: value for key, value in data.items() if key in user_changes.EDITABLE_FIELDS}
     # A null password is a bad password (the policy says why), not "no password given".
     password = (data["password"] if data["password"] is not None else "") if "password" in data else None
@@ -137,6 +181,7 @@ def update_user(user_id: int):
         changes,
         password=password,
         must_change_password=data.get("must_change_password"),
+        revoke_tokens=revoke_tokens,
         actor=principal.actor,
         address=client_address(),
     )

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from appliance import __version__
-from appliance.collections.access import hidden_relation_targets
+from appliance.collections.access import field_rules, hidden_relation_targets, visible_definition
 from appliance.collections.definitions import CollectionDef
 from webapp.openapi_fields import filter_parameters, record_schemas
 from webapp.openapi_static import STATIC_SCHEMAS, error_responses, static_paths
@@ -27,7 +27,8 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", 
     """The whole OpenAPI 3.1 document for ``collections`` (those the caller may view).
 
     Given ``actor`` (the caller), a relation field pointing at a collection it may not learn of does
-    not name that collection.
+    not name that collection, the fields hidden from it are not there at all (records, inputs, filters),
+    and the fields read-only for it are ``readOnly`` in records and absent from inputs.
     """
     schemas: dict[str, Any] = {
         "Error": {
@@ -138,10 +139,12 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", 
         }
     }
     for collection in collections:
+        collection = visible_definition(collection, actor)
+        read_only = field_rules(collection, actor).read_only
         name = collection.name
         prefix = f"#/components/schemas/{name}."
         hidden = hidden_relation_targets(collection, actor) if actor is not None else set()
-        for key, schema in record_schemas(collection, hidden).items():
+        for key, schema in record_schemas(collection, hidden, read_only).items():
             schemas[f"{name}.{key}"] = schema
         id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
         record_ref = {"$ref": prefix + "Record"}

@@ -64,7 +64,11 @@ def value_schema(spec: Field, *, for_input: bool, hidden: Collection[str] = ()) 
     return schema if (for_input and spec.required) else _nullable(schema)
 
 
-def record_schemas(collection: CollectionDef, hidden: Collection[str] = ()) -> dict[str, Any]:
+def record_schemas(
+    collection: CollectionDef, hidden: Collection[str] = (), read_only: Collection[str] = ()
+) -> dict[str, Any]:
+    """The ``Record``, ``Input``, ``Patch`` and ``Multipart`` schemas of ``collection``; ``hidden`` are the
+    collections a relation may not name, ``read_only`` the fields the caller sees but may not set."""
     system = {
         "id": {"type": "integer", "readOnly": True},
         "created_at": {"type": "string", "format": "date-time", "readOnly": True},
@@ -76,11 +80,17 @@ def record_schemas(collection: CollectionDef, hidden: Collection[str] = ()) -> d
         "type": "object",
         "properties": {
             **system,
-            **{f.name: value_schema(f, for_input=False, hidden=hidden) for f in collection.fields},
+            **{
+                f.name: {
+                    **value_schema(f, for_input=False, hidden=hidden),
+                    **({"readOnly": True} if f.name in read_only else {}),
+                }
+                for f in collection.fields
+            },
         },
         "required": [*system, *(f.name for f in collection.fields)],
     }
-    writable = [f for f in collection.fields if not f.read_only]
+    writable = [f for f in collection.fields if not f.read_only and f.name not in read_only]
     inputs = {f.name: value_schema(f, for_input=True, hidden=hidden) for f in writable}
     create = {
         "type": "object",

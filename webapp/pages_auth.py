@@ -12,12 +12,15 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from appliance.accounts import setup_links, tokens, user_changes, users
-from appliance.accounts.sign_in import sign_in
+from appliance.accounts import setup_links, tokens, totp, user_changes, users
+from appliance.accounts.sign_in import check_password
+from appliance.accounts.token_expiry import EXPIRY_WARNING
+from appliance.clock import utcnow
 from appliance.errors import Conflict, NotAuthenticated, PermissionDenied, Throttled, ValidationFailed
 from webapp.auth import client_address, end_session, renew_session, sign_in_session, throttle_rules
 from webapp.context import current_instance
 from webapp.layout import form_errors, keep_once, take_once
+from webapp.pages_two_factor import after_sign_in, start_second_step
 
 bp = Blueprint("auth_pages", __name__)
 
@@ -42,18 +45,21 @@ def login():
         return render_template("auth/login.html", values={}, errors={}, next=next_path)
     email = request.form.get("email", "")
     try:
-        user = sign_in(
+        user, needs_code = check_password(
             email, request.form.get("password", ""), address=client_address(), rules=throttle_rules(), via="page"
         )
     except (NotAuthenticated, Throttled, ValidationFailed) as exc:
         response = render_template("auth/login.html", values={"email": email}, errors=form_errors(exc), next=next_path)
         headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else {}
         return response, exc.status, headers
+    if needs_code:
+        return start_second_step(user, safe_next(next_path))
     sign_in_session(user)
+    to_setup = after_sign_in(user)  # two-factor set-up comes right after a new password, if both are due
     if user.must_change_password:
         flash("Your password was reset: choose a new one to go on.", "warning")
         return redirect(url_for("auth_pages.account"))
-    return redirect(safe_next(next_path))
+    return to_setup or redirect(safe_next(next_path))
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -82,7 +88,7 @@ def setup(token: str):
         return render_template("auth/setup.html", values=values, errors=form_errors(exc)), exc.status
     sign_in_session(user)
     flash("Welcome! Your admin account is ready.", "success")
-    return redirect(url_for("home.index"))
+    return after_sign_in(user) or redirect(url_for("home.index"))
 
 
 def _account_page(status: int = 200, **context: Any):
@@ -90,6 +96,9 @@ def _account_page(status: int = 200, **context: Any):
     defaults = {
         "user": user,
         "tokens": list(tokens.list_tokens(user.id)),
+        # A token expiring within this is flagged on the page (and the admins get one alert mail).
+        "expiring_before": utcnow() + EXPIRY_WARNING,
+        "two_factor_on": totp.totp_enabled(user.id),
         "password_errors": {},
         "token_errors": {},
         "token_values": {"scope": "read", "expires_days": current_instance().settings.token_default_days},
@@ -129,7 +138,11 @@ def change_password():
         page, status = _account_page(exc.status, password_errors=form_errors(exc))
         return page, status, headers
     renew_session(user)
-    flash("Your password has changed; every other session of yours has ended.", "success")
+    flash(
+        "Your password has changed; every other session of yours has ended. Your API tokens keep working: "
+        "revoke any you no longer trust below.",
+        "success",
+    )
     return redirect(url_for("auth_pages.account"))
 
 

@@ -18,7 +18,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from appliance.collections.access import get_visible_collection, require_access
-from appliance.errors import BadRequest, Conflict, TooLarge, ValidationFailed
+from appliance.errors import BadRequest, Conflict, PermissionDenied, TooLarge, ValidationFailed
 from appliance.records.csv.checks import importable_fields
 from appliance.records.csv.export import export_csv
 from appliance.records.csv.jobs import get_import_job, run_import_job, save_import_upload, start_import_job
@@ -93,7 +93,7 @@ def job_page(name: str, job_id: str):
         "admin/import_job.html",
         collection=collection,
         job=job,
-        fields=[(f, collection.field(f).label or f) for f in importable_fields(collection)],
+        fields=[(f, collection.field(f).label or f) for f in importable_fields(collection, _actor())],
         labels=_labels(collection),
         errors={},
         shown=ERRORS_SHOWN,
@@ -128,13 +128,13 @@ def run(name: str, job_id: str):
     mapping = {column: request.form.get(f"map-{position}", "") for position, column in enumerate(header)}
     try:
         start_import_job(_jobs_dir(), job_id, mapping, _actor())
-    except (ValidationFailed, Conflict) as exc:
+    except (ValidationFailed, Conflict, PermissionDenied) as exc:
         job["mapping"] = mapping
         page = render_template(
             "admin/import_job.html",
             collection=collection,
             job=job,
-            fields=[(f, collection.field(f).label or f) for f in importable_fields(collection)],
+            fields=[(f, collection.field(f).label or f) for f in importable_fields(collection, _actor())],
             labels=_labels(collection),
             errors=form_errors(exc),
             shown=ERRORS_SHOWN,

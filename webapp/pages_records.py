@@ -8,7 +8,10 @@ the error messages are the API's; a refused form comes back with each error
 beside its field and what was typed. A list page takes the API listing's
 query parameters, so a filtered view is a link one can share. How fields are
 shown and read (title, columns, filter row, form values) is in
-:mod:`webapp.record_fields`.
+:mod:`webapp.record_fields`. The pages show a collection as the signed-in
+user may see it (:func:`~appliance.collections.access.visible_definition`:
+no hidden field anywhere), and a form shows a field read-only for the user
+as a disabled input that is never sent.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from urllib.parse import urlencode
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from appliance.collections.access import access_scope, get_visible_collection, require_access
+from appliance.collections.access import (
+    access_scope,
+    field_rules,
+    get_visible_collection,
+    require_access,
+    visible_definition,
+)
 from appliance.collections.definitions import CollectionDef
 from appliance.errors import BadRequest, Conflict, PermissionDenied, TooLarge, ValidationFailed
 from appliance.records.delete import delete_record
@@ -105,7 +114,7 @@ def _export_url(name: str, args: Mapping[str, Any], *, bom: bool = False) -> str
 @login_required
 def list_page(name: str):
     actor = _actor()
-    collection = get_visible_collection(name, actor)
+    collection = visible_definition(get_visible_collection(name, actor), actor)
     require_access(collection, actor, "view")
     query = _listing_args()
     args = {key: values[0] for key, values in query.items()}  # what the form shows again
@@ -159,7 +168,13 @@ def _form_context(collection: CollectionDef, record: Mapping[str, Any] | None) -
         for spec in collection.fields
         if spec.field_type.widget == "relation"
     }
-    return {"collection": collection, "record": record, "relations": relations, "clear_prefix": CLEAR_PREFIX}
+    return {
+        "collection": collection,
+        "record": record,
+        "relations": relations,
+        "clear_prefix": CLEAR_PREFIX,
+        "locked": field_rules(collection, _actor()).read_only,
+    }
 
 
 def _render_form(
@@ -199,14 +214,15 @@ def _prepare_upload_limit() -> int:
 @login_required
 def new_record(name: str):
     actor = _actor()
-    collection = get_visible_collection(name, actor)
+    collection = visible_definition(get_visible_collection(name, actor), actor)
     require_access(collection, actor, "create")
     if request.method == "GET":
         defaults = {f.name: form_text(f, f.default) for f in collection.fields if f.default is not None}
         return _render_form(collection, None, defaults, {})
     limit = _prepare_upload_limit()
     try:
-        record = create_record(name, submitted_values(collection, request.form), actor, **_form_write(limit))
+        values = submitted_values(collection, request.form, skip=field_rules(collection, actor).read_only)
+        record = create_record(name, values, actor, **_form_write(limit))
     except _FORM_ERRORS as exc:
         return _render_form(collection, None, _typed_values(collection), form_errors(exc), exc.status)
     flash(f"{collection.label}: {record_label(collection, record)} was created.", "success")
@@ -217,7 +233,7 @@ def new_record(name: str):
 @login_required
 def edit_record(name: str, record_id: int):
     actor = _actor()
-    collection = get_visible_collection(name, actor)
+    collection = visible_definition(get_visible_collection(name, actor), actor)
     record = get_record(name, record_id, actor)
     require_access(collection, actor, "update")
     if not _scope_allows(collection, "update", record):
@@ -227,7 +243,8 @@ def edit_record(name: str, record_id: int):
         return _render_form(collection, record, values, {})
     limit = _prepare_upload_limit()
     try:
-        record = update_record(name, record_id, submitted_values(collection, request.form), actor, **_form_write(limit))
+        values = submitted_values(collection, request.form, skip=field_rules(collection, actor).read_only)
+        record = update_record(name, record_id, values, actor, **_form_write(limit))
     except _FORM_ERRORS as exc:
         return _render_form(collection, record, _typed_values(collection), form_errors(exc), exc.status)
     flash(f"{collection.label}: {record_label(collection, record)} was saved.", "success")
@@ -259,7 +276,7 @@ def _history_ids(history: Mapping[str, Any], field_name: str) -> set[int]:
 @login_required
 def show_record(name: str, record_id: int):
     actor = _actor()
-    collection = get_visible_collection(name, actor)
+    collection = visible_definition(get_visible_collection(name, actor), actor)
     record = get_record(name, record_id, actor)
     history = _history_page(collection, record_id)
     relations = {
@@ -286,7 +303,7 @@ def show_record(name: str, record_id: int):
 @login_required
 def delete_page(name: str, record_id: int):
     actor = _actor()
-    collection = get_visible_collection(name, actor)
+    collection = visible_definition(get_visible_collection(name, actor), actor)
     record = get_record(name, record_id, actor)
     label = record_label(collection, record)
     require_access(collection, actor, "delete")

@@ -9,7 +9,7 @@ list, how the filter row offers it, and its form widget.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,17 +159,20 @@ def form_text(spec: Field, value: Any) -> str:
     return str(value)
 
 
-def submitted_values(collection: CollectionDef, form: MultiDict[str, str]) -> dict[str, Any]:
+def submitted_values(
+    collection: CollectionDef, form: MultiDict[str, str], *, skip: Collection[str] = ()
+) -> dict[str, Any]:
     """The field values of a submitted form as the services take them (``form=True`` strings).
 
     A checkbox sends nothing when unticked, so a boolean is ``"false"`` unless
     ticked; an empty JSON box is no value; a file field is cleared only when
-    its "remove" box is ticked (its upload comes separately).
+    its "remove" box is ticked (its upload comes separately). The fields in
+    ``skip`` (read-only for the user: its form shows them disabled) give no value.
     """
     values: dict[str, Any] = {}
     for spec in collection.fields:
         widget = spec.field_type.widget
-        if spec.read_only:
+        if spec.read_only or spec.name in skip:
             continue
         if widget == "file":
             if form.get(CLEAR_PREFIX + spec.name):

@@ -5,7 +5,7 @@ every cookie-authenticated unsafe API request (``X-CSRFToken`` header).
 An unsafe API request without a bearer token and without a live session is
 refused as unauthenticated (401) before its CSRF header is looked at.
 Requests that carry a bearer token need none: a browser never adds one by
-itself, so another site cannot forge it. ``POST /api/auth/token`` needs none
+itself, so another site cannot forge it. ``POST /api/auth/token`` (and ``/api/auth/forgot``) needs none
 either: it takes JSON only, which another site cannot send without the
 browser asking first (CORS), and it signs nobody in by cookie.
 """
@@ -53,7 +53,7 @@ def _needs_csrf_check() -> bool:
     if request.endpoint is None:
         return False  # no such route or method: the routing error answers
     if request.path.startswith("/api/"):
-        if bearer_token() is not None or request.path == "/api/auth/token":
+        if bearer_token() is not None or request.path in ("/api/auth/token", "/api/auth/forgot"):
             return False
         # Authentication first: a request without a live session (none, or one that has ended) is a 401,
         # which a CSRF 400 would hide; only a live cookie session needs its CSRF header.

@@ -40,11 +40,13 @@ def create_role(name: str, label: str, *, actor: ActorLike | str | None = None, 
     digits and ``_`` starting with a letter (at most 40), or an empty label;
     :class:`Conflict` when the name is taken.
     """
-    name = (name or "").strip()
-    label = (label or "").strip()
+    name = name.strip() if isinstance(name, str) else ""
+    label = label.strip() if isinstance(label, str) else ""
     fields = {}
     if not _NAME.match(name):
         fields["name"] = "Use lower-case letters, digits and _, starting with a letter (at most 40)."
+    elif name == "fields":  # the key of a collection's permissions that holds its field rules
+        fields["name"] = "This name is reserved; choose another."
     if not label:
         fields["label"] = "Give the role a label."
     elif len(label) > 100:
@@ -67,7 +69,10 @@ def collections_granting(name: str) -> list[str]:
             permissions = json.loads(collection.permissions or "{}")
         except ValueError:
             permissions = {}
-        if isinstance(permissions, dict) and name in permissions:
+        field_rules = permissions.get("fields") if isinstance(permissions, dict) else None
+        if isinstance(permissions, dict) and (
+            name in permissions or (isinstance(field_rules, dict) and name in field_rules)
+        ):
             granting.append(collection.name)
     return granting
 

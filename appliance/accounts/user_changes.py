@@ -21,6 +21,7 @@ from typing import Any
 import peewee
 
 from appliance.accounts import passwords
+from appliance.accounts.account_links import void_user_links
 from appliance.accounts.roles import role_exists
 from appliance.accounts.sessions import end_user_sessions
 from appliance.accounts.throttle import (
@@ -190,6 +191,7 @@ def update_user(
     address: str | None = None,
     password: Any = None,
     must_change_password: bool | None = None,
+    revoke_tokens: bool = True,
 ) -> User:
     """Change some of ``email``, ``name``, ``role``, ``active``, and optionally reset the password, all in one
     transaction; returns the updated user.
@@ -198,7 +200,8 @@ def update_user(
     and the user's new email) and must choose another at the next sign-in
     unless ``must_change_password`` is ``False``. A role change, disabling or
     a new password ends the user's sessions; a new password the user must
-    change also deletes their API tokens (audited ``token.revoked_all``). Raises :class:`NotFound`,
+    change also deletes their API tokens (audited ``token.revoked_all``) unless
+    ``revoke_tokens`` is ``False`` (the admin's choice). Raises :class:`NotFound`,
     :class:`BadRequest` for unknown fields (or ``must_change_password``
     without a password), :class:`ValidationFailed`, :class:`Conflict` for a
     taken email or when the change would leave no active admin. A refused
@@ -231,7 +234,9 @@ def update_user(
         if "role" in diff or "active" in diff or password_hash is not None:
             user.session_version += 1
             end_user_sessions(user.id)
-        if password_hash is not None and user.must_change_password:
+        if "active" in diff and not user.active:
+            void_user_links(user.id)  # an invitation or reset link must not outlive the account's disabling
+        if password_hash is not None and user.must_change_password and revoke_tokens:
             # The account is being taken back: a token made before the reset must not keep writing.
             revoke_user_tokens(user, reason="password_reset", actor=actor, address=address)
         try:
@@ -254,7 +259,7 @@ def update_user(
                 actor=actor,
                 target=user.email,
                 address=address,
-                details={"must_change": user.must_change_password},
+                details={"must_change": user.must_change_password, "tokens_revoked": bool(revoke_tokens)},
             )
     return user
 
@@ -276,15 +281,22 @@ def set_password(
     actor: ActorLike | str | None = None,
     address: str | None = None,
     must_change: bool = False,
+    revoke_tokens: bool = True,
 ) -> User:
     """Give the user a new password (an admin's reset or the CLI) and end their sessions.
 
     With ``must_change`` the user has to choose a new one at the next sign-in,
-    and their API tokens are deleted.
+    and their API tokens are deleted unless ``revoke_tokens`` is ``False``.
     Raises :class:`NotFound`, or :class:`ValidationFailed` on ``password``.
     """
     return update_user(
-        user_id, {}, actor=actor, address=address, password=password, must_change_password=bool(must_change)
+        user_id,
+        {},
+        actor=actor,
+        address=address,
+        password=password,
+        must_change_password=bool(must_change),
+        revoke_tokens=revoke_tokens,
     )
 
 
@@ -302,7 +314,8 @@ def change_password(
     The check of the current password is throttled like a sign-in of the
     account (it counts towards the same lock-out), and a wrong one is audited
     (``user.password_change_failed``). Ends every session of the user (the
-    caller signs the current browser in again) and deletes their API tokens. Raises :class:`ValidationFailed`
+    caller signs the current browser in again); their API tokens keep working
+    (they are separate credentials, and the office's scripts depend on them). Raises :class:`ValidationFailed`
     on ``current_password`` or ``new_password``, :class:`Throttled` while the
     account or the address is locked.
     """
@@ -341,8 +354,14 @@ def change_password(
             password_hash=password_hash, must_change_password=False, session_version=User.session_version + 1
         ).where(User.id == user.id).execute()
         end_user_sessions(user.id)
-        revoke_user_tokens(user, reason="password_changed", actor=user, address=address)
-        record_event("user.password_changed", actor=user, target=user.email, address=address, now=at)
+        record_event(
+            "user.password_changed",
+            actor=user,
+            target=user.email,
+            address=address,
+            details={"tokens_kept": True},
+            now=at,
+        )
     return get_user(user.id)
 
 

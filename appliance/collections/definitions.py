@@ -9,7 +9,10 @@ named, and nothing changes. Who may see and change the records is
 
 Permissions are per role: ``{"editor": ["view", "create", "update:own"]}``.
 An action may be limited to records the user created with ``:own``; admins
-may do everything.
+may do everything. Under the key ``"fields"`` they may also hold field rules
+per role, ``{"viewer": {"hidden": ["salary"]}, "editor": {"read_only":
+["salary"]}}`` (what they mean is :func:`appliance.collections.access.field_rules`);
+a renamed field keeps its rules, a removed one loses them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from appliance.accounts.roles import role_exists
 from appliance.actors import ADMIN_ROLE, ActorLike, is_admin
 from appliance.audit import record_event
 from appliance.clock import utcnow
+from appliance.collections.field_rules import FIELD_RULES_KEY, carry_field_rules, parse_field_rules
 from appliance.collections.fields import NAME_RE, Field, parse_field
 from appliance.collections.formulas import FormulaError, check_formula
 from appliance.collections.schema import (
@@ -58,7 +62,7 @@ class CollectionDef:
     name: str
     label: str
     fields: list[Field]
-    permissions: dict[str, list[str]]
+    permissions: dict[str, Any]
     row_count: int = 0
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
@@ -91,7 +95,7 @@ class CollectionDef:
 # --- reading definitions ------------------------------------------------------------------------
 
 
-_PARSED: dict[tuple[str, str], tuple[list[Field], dict[str, list[str]]]] = {}
+_PARSED: dict[tuple[str, str], tuple[list[Field], dict[str, Any]]] = {}
 
 
 def _load(row: Collection) -> CollectionDef:
@@ -155,15 +159,17 @@ def referencing_fields(name: str) -> list[tuple[CollectionDef, Field]]:
 # --- checking definitions -----------------------------------------------------------------------
 
 
-def _parse_permissions(raw: Any, errors: dict[str, str]) -> dict[str, list[str]]:
+def _parse_permissions(raw: Any, errors: dict[str, str], field_names: list[str] | None) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         errors["permissions"] = 'Give permissions as {"role": ["view", "create", "update", "delete"]}.'
         return {}
-    out: dict[str, list[str]] = {}
+    out: dict[str, Any] = {}
     allowed = set(ACTIONS) | {f"{a}:own" for a in ACTIONS if a != "create"}
     for role, grants in raw.items():
+        if role == FIELD_RULES_KEY:
+            continue
         if not isinstance(role, str) or not role_exists(role):
             errors["permissions"] = f"There is no role called {str(role)[:40]!r}."
             return {}
@@ -185,6 +191,10 @@ def _parse_permissions(raw: Any, errors: dict[str, str]) -> dict[str, list[str]]
             elif grant == action:
                 cleaned = [g for g in cleaned if g.split(":")[0] != action] + [grant]
         out[role] = cleaned
+    if FIELD_RULES_KEY in raw:
+        rules = parse_field_rules(raw[FIELD_RULES_KEY], errors, field_names or [])
+        if rules:
+            out[FIELD_RULES_KEY] = rules
     return out
 
 
@@ -226,17 +236,19 @@ def _check_fields(raw_fields: Any, errors: dict[str, str], own_name: str) -> lis
 
 
 def _check_definition(
-    name: str, data: dict[str, Any], *, creating: bool
-) -> tuple[str | None, list[Field], dict[str, list[str]]]:
+    name: str, data: dict[str, Any], *, creating: bool, current: list[Field] | None = None
+) -> tuple[str | None, list[Field], dict[str, Any]]:
     errors: dict[str, str] = {}
     unknown = sorted(set(data) - {"name", "label", "fields", "permissions"})
     for key in unknown:
         errors[key] = "Unknown property."
     label = data.get("label", name if creating else None)
-    if label is not None and (not isinstance(label, str) or not label.strip() or len(label) > 200):
+    if ("label" in data or label is not None) and (not isinstance(label, str) or not label.strip() or len(label) > 200):
         errors["label"] = "Give a label of 1 to 200 characters."
     specs = _check_fields(data.get("fields", []), errors, name) if (creating or "fields" in data) else []
-    permissions = _parse_permissions(data.get("permissions"), errors)
+    # Field rules name the fields the definition will have: the new ones when given, else the current ones.
+    field_names = [s.name for s in (specs if (creating or "fields" in data) else (current or []))]
+    permissions = _parse_permissions(data.get("permissions"), errors, field_names)
     if errors:
         raise ValidationFailed(errors)
     return (label.strip() if isinstance(label, str) else label), specs, permissions
@@ -318,7 +330,7 @@ def update_collection(
         # Before the write lock: a pattern checked against every stored value may take a while.
         since = now_text()
         checked_fields = get_collection(name).fields
-        _, early_specs, _ = _check_definition(name, data, creating=False)
+        _, early_specs, _ = _check_definition(name, data, creating=False, current=checked_fields)
         errors = pattern_violations(name, {f.name: f for f in checked_fields}, early_specs, None)
         if errors:
             raise ValidationFailed(errors, message="Existing records do not fit the new fields")
@@ -327,7 +339,7 @@ def update_collection(
         current = get_collection(name)
         if checked_fields is not None and current.fields != checked_fields:
             since = None  # the definition changed meanwhile: check every row again
-        label, specs, permissions = _check_definition(name, data, creating=False)
+        label, specs, permissions = _check_definition(name, data, creating=False, current=current.fields)
         new_label = label if "label" in data else current.label
         new_permissions = permissions if "permissions" in data else current.permissions
         new_fields = specs if "fields" in data else current.fields
@@ -335,6 +347,10 @@ def update_collection(
         if "fields" in data:
             field_changes = migrate_table(current.name, current.fields, new_fields, since)
             orphaned = _migrate_file_refs(current, field_changes)
+            if "permissions" not in data:
+                new_permissions = carry_field_rules(
+                    new_permissions, dict(field_changes["renamed"]), list(field_changes["removed"])
+                )
         for spec in new_fields:
             spec.rename_from = None
         Collection.update(

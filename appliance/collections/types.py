@@ -105,6 +105,12 @@ def _text(limit: int) -> Coerce:
     return lambda spec, value, form: coerce_text(value, limit)
 
 
+def _long_text(spec: Spec, value: Any, form: bool) -> str:
+    # Browsers send a textarea's line breaks as CRLF (the HTML standard): store one kind of line break,
+    # so saving a form unchanged is no change (it used to record every line as changed).
+    return coerce_text(value, MAX_LONG_TEXT).replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _select(spec: Spec, value: Any, form: bool) -> str:
     choices = spec.choices or []
     if not isinstance(value, str) or value not in choices:
@@ -163,7 +169,7 @@ _ENTRIES = (
         name="long_text",
         label="Long text",
         column="TEXT",
-        coerce=_text(MAX_LONG_TEXT),
+        coerce=_long_text,
         operators=TEXT_OPERATORS,
         filter_value=_as_is,
         schema={"type": "string", "maxLength": MAX_LONG_TEXT},

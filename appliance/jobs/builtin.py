@@ -17,11 +17,13 @@ from typing import Any
 
 from appliance.accounts.sessions import delete_expired_sessions
 from appliance.accounts.throttle import ThrottleRules, prune_throttle
+from appliance.accounts.token_expiry import expiry_alert, tokens_expiring_soon
 from appliance.accounts.tokens import prune_tokens
-from appliance.audit import delete_events, events_before
+from appliance.actors import ActorLike
+from appliance.audit import delete_events, events_before, record_event
 from appliance.backups.archive import create_backup
 from appliance.backups.drill import run_restore_drill
-from appliance.backups.retention import prune_backups
+from appliance.backups.retention import RetentionRules, prune_backups
 from appliance.clock import as_stored, iso, parse_iso
 from appliance.config.home import Instance, Paths
 from appliance.durable import private_dir, write_private_file
@@ -36,8 +38,16 @@ from appliance.storage.models import SetupLink
 # --- backups ---------------------------------------------------------------------------------
 
 
-def take_backup(instance: Instance, *, kind: str = "manual", now: dt.datetime | None = None) -> dict[str, Any]:
+def take_backup(
+    instance: Instance,
+    *,
+    kind: str = "manual",
+    now: dt.datetime | None = None,
+    actor: ActorLike | str | None = None,
+) -> dict[str, Any]:
     """Write and verify a backup now (with its offsite copy when set); returns the listing item.
+
+    Records a ``backup.created`` audit event by ``actor`` (default: the kind, e.g. ``"scheduled"``).
 
     A failed verification and an unreachable offsite folder raise alerts; the
     item tells which (``verified`` false, ``verification.offsite.ok`` false).
@@ -51,6 +61,14 @@ def take_backup(instance: Instance, *, kind: str = "manual", now: dt.datetime | 
         )
     result = create_backup(instance.paths, now=now, kind=kind, offsite_dir=settings.backup_offsite_dir)
     name = result.item["name"]
+    with database.atomic():
+        record_event(
+            "backup.created",
+            actor=actor if actor is not None else kind,
+            target=name,
+            details={"kind": kind, "verified": result.verified, "size": result.item["size"]},
+            now=now,
+        )
     if not result.verified:
         raise_alert(
             settings,
@@ -112,13 +130,25 @@ def _backup_job(ctx: JobContext) -> str:
 
 
 def _prune_job(ctx: JobContext) -> str:
+    rules = RetentionRules.from_settings(ctx.settings)
     outcome = prune_backups(
         ctx.instance.paths,
-        ctx.settings.backup_keep_daily,
-        ctx.settings.backup_keep_weekly,
+        rules.keep_daily,
+        rules.keep_weekly,
+        keep_manual_days=rules.keep_manual_days,
+        keep_min=rules.keep_min,
         offsite_dir=ctx.settings.backup_offsite_dir,
+        now=ctx.now(),
     )
-    return f"kept {len(outcome['kept'])} backup(s), deleted {len(outcome['deleted'])}"
+    with database.atomic():
+        record_event(
+            "backups.pruned",
+            actor="prune_backups",
+            target=f"{len(outcome['deleted'])} deleted",
+            details={"kept": outcome["kept"], "deleted": outcome["deleted"]},
+            now=ctx.now(),
+        )
+    return str(outcome["message"])
 
 
 def _restore_drill_job(ctx: JobContext) -> str:
@@ -220,6 +250,12 @@ def _cleanup_job(ctx: JobContext) -> str:
     )
     if archived and target is not None:
         message += f"; archived {archived} audit event(s) to {target.name}"
+    # One alert for the tokens about to expire; its key keeps the same list from being mailed every day.
+    alert = expiry_alert(tokens_expiring_soon(now))
+    if alert is not None:
+        key, subject, text = alert
+        sent = raise_alert(ctx.settings, "tokens_expiring", subject, text, job="cleanup", key=key, now=now)
+        message += f"; {subject}" + ("" if getattr(sent, "is_new", True) else " (already reported)")
     return message
 
 
@@ -236,7 +272,8 @@ register_job(
     "prune_backups",
     _prune_job,
     "30 3 * * *",
-    "Deletes old backups, keeping as many daily and weekly ones as the backup settings say.",
+    "Deletes old backups: keeps as many daily and weekly scheduled ones as the backup settings say, manual and "
+    "safety ones and the one last restored from for the days set, and never fewer than the minimum.",
 )
 register_job(
     "db_maintenance",

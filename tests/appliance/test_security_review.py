@@ -168,7 +168,7 @@ def test_a_few_bad_rows_are_all_named_with_no_more_to_count(people):
     assert [r["line"] for r in body["rows"]] == [3, 4] and body["more_bad_rows"] == 0
 
 
-# --- 3. a password reset or change ends the user's API tokens --------------------------------------
+# --- 3. an admin's reset ends the user's API tokens (unless told not to); their own change keeps them
 
 
 def _token(user_id: int) -> str:
@@ -196,14 +196,26 @@ def test_a_refused_reset_keeps_the_tokens(people):
     assert authenticate_token(secret) is not None
 
 
-def test_the_users_own_password_change_deletes_their_tokens(people):
+def test_the_users_own_password_change_keeps_their_tokens(people):
+    # Tokens are separate credentials: the office's scripts keep working (issue 13); the user revokes them.
     editor = people["editor"]
     user_changes_service.set_password(editor.id, "the-old-password-22", actor="test")
     secret = _token(editor.id)
     user_changes_service.change_password(editor.id, "the-old-password-22", "the-new-password-33")
-    assert authenticate_token(secret) is None
-    (event,) = list_events(action="token.revoked_all")
-    assert '"reason": "password_changed"' in event.details and event.actor == editor.email
+    assert authenticate_token(secret) is not None
+    assert list(list_events(action="token.revoked_all")) == []
+    (event,) = list_events(action="user.password_changed")
+    assert '"tokens_kept": true' in event.details
+
+
+def test_an_admin_reset_may_keep_the_users_tokens(people):
+    admin, editor = people["admin"], people["editor"]
+    secret = _token(editor.id)
+    user_changes_service.set_password(
+        editor.id, "a-new-long-password-2", actor=admin, must_change=True, revoke_tokens=False
+    )
+    assert authenticate_token(secret) is not None
+    assert list(list_events(action="token.revoked_all")) == []
 
 
 # --- 4. every exported text cell is guarded against spreadsheet formulas -------------------------

@@ -52,6 +52,8 @@ PAGES = [
     ("/admin/jobs", 200, 403, 403, 302),
     ("/admin/jobs/backup/runs", 200, 403, 403, 302),
     ("/admin/backups", 200, 403, 403, 302),
+    ("/admin/webhooks", 200, 403, 403, 302),
+    ("/admin/agents", 200, 403, 403, 302),
 ]
 PERSONAS = ("admin", "editor", "viewer", "anonymous")
 
