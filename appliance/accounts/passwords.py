@@ -58,6 +58,8 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    except UnicodeEncodeError:  # a lone surrogate: no stored password can hold one, so it is simply wrong
+        return False
 
 
 def needs_rehash(password_hash: str) -> bool:
@@ -101,6 +103,8 @@ def policy_problem(password: str, email: str | None = None) -> str | None:
         return f"Use at least {MIN_LENGTH} characters."
     if len(password) > MAX_LENGTH:
         return f"Use at most {MAX_LENGTH} characters."
+    if any("\ud800" <= ch <= "\udfff" for ch in password):
+        return "Use only characters that can be typed (this text has a broken character)."
     lowered = password.strip().lower()
     if email:
         address = email.strip().lower()
