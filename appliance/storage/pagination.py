@@ -17,6 +17,7 @@ from appliance.errors import BadRequest
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
+_LAST_PAGE = 2**63 - 1
 
 
 def _whole_number(args: Mapping[str, Any], name: str, default: int) -> int:
@@ -48,6 +49,8 @@ def parse_paging(
         raise BadRequest("'page' must be 1 or more", parameter="page")
     if page_size < 1 or page_size > max_page_size:
         raise BadRequest(f"'page_size' must be from 1 to {max_page_size}", parameter="page_size")
+    if page > _LAST_PAGE // page_size:  # the row offset must fit the database's 64-bit integers
+        raise BadRequest(f"'page' must be at most {_LAST_PAGE // page_size}", parameter="page")
     return page, page_size
 
 
