@@ -400,6 +400,32 @@ def install_service(venv: Path, home: Path, service_dir: Path, manifest: Manifes
 # --- install and uninstall --------------------------------------------------------------------
 
 
+def install_desktop_libraries(venv: Path, allowed: bool) -> str:
+    """Install the system libraries Qt's X11 plugin lacks (the console cannot open a window without them).
+
+    Asks the installed appliance what is missing (``python -m appliance.cli.desktop_libs`` prints the
+    apt/dnf/pacman command); runs it when ``allowed`` and it can without asking for a password (as root,
+    or with ``sudo -n``), else says the exact command to run. Returns what it did, in one line.
+    """
+    probe = subprocess.run(
+        [str(venv_python(venv)), "-m", "appliance.cli.desktop_libs"], capture_output=True, text=True, timeout=60
+    )
+    command = probe.stdout.strip()
+    if probe.returncode == 0:
+        return "desktop console: Qt's X11 libraries are present"
+    if not command or command.startswith("missing:") or not allowed:
+        return (
+            f"desktop console: Qt's X11 libraries are missing; install them with: {command or 'your package manager'}"
+        )
+    argv = shlex.split(command)
+    if argv[0] == "sudo":
+        argv.insert(1, "-n")  # never wait for a password: an unattended install says what to run instead
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        return f"desktop console: could not install Qt's X11 libraries; run: {command}"
+    return f"desktop console: installed Qt's X11 libraries ({command})"
+
+
 def install(args: argparse.Namespace) -> int:
     prefix = Path(args.prefix).expanduser().absolute()
     source = Path(args.source).expanduser().absolute()
@@ -432,6 +458,7 @@ def install(args: argparse.Namespace) -> int:
     desktop_dir = Path(args.desktop_dir).expanduser().absolute() if args.desktop_dir else default_desktop_dir()
     launcher = install_launcher(venv, home, desktop_dir, manifest)
     say(f"console launcher: {launcher}")
+    say(install_desktop_libraries(venv, allowed=not args.no_system_packages))
     if args.service:
         service_dir = Path(args.service_dir).expanduser().absolute() if args.service_dir else default_service_dir()
         install_service(venv, home, service_dir, manifest, enable=not args.no_enable)
@@ -509,6 +536,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="write the service files but do not register, enable or start them (nor stop them on --uninstall)",
     )
     parser.add_argument("--uninstall", action="store_true", help="remove what was installed; never the home")
+    parser.add_argument(
+        "--no-system-packages",
+        action="store_true",
+        help="do not install the system libraries the desktop console needs; only say which",
+    )
     parser.add_argument(
         "--source",
         default=str(Path(__file__).resolve().parent.parent),

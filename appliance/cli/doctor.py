@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import socket
 import sqlite3
 import stat
 import tempfile
@@ -20,12 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from appliance.cli.desktop_libs import install_command, missing_libraries, needs_xcb
 from appliance.config.home import SUBDIRS, Instance, Paths
 from appliance.config.registry import registry
 from appliance.config.settings import load_settings
 from appliance.errors import ApplianceError, SettingsError
 from appliance.server.run_files import is_home_locked, read_server_info
-from appliance.server.sockets import port_holder
+from appliance.server.sockets import port_holder, probe_port
 from appliance.storage.db import make_database
 from appliance.storage.migrate import pending_migrations, unknown_migrations
 
@@ -275,18 +275,11 @@ def check_database(instance: Instance) -> list[CheckResult]:
 
 
 def _port_free(host: str, port: int) -> bool | None:
-    """Try to bind ``host:port`` for an instant; ``None`` when the answer is not "in use"."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if os.name == "posix":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        return False if exc.errno == errno.EADDRINUSE else None
-    finally:
-        sock.close()
-    return True
+    """Whether the server could bind ``host:port`` now; ``None`` when the answer is not "in use"."""
+    refusal = probe_port(host, port)
+    if refusal is None:
+        return True
+    return False if refusal.errno == errno.EADDRINUSE else None
 
 
 def check_port(instance: Instance) -> list[CheckResult]:
@@ -355,6 +348,26 @@ def _guarded(check: Callable[[Instance], list[CheckResult]], instance: Instance,
         return [_fail(name, f"the check itself failed: {type(exc).__name__}: {exc}", "report this as a bug")]
 
 
+def check_desktop(missing: list[str] | None = None) -> list[CheckResult]:
+    """Whether the desktop console can open a window: Qt's X11 plugin loaded the way the loader does it.
+
+    A warning, not a failure: a server without a desktop never opens the console.
+    """
+    name = "desktop console"
+    missing = missing_libraries() if missing is None else missing
+    if missing:
+        command = install_command(missing)
+        return [
+            _warn(
+                name,
+                f"Qt's X11 plugin cannot load: {', '.join(missing)} missing, so `appliance console` cannot open a window",
+                " ".join(command) if command else "install the packages that provide these libraries",
+            )
+        ]
+    where = "" if needs_xcb() else " (no X11 display here now)"
+    return [_ok(name, f"Qt's X11 plugin finds every library it needs{where}")]
+
+
 def run_checks(home: Path) -> list[CheckResult]:
     """Every check of ``home`` in order; a failing result means ``appliance doctor`` exits non-zero."""
     home = Path(home)
@@ -380,4 +393,5 @@ def run_checks(home: Path) -> list[CheckResult]:
     results += _guarded(check_port, instance, "port")
     results += _guarded(check_run_files, instance, "run files")
     results += _guarded(check_disk, instance, "disk")
+    results += check_desktop()
     return results
