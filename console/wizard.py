@@ -7,10 +7,8 @@ on the admin page does not create the admin twice: it keeps (or updates) the one
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from appliance.config.home import Paths, init_home, open_instance
 from appliance.config.settings import load_settings, write_settings
 from appliance.errors import ApplianceError
 from appliance.records.demo import load_starter_collections
-from appliance.server.sockets import port_holder
+from appliance.server.sockets import port_holder, probe_port
 from appliance.storage.db import open_database
 from appliance.storage.migrate import apply_migrations
 from console.client import run_in_background
@@ -44,18 +42,15 @@ from console.tab_support import describe_error
 
 def port_problem(port: int, host: str = "127.0.0.1") -> str | None:
     """Why ``port`` cannot be used on ``host`` now (naming the program that holds it), or ``None`` when free."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with contextlib.closing(socket.socket(family, socket.SOCK_STREAM)) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                holder = port_holder(port)
-                return f"Port {port} is already in use" + (f" by {holder}." if holder else ".")
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                return f"Port {port} needs administrator rights; choose one from 1024 up."
-            return f"Port {port} cannot be used: {exc.strerror}."
-    return None
+    refusal = probe_port(host, port)
+    if refusal is None:
+        return None
+    if refusal.errno == errno.EADDRINUSE:
+        holder = port_holder(port)
+        return f"Port {port} is already in use" + (f" by {holder}." if holder else ".")
+    if refusal.errno in (errno.EACCES, errno.EPERM):
+        return f"Port {port} needs administrator rights; choose one from 1024 up."
+    return f"Port {port} cannot be used: {refusal.strerror}."
 
 
 def prepare_home(home: Path) -> None:

@@ -50,9 +50,8 @@ def port_holder(port: int) -> str | None:
         return f"pid {pid}"
 
 
-def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """Bind and listen. Raises :class:`PortInUse` naming the port (and its holder) when it is taken,
-    :class:`StartupRefused` when it cannot be used otherwise."""
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` exactly as the server binds it; raises the ``OSError`` of a refusal."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     if os.name == "posix":
@@ -61,8 +60,32 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as exc:
+    except OSError:
         sock.close()
+        raise
+    return sock
+
+
+def probe_port(host: str, port: int) -> OSError | None:
+    """Whether the server could bind ``host:port`` now: ``None`` when it could, else the refusal.
+
+    The one probe for the console's wizard and ``appliance doctor``: it binds the
+    way :func:`bind_socket` does, so a port whose last connections still sit in
+    TIME_WAIT after a server stopped is free here too, as it is for the server.
+    """
+    try:
+        _bound(host, port).close()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """Bind and listen. Raises :class:`PortInUse` naming the port (and its holder) when it is taken,
+    :class:`StartupRefused` when it cannot be used otherwise."""
+    try:
+        sock = _bound(host, port)
+    except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             holder = port_holder(port)
             who = f" by {holder}" if holder else ""
