@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from appliance.backups.catalogue import find_backup, list_backups, write_verification
+from appliance.backups.catalogue import describe_contents, find_backup, list_backups, write_verification
 from appliance.backups.format import MANIFEST
 from appliance.backups.restore import restore_backup
 from appliance.backups.verify import verify_archive
@@ -42,20 +42,6 @@ def archive_summary(archive: Path) -> dict[str, Any]:
     except (zipfile.BadZipFile, OSError, KeyError, ValueError):
         return {}
     return manifest if isinstance(manifest, dict) else {}
-
-
-def describe_counts(manifest: dict[str, Any]) -> str:
-    """``"1 user, 3 roles, 4 jobs, 2 files"``: what an archive holds, in words (bookkeeping tables left out)."""
-    counts = manifest.get("row_counts") or {}
-    skip = ("migratehistory", "sqlite_", "schema_migration")
-    interesting = {k: v for k, v in counts.items() if not k.startswith(skip) and v}
-    parts = [
-        f"{count} {table.replace('_', ' ')}{'' if count == 1 else 's'}" for table, count in sorted(interesting.items())
-    ]
-    files = manifest.get("files")
-    if isinstance(files, (list, dict)):
-        parts.append(f"{len(files)} files")
-    return ", ".join(parts) or "no rows"
 
 
 # How long a restore waits for the server to stop, and to come back, before it says so and gives up waiting.
@@ -135,7 +121,7 @@ class BackupsTab(ServiceTab):
             return client.call("POST", "/api/backups", {}, timeout=600)
 
         def offline(instance: Any) -> dict:
-            return take_backup(instance, kind="manual")
+            return take_backup(instance, kind="manual", actor="console")
 
         def done(item: dict) -> str:
             self._set_busy(False)
@@ -151,7 +137,7 @@ class BackupsTab(ServiceTab):
 
         def work() -> dict:
             archive = find_backup(paths, name)
-            result = verify_archive(archive, paths.backups_dir)
+            result = verify_archive(archive, paths.backups_dir, paths=paths)
             write_verification(archive, result)
             return result
 
@@ -244,7 +230,7 @@ class BackupsTab(ServiceTab):
         seconds = self.restore_wait_ms // 1000
 
         def work() -> dict:
-            return restore_backup(paths, find_backup(paths, name))
+            return restore_backup(paths, find_backup(paths, name), actor="console")
 
         def finish(text: str, result: dict | None, ok: bool) -> None:
             if not restart:
@@ -315,7 +301,7 @@ class BackupsTab(ServiceTab):
         made = local_time(manifest["created_at"]) if manifest.get("created_at") else "at an unknown date"
         text = (
             f"Restore {name}?\n\nMade {made} (version {manifest.get('app_version', '?')}), "
-            f"holding {describe_counts(manifest)}.\n\n"
+            f"holding {describe_contents(manifest)}.\n\n"
             "Everything entered since then is replaced; a safety backup of the current state is made first.\n"
             "Users, settings kept in the database, job schedules and records go back to how they were "
             f"{made if made.startswith('at ') else 'at ' + made}."

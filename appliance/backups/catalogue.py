@@ -229,3 +229,44 @@ def last_restore_drill(paths: Paths) -> dict[str, Any] | None:
             if drill is not None:
                 found.append(drill)
     return max(found, key=lambda d: (d["at"], d["backup"] or ""), default=None)
+
+
+# --- the last restore -----------------------------------------------------------------------
+
+LAST_RESTORE = "last-restore.json"
+
+
+def record_restore(paths: Paths, archive_name: str, at: dt.datetime, safety_backup: str | None) -> None:
+    """Remember that the home was restored from ``archive_name`` at ``at`` (retention keeps that archive
+    for a while; see :mod:`appliance.backups.retention`)."""
+    data = {"archive": archive_name, "at": iso(at), "safety_backup": safety_backup}
+    write_private_file(paths.backups_dir / LAST_RESTORE, json.dumps(data, indent=2, sort_keys=True))
+
+
+def last_restore(paths: Paths) -> dict[str, Any] | None:
+    """The last restore as ``{"archive", "at", "safety_backup"}``, or ``None`` when there was none."""
+    data = _read_json(paths.backups_dir / LAST_RESTORE)
+    if not isinstance(data, dict) or not isinstance(data.get("archive"), str):
+        return None
+    return data
+
+
+def describe_contents(manifest: dict[str, Any]) -> str:
+    """What an archive holds, as a person counts it: ``"215 customers, 60 orders, 5 users, 12 files"``.
+
+    Each collection by its name (its table ``c_<name>``; the full-text index's tables left out), then the
+    users and the uploaded files; the bookkeeping tables (sessions, history, audit ...) are not named.
+    """
+    counts = manifest.get("row_counts") or {}
+    parts = [
+        f"{count} {table[2:].replace('_', ' ')}"
+        for table, count in sorted(counts.items())
+        if table.startswith("c_") and "__" not in table and isinstance(count, int)
+    ]
+    users = counts.get("user")
+    if isinstance(users, int):
+        parts.append(f"{users} user{'' if users == 1 else 's'}")
+    files = manifest.get("files")
+    if isinstance(files, (list, dict)):
+        parts.append(f"{len(files)} file{'' if len(files) == 1 else 's'}")
+    return ", ".join(parts) or "no records"
