@@ -107,7 +107,7 @@ def backups_page():
 @bp.post("/backups")
 def create_backup():
     try:
-        item = take_backup(current_instance(), kind="manual")
+        item = take_backup(current_instance(), kind="manual", actor=current_user.user)
     except Busy as exc:
         flash(exc.message, "warning")
         return redirect(url_for("admin_ops.backups_page"))

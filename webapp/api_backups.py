@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request, send_file
 
-from appliance.backups.catalogue import find_backup, last_backup, last_restore_drill, list_backups
+from appliance.backups.catalogue import find_backup, last_backup, last_restore, last_restore_drill, list_backups
+from appliance.backups.retention import last_prune
 from appliance.jobs.alerts import list_alerts, serialize_alert
 from appliance.jobs.builtin import take_backup
 from appliance.jobs.definitions import ensure_jobs_once, job_items
@@ -30,9 +31,9 @@ def list_all():
 @bp.post("/backups")
 def create():
     """Write a backup now; answers 201 once it is written and verified (``verified`` says how that went)."""
-    require_admin()
+    principal = require_admin()
     require_write()
-    return jsonify(take_backup(current_instance(), kind="manual")), 201
+    return jsonify(take_backup(current_instance(), kind="manual", actor=principal.actor)), 201
 
 
 @bp.get("/backups/<name>/download")
@@ -63,6 +64,8 @@ def status_section() -> dict[str, Any]:
         "next_job": {"name": due[0]["name"], "next_run": due[0]["next_run"]} if due else None,
         "alerts": [serialize_alert(alert) for alert in list_alerts(limit=20, open_only=True)],
         "last_restore_drill": last_restore_drill(current_instance().paths),
+        "last_prune": last_prune(current_instance().paths),
+        "last_restore": last_restore(current_instance().paths),
     }
 
 

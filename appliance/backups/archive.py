@@ -53,6 +53,7 @@ from appliance.backups.format import (
     referenced_digests,
 )
 from appliance.backups.retention import copy_offsite
+from appliance.backups.signing import sign_manifest, signing_key
 from appliance.backups.verify import verify_archive
 from appliance.clock import aware, iso
 from appliance.config.home import Paths
@@ -184,7 +185,8 @@ def create_backup(
 ) -> BackupResult:
     """Write a new archive into ``<home>/backups`` and verify it; one backup or restore at a time.
 
-    ``kind`` is ``"manual"``, ``"scheduled"`` or ``"safety"`` (before a restore).
+    ``kind`` is ``"manual"``, ``"scheduled"``, ``"safety"`` (before a restore) or ``"pre-update"``;
+    it is stored in the manifest and decides how long retention keeps the archive.
     Returns a :class:`BackupResult`; a backup that fails verification is moved
     to ``backups/failed/`` and comes back with ``verified`` false (the caller
     alerts). When ``offsite_dir`` is set, a verified archive is copied there
@@ -213,7 +215,7 @@ def create_backup_locked(
     backups_dir = private_dir(paths.backups_dir)
     clean_leftovers(backups_dir)
     created = aware(now) or dt.datetime.now(dt.UTC)
-    name = _unique_name(backups_dir, "safety" if kind == "safety" else "backup", created)
+    name = _unique_name(backups_dir, kind if kind in ("safety", "pre-update") else "backup", created)
     final = backups_dir / name
     partial = backups_dir / f".{name}.partial"
     work = backups_dir / scratch_name("backup")
@@ -255,7 +257,8 @@ def create_backup_locked(
                 }
                 manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
                 zf.writestr(MANIFEST, manifest_bytes)
-                zf.comment = (COMMENT_PREFIX + hashlib.sha256(manifest_bytes).hexdigest()).encode()
+                signature = sign_manifest(signing_key(paths), manifest_bytes)
+                zf.comment = (COMMENT_PREFIX + hashlib.sha256(manifest_bytes).hexdigest() + " " + signature).encode()
         with open(partial, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(partial, final)
@@ -270,7 +273,7 @@ def create_backup_locked(
             partial.unlink()
     timings["write_seconds"] = round(time.monotonic() - started, 3)
     try:
-        verification = verify_archive(final, backups_dir)
+        verification = verify_archive(final, backups_dir, paths=paths)
     except NotEnoughSpace as exc:
         raise NotEnoughSpace(
             f"the backup {name} was written but could not be verified: {exc.message}; "

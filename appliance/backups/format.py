@@ -19,6 +19,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from appliance.storage.blobs import version_digests
+
 FORMAT = "office-appliance-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -86,11 +88,16 @@ def _version_of(migrations: list[str]) -> int:
 
 
 def referenced_digests(db_path: Path) -> list[str] | None:
-    """The content digests the ``file_ref`` table of a database file refers to, or ``None`` when it has none."""
+    """The content digests a database file refers to (its ``file_ref`` table and the file values in its
+    record versions, which a restore of an old version needs), or ``None`` when it has no ``file_ref``."""
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         if not con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='file_ref'").fetchone():
             return None
-        return sorted(row[0] for row in con.execute("SELECT DISTINCT sha256 FROM file_ref"))
+        found = {row[0] for row in con.execute("SELECT DISTINCT sha256 FROM file_ref")}
+        if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='record_version'").fetchone():
+            rows = con.execute("SELECT data FROM record_version WHERE data LIKE '%\"sha256\"%'")
+            found |= version_digests(data for (data,) in rows)
+        return sorted(found)
     finally:
         con.close()

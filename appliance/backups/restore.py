@@ -29,15 +29,17 @@ from typing import Any
 import peewee
 
 from appliance.backups.archive import create_backup_locked
-from appliance.backups.catalogue import exclusive_operation
+from appliance.backups.catalogue import exclusive_operation, record_restore
 from appliance.backups.format import DB_MEMBER, FAILED_DIR, disk_full, inspect_database
 from appliance.backups.verify import verify_archive
+from appliance.clock import as_stored
 from appliance.config.home import Paths
 from appliance.durable import fsync_dir
 from appliance.errors import BackupFailed, BadRequest, Busy, Conflict, NotEnoughSpace, RestoreFailed
 from appliance.storage.db import sqlite_pragmas
 from appliance.storage.locks import FileLock
 from appliance.storage.migrate import apply_migrations, code_schema_version, known_migrations
+from appliance.storage.models import AuditEvent
 
 WORK_DIR = ".restore"
 COMMIT = "COMMIT"
@@ -109,8 +111,16 @@ def restore_backup(
     *,
     safety_backup: bool = True,
     now: dt.datetime | None = None,
+    actor: str = "cli",
+    accept_foreign: bool = False,
 ) -> dict[str, Any]:
     """Replace the home's database and files with those of ``archive``.
+
+    The restored database gets a ``backup.restored`` audit event by ``actor``
+    (written into it before the swap, so it is there exactly when the restore
+    is), and the backups folder remembers the archive restored from (retention
+    keeps it for a while). An archive not signed by this instance is refused
+    unless ``accept_foreign`` (see :func:`appliance.backups.verify.verify_archive`).
 
     Returns ``{"restored", "safety_backup", "schema_version", "migrations_applied"}``.
     Raises :class:`Conflict` while a server runs on the home or when the safety
@@ -131,7 +141,7 @@ def restore_backup(
             new = work / "new"
             try:
                 work.mkdir()
-                verification = verify_archive(archive, work, keep_into=new)
+                verification = verify_archive(archive, work, keep_into=new, paths=paths, accept_foreign=accept_foreign)
                 if not verification["ok"]:
                     raise BadRequest(
                         f"the archive {archive.name} is refused: " + "; ".join(verification["problems"][:3]),
@@ -151,6 +161,8 @@ def restore_backup(
                 stage_unpacked(new, paths)
                 _step("staged")
                 applied = migrate_unpacked(new / "db" / paths.database_file.name, archive.name)
+                moment = now or dt.datetime.now(dt.UTC)
+                _audit_restore(new / "db" / paths.database_file.name, archive.name, safety_name, actor, moment)
                 _fsync_tree(new)
                 _step("migrated")
             except NotEnoughSpace as exc:
@@ -173,6 +185,7 @@ def restore_backup(
             _step("committed")
             _roll_forward(paths.home, work)
             _step("swapped")
+            record_restore(paths, archive.name, moment, safety_name)
             return {
                 "restored": archive.name,
                 "safety_backup": safety_name,
@@ -181,6 +194,23 @@ def restore_backup(
             }
     finally:
         lock.release()
+
+
+def _audit_restore(db_file: Path, archive_name: str, safety: str | None, actor: str, at: dt.datetime) -> None:
+    """Write the ``backup.restored`` audit event into the staged database (on a connection of its own)."""
+    db = peewee.SqliteDatabase(str(db_file), pragmas=sqlite_pragmas(30000))
+    try:
+        db.connect()
+        AuditEvent.insert(
+            at=as_stored(at),
+            actor_id=None,
+            actor=actor[:320],
+            action="backup.restored",
+            target=archive_name,
+            details=json.dumps({"archive": archive_name, "safety_backup": safety}, sort_keys=True),
+        ).bind(db).execute()
+    finally:
+        db.close()
 
 
 def _safety_backup(paths: Paths, now: dt.datetime | None) -> str:

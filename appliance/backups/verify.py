@@ -9,6 +9,7 @@ states.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -37,6 +38,7 @@ from appliance.backups.format import (
     inspect_database,
     read_member,
 )
+from appliance.backups.signing import FOREIGN_WARNING, signature_state, signing_key
 from appliance.clock import iso, parse_iso
 from appliance.config.home import Paths
 from appliance.durable import private_dir
@@ -45,7 +47,7 @@ from appliance.errors import NotEnoughSpace
 log = logging.getLogger("appliance.backups")
 
 
-def verify_backup(paths: Paths, archive: Path) -> dict[str, Any]:
+def verify_backup(paths: Paths, archive: Path, *, accept_foreign: bool = False) -> dict[str, Any]:
     """Verify ``archive`` again under the home's backup lock (no backup prunes its scratch folder
     meanwhile) and, when it lives in the backups folder, store the result beside it.
 
@@ -55,7 +57,7 @@ def verify_backup(paths: Paths, archive: Path) -> dict[str, Any]:
     """
     with exclusive_operation(paths, "verify"):
         backups_dir = private_dir(paths.backups_dir)
-        result = verify_archive(archive, backups_dir)
+        result = verify_archive(archive, backups_dir, paths=paths, accept_foreign=accept_foreign)
         if archive.parent in (backups_dir, backups_dir / FAILED_DIR):
             write_verification(archive, result)
         return result
@@ -74,7 +76,14 @@ def _safe_member(name: str) -> bool:
     )
 
 
-def verify_archive(archive: Path, scratch_parent: Path, *, keep_into: Path | None = None) -> dict[str, Any]:
+def verify_archive(
+    archive: Path,
+    scratch_parent: Path,
+    *,
+    keep_into: Path | None = None,
+    paths: Paths | None = None,
+    accept_foreign: bool = False,
+) -> dict[str, Any]:
     """Check an archive: unpack it into a scratch folder, compare every checksum and size with the
     manifest (whose own checksum is in the zip comment), run ``integrity_check`` on the database and
     compare its row counts and schema version with the manifest.
@@ -85,11 +94,19 @@ def verify_archive(archive: Path, scratch_parent: Path, *, keep_into: Path | Non
     unpacked, and no member is unpacked beyond the size its manifest states. Raises
     :class:`NotEnoughSpace` when the scratch side has no room (a full disk says nothing about the
     archive). With ``keep_into`` the unpacked tree is left in that (new) folder for a restore;
-    otherwise the scratch folder inside ``scratch_parent`` is removed.
+    otherwise only the database is unpacked (for ``integrity_check``), every other member is streamed
+    through its checksum, and the scratch folder inside ``scratch_parent`` is removed.
+
+    With ``paths`` the manifest's signature is checked against that home's key (see
+    :mod:`appliance.backups.signing`) before any member is read: an archive signed by another instance,
+    edited, or unsigned is refused (``signature`` says which) unless ``accept_foreign``; an unsigned one
+    lying in that home's own backups folder (owner-only, so written by this instance before archives
+    were signed) is accepted as ``"unsigned (own folder)"``.
     """
     started = time.monotonic()
     problems: list[str] = []
     manifest: dict[str, Any] = {}
+    signature = "not checked"
     integrity = None
     checked = 0
     scratch = keep_into or (scratch_parent / scratch_name("verify"))
@@ -104,11 +121,17 @@ def verify_archive(archive: Path, scratch_parent: Path, *, keep_into: Path | Non
             zf = zipfile.ZipFile(archive)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             problems.append(f"not a readable zip archive: {exc}")
-            return _result(problems, manifest, integrity, checked, started)
+            return (
+                _result(problems, manifest, integrity, checked, started)
+                | {"signature": signature}
+                | {"signature": signature}
+            )
         with zf:
             manifest = _read_manifest(zf, problems)
-            if manifest:
-                checked = _check_members(zf, manifest, scratch, problems)
+            if manifest and paths is not None:
+                signature = _check_signature(zf, archive, paths, accept_foreign, problems)
+            if manifest and not problems:
+                checked = _check_members(zf, manifest, scratch, problems, unpack_all=keep_into is not None)
                 if not problems:
                     integrity = _check_database(scratch / DB_MEMBER, manifest, problems)
     except NotEnoughSpace:
@@ -119,7 +142,27 @@ def verify_archive(archive: Path, scratch_parent: Path, *, keep_into: Path | Non
     finally:
         if keep_into is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    return _result(problems, manifest, integrity, checked, started)
+    return _result(problems, manifest, integrity, checked, started) | {"signature": signature}
+
+
+def _check_signature(
+    zf: zipfile.ZipFile, archive: Path, paths: Paths, accept_foreign: bool, problems: list[str]
+) -> str:
+    """The signature state of the archive; a problem (nothing is read further) unless it is acceptable."""
+    raw = read_member(zf, MANIFEST, MAX_MANIFEST_BYTES) or b""
+    state = signature_state(signing_key(paths), raw, zf.comment.decode("utf-8", "replace"))
+    if state == "own":
+        return state
+    own_folder = archive.resolve().parent in (paths.backups_dir.resolve(), (paths.backups_dir / FAILED_DIR).resolve())
+    if state == "unsigned" and own_folder:
+        return "unsigned (own folder)"
+    if accept_foreign:
+        return f"{state} (accepted)"
+    what = "is signed by another instance (or was changed)" if state == "foreign" else "is not signed"
+    problems.append(
+        f"the archive {what}: refused; {FOREIGN_WARNING} To go on anyway, verify or restore with --accept-foreign"
+    )
+    return state
 
 
 def _result(
@@ -162,7 +205,7 @@ def _read_manifest(zf: zipfile.ZipFile, problems: list[str]) -> dict[str, Any]:
     if not comment.startswith(COMMENT_PREFIX):
         problems.append("the archive does not carry the manifest checksum: not an Office Appliance backup")
         return {}
-    if hashlib.sha256(raw).hexdigest() != comment[len(COMMENT_PREFIX) :].strip():
+    if hashlib.sha256(raw).hexdigest() != (comment[len(COMMENT_PREFIX) :].split() or [""])[0]:
         problems.append("manifest.json was changed after the backup was written (its checksum does not match)")
         return {}
     try:
@@ -242,7 +285,9 @@ def manifest_problems(manifest: Any) -> list[str]:
     return problems
 
 
-def _check_members(zf: zipfile.ZipFile, manifest: dict[str, Any], scratch: Path, problems: list[str]) -> int:
+def _check_members(
+    zf: zipfile.ZipFile, manifest: dict[str, Any], scratch: Path, problems: list[str], *, unpack_all: bool = True
+) -> int:
     """Unpack and check every member; returns how many were checked. Refuses before unpacking
     anything when members are missing, unlisted, or of another size than the manifest says; raises
     :class:`NotEnoughSpace` when the declared total does not fit or a write finds the disk full."""
@@ -261,7 +306,7 @@ def _check_members(zf: zipfile.ZipFile, manifest: dict[str, Any], scratch: Path,
             )
     if problems:
         return 0
-    declared = sum(listed[name]["size"] for name in names)
+    declared = sum(listed[name]["size"] for name in names if unpack_all or name == DB_MEMBER)
     free = shutil.disk_usage(scratch).free
     if declared > free:
         raise NotEnoughSpace(
@@ -275,13 +320,15 @@ def _check_members(zf: zipfile.ZipFile, manifest: dict[str, Any], scratch: Path,
         size = 0
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(infos[name]) as src, open(target, "xb") as out:
+            unpack = unpack_all or name == DB_MEMBER
+            with zf.open(infos[name]) as src, open(target, "xb") if unpack else contextlib.nullcontext() as out:
                 while chunk := src.read(CHUNK):
                     size += len(chunk)
                     if size > expected["size"]:
-                        break  # never unpack beyond what the manifest states
+                        break  # never read beyond what the manifest states
                     digest.update(chunk)
-                    out.write(chunk)
+                    if out is not None:
+                        out.write(chunk)
         except OSError as exc:
             if disk_full(exc):
                 raise NotEnoughSpace(f"not enough disk space to unpack the archive: {exc.strerror}") from None

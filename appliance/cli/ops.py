@@ -14,6 +14,7 @@ import click
 
 from appliance.backups.catalogue import describe_backup, list_backups, resolve_archive
 from appliance.backups.restore import recover_if_idle, restore_backup
+from appliance.backups.signing import FOREIGN_WARNING
 from appliance.backups.verify import verify_backup
 from appliance.cli.common import command, current_instance, fail, json_option, migrated_database, print_json
 from appliance.clock import shown_time
@@ -44,7 +45,7 @@ def backup_create(as_json: bool) -> None:
     instance = current_instance()
     recover_if_idle(instance.paths)
     with migrated_database(instance):
-        item = take_backup(instance, kind="manual")
+        item = take_backup(instance, kind="manual", actor="cli")
     if as_json:
         print_json(item)
     else:
@@ -81,17 +82,30 @@ def _drill_note(drill: dict[str, Any] | None) -> str:
     return f"  drill {'passed' if drill['outcome'] == 'ok' else 'FAILED'} {drill['at']}"
 
 
+ACCEPT_FOREIGN_HELP = (
+    "Go on with an archive not signed by this instance (from another installation, or made or changed by "
+    "someone else): it replaces every user, password and record with what it holds."
+)
+
+
+def _warn_foreign(accept_foreign: bool) -> None:
+    if accept_foreign:
+        click.echo(f"warning: --accept-foreign: {FOREIGN_WARNING}", err=True)
+
+
 @command(backup_group, "verify")
 @click.argument("archive")
+@click.option("--accept-foreign", is_flag=True, help=ACCEPT_FOREIGN_HELP)
 @json_option
-def backup_verify(archive: str, as_json: bool) -> None:
-    """Check ARCHIVE (a name in the backups folder, or a path): checksums, integrity, row counts."""
+def backup_verify(archive: str, accept_foreign: bool, as_json: bool) -> None:
+    """Check ARCHIVE (a name in the backups folder, or a path): signature, checksums, integrity, row counts."""
 
     paths = current_instance().paths
     path = resolve_archive(paths, archive)
     # Under the backup lock (refused while a backup or restore runs); stored beside the archive when
     # it is in the backups folder. A full disk is an error, not a verdict on the archive.
-    result = verify_backup(paths, path)
+    _warn_foreign(accept_foreign)
+    result = verify_backup(paths, path, accept_foreign=accept_foreign)
     if as_json:
         print_json({"name": path.name, **result})
     elif result["ok"]:
@@ -131,8 +145,9 @@ def backup_drill(archive: str | None, as_json: bool) -> None:
 @click.argument("archive")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-safety-backup", is_flag=True, help="Do not back up the current state first.")
+@click.option("--accept-foreign", is_flag=True, help=ACCEPT_FOREIGN_HELP)
 @json_option
-def backup_restore(archive: str, yes: bool, no_safety_backup: bool, as_json: bool) -> None:
+def backup_restore(archive: str, yes: bool, no_safety_backup: bool, accept_foreign: bool, as_json: bool) -> None:
     """Replace the database and files with those of ARCHIVE; refused while a server runs on this home."""
 
     paths = current_instance().paths
@@ -156,7 +171,8 @@ def backup_restore(archive: str, yes: bool, no_safety_backup: bool, as_json: boo
             )
         if not agreed:
             fail("not restored; nothing was changed")
-    outcome = restore_backup(paths, path, safety_backup=not no_safety_backup)
+    _warn_foreign(accept_foreign)
+    outcome = restore_backup(paths, path, safety_backup=not no_safety_backup, accept_foreign=accept_foreign)
     if as_json:
         print_json(outcome)
         return

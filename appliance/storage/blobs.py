@@ -2,8 +2,13 @@
 
 The bytes of an uploaded file live at ``<home>/files/<sha256[:2]>/<sha256>``,
 outside any served folder, so a client-chosen name never reaches the file
-system. ``file_ref`` rows say which record field refers to which content;
-when the last reference goes, the caller removes the stored file after the
+system. ``file_ref`` rows say which record field refers to which content,
+and a record's versions (``record_version``) refer to the content they held:
+a stored file stays while a current field *or any version in a record's
+history* refers to it, so restoring an old version brings its file back.
+(History is kept as long as the record's collection exists: deleting the
+collection, or undoing an import, drops those versions and their files.)
+When the last reference goes, the caller removes the stored file after the
 commit (:func:`remove_unreferenced`), never inside the transaction, which
 could still roll back; the ``cleanup`` job removes what a crash or a backup
 left behind (:func:`remove_orphan_blobs`).
@@ -107,8 +112,29 @@ def store_blob(
 
 
 def is_referenced(sha256: str) -> bool:
-    """Whether some record field still refers to the content ``sha256``."""
-    return database.execute_sql("SELECT 1 FROM file_ref WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+    """Whether some record field, or some version in a record's history, still refers to the content ``sha256``."""
+    if database.execute_sql("SELECT 1 FROM file_ref WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None:
+        return True
+    if not _DIGEST_RE.match(sha256 or ""):
+        return False
+    # A version holds a file value as {"sha256": "<digest>", ...} in its JSON; a digest is 64 hex digits, so
+    # a text value that happens to hold one only keeps a file longer, never removes one too early.
+    return (
+        database.execute_sql("SELECT 1 FROM record_version WHERE data LIKE ? LIMIT 1", (f"%{sha256}%",)).fetchone()
+        is not None
+    )
+
+
+# With or without a space after the colon: Python's json writes one, SQLite's JSON functions do not.
+_VERSION_DIGEST_RE = re.compile(r'"sha256":\s*"([0-9a-f]{64})"')
+
+
+def version_digests(data_rows: Iterable[str]) -> set[str]:
+    """The content digests that record versions' JSON ``data`` refer to."""
+    found: set[str] = set()
+    for data in data_rows:
+        found.update(_VERSION_DIGEST_RE.findall(data or ""))
+    return found
 
 
 def _unreferenced(digests: Iterable[str]) -> list[str]:
@@ -181,7 +207,32 @@ def drop_field_refs(collection: str, fields: list[str]) -> list[str]:
         ).fetchall()
     ]
     database.execute_sql(f"DELETE FROM file_ref WHERE collection = ? AND field IN ({marks})", (collection, *fields))
-    return _unreferenced(digests)
+    return _unreferenced({*digests, *_forget_in_history(collection, fields)})
+
+
+def _forget_in_history(collection: str, fields: list[str]) -> set[str]:
+    """Take removed file fields out of the collection's history; returns the digests their versions held.
+
+    Removing a field removes its values, old versions' included (the admin confirmed it): otherwise a
+    version would keep every file the field ever held, although no restore can bring it back into a
+    field that no longer exists. Field names are ``[a-z][a-z0-9_]*``, so the JSON paths are safe.
+    """
+    found: set[str] = set()
+    if not database.table_exists("record_version"):
+        return found
+    for name in fields:
+        path = f'$."{name}"'
+        held = database.execute_sql(
+            "SELECT json_extract(data, ?) FROM record_version WHERE collection = ? AND json_extract(data, ?) IS NOT NULL",
+            (path, collection, path),
+        ).fetchall()
+        found |= version_digests(str(row[0]) for row in held)
+        database.execute_sql(
+            "UPDATE record_version SET data = json_remove(data, ?), changes = json_remove(changes, ?) "
+            "WHERE collection = ? AND (json_extract(data, ?) IS NOT NULL OR json_extract(changes, ?) IS NOT NULL)",
+            (path, path, collection, path, path),
+        )
+    return found
 
 
 def drop_collection_refs(collection: str) -> list[str]:
@@ -227,6 +278,9 @@ def remove_orphan_blobs(files_dir: Path) -> int:
     if not files_dir.is_dir() or not database.table_exists("file_ref"):
         return 0
     referenced = {sha for (sha,) in database.execute_sql("SELECT DISTINCT sha256 FROM file_ref").fetchall()}
+    if database.table_exists("record_version"):
+        rows = database.execute_sql("SELECT data FROM record_version WHERE data LIKE '%\"sha256\"%'")
+        referenced |= version_digests(row[0] for row in rows)
     cutoff = time.time() - ORPHAN_GRACE_SECONDS
     orphans = []
     removed = 0

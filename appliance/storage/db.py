@@ -2,7 +2,7 @@
 
 ``database`` is a peewee ``DatabaseProxy`` initialised once per process by
 :func:`open_database`: SQLite in WAL mode with foreign keys, a busy timeout
-and ``synchronous=NORMAL`` by default, PostgreSQL when ``database_url`` (or
+and ``synchronous`` from the ``sqlite_synchronous`` setting, PostgreSQL when ``database_url`` (or
 ``DATABASE_URL``) names one. Connections are per thread; the web layer opens
 and closes one around each request, jobs around each run.
 """
@@ -28,8 +28,13 @@ class BaseModel(peewee.Model):
         legacy_table_names = False
 
 
-def sqlite_pragmas(busy_timeout_ms: int) -> dict[str, Any]:
-    """The pragmas every SQLite connection gets.
+SYNCHRONOUS = {"normal": 1, "full": 2}
+
+
+def sqlite_pragmas(busy_timeout_ms: int, synchronous: str = "full") -> dict[str, Any]:
+    """The pragmas every SQLite connection gets; ``synchronous`` is the ``sqlite_synchronous`` setting
+    (``full``: a commit is on disk before it is acknowledged; ``normal``: in WAL mode a commit acknowledged
+    just before a power cut can be lost, never corrupted; see README "Durability").
 
     WAL is not among them: it is a property of the database file, set once by
     :func:`open_database`; setting it again on every connection costs about
@@ -38,7 +43,7 @@ def sqlite_pragmas(busy_timeout_ms: int) -> dict[str, Any]:
     return {
         "foreign_keys": 1,
         "busy_timeout": busy_timeout_ms,
-        "synchronous": 1,  # NORMAL: durable at every checkpoint, safe with WAL
+        "synchronous": SYNCHRONOUS[synchronous],
     }
 
 
@@ -103,7 +108,7 @@ def make_database(instance: Instance) -> peewee.Database:
         return connected
     return SerialisedSqliteDatabase(
         str(instance.paths.database_file),
-        pragmas=sqlite_pragmas(instance.settings.sqlite_busy_timeout_ms),
+        pragmas=sqlite_pragmas(instance.settings.sqlite_busy_timeout_ms, instance.settings.sqlite_synchronous),
         # Every transaction begins IMMEDIATE: it takes the write lock up front, so
         # a second writer waits out the busy timeout. A deferred transaction that
         # reads and then writes cannot wait: SQLite answers "database is locked"

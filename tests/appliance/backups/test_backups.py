@@ -203,9 +203,9 @@ def test_retention_keeps_the_last_daily_and_weekly_backups_across_simulated_week
     paths = Paths(home)
     clock = FakeClock(dt.datetime(2026, 1, 5, 2, 0, tzinfo=dt.UTC))  # a Monday
     for _day in range(28):
-        create_backup(paths, now=clock.now())
+        create_backup(paths, now=clock.now(), kind="scheduled")
         if _day % 7 == 3:  # a second backup some days: only the newest of the day counts as that day's
-            create_backup(paths, now=clock.now() + dt.timedelta(hours=5))
+            create_backup(paths, now=clock.now() + dt.timedelta(hours=5), kind="scheduled")
         clock.advance(days=1)
     outcome = prune_backups(paths, keep_daily=3, keep_weekly=3)
     left = sorted(item["created_at"] for item in list_backups(paths))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pytest
@@ -10,6 +11,8 @@ from appliance.errors import TooLarge, ValidationFailed
 from appliance.records.delete import delete_record
 from appliance.records.files import Upload, safe_filename, sniff_type, type_accepted
 from appliance.records.write import create_record, update_record
+from appliance.storage.blobs import remove_unreferenced
+from appliance.storage.db import database
 from tests.appliance.data_helpers import make_users
 
 PDF = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
@@ -69,6 +72,9 @@ def test_identical_content_is_stored_once_and_removed_when_the_last_reference_go
     delete_record("docs", one["id"], admin, files_dir=files)
     assert stored(instance) == [PDF]
     update_record("docs", two["id"], {"scan": None}, admin, files_dir=files)
+    assert stored(instance) == [PDF], "the records' history still refers to it"
+    database.execute_sql("DELETE FROM record_version")  # what deleting the collection does to its history
+    assert remove_unreferenced(files, [hashlib.sha256(PDF).hexdigest()]) == 1
     assert stored(instance) == []
 
 
@@ -107,7 +113,7 @@ def test_renaming_a_file_field_keeps_its_files_and_removing_it_removes_them(inst
     assert stored(instance) == [PDF]
     update_collection("docs", {"fields": [{"name": "title", "type": "text"}]}, admin, files_dir=files)
     assert _refs() == []
-    assert stored(instance) == []
+    assert stored(instance) == [PDF], "the versions of the records still hold it"
 
 
 def test_swapping_two_file_fields_names_swaps_their_references(instance, admin):

@@ -15,12 +15,12 @@ def pragma(name: str):
     return database.execute_sql(f"PRAGMA {name}").fetchone()[0]
 
 
-def test_a_connection_has_wal_foreign_keys_a_busy_timeout_and_normal_sync(instance):
+def test_a_connection_has_wal_foreign_keys_a_busy_timeout_and_full_sync(instance):
     with database.connection_context():
         assert pragma("journal_mode") == "wal"
         assert pragma("foreign_keys") == 1
         assert pragma("busy_timeout") == instance.settings.sqlite_busy_timeout_ms
-        assert pragma("synchronous") == 1  # NORMAL
+        assert pragma("synchronous") == 2  # FULL, the sqlite_synchronous default
 
 
 def test_each_thread_gets_its_own_connection(instance):
