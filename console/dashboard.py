@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from appliance.backups.catalogue import last_restore_drill
 from appliance.clock import parse_iso
 from appliance.config.home import Paths
+from appliance.server.addresses import staff_urls
 from appliance.text import format_bytes
 from console.client import human_duration
 from console.supervisor import CRASHED, RUNNING, STARTING, STOPPED, STOPPING, UNREACHABLE
@@ -203,6 +204,12 @@ class DashboardTab(QWidget):
         url_row.addWidget(self.url_label, 1)
         url_row.addWidget(self.open_button)
         url_row.addWidget(self.copy_button)
+        # Where staff on other computers open it (only when it listens on the office network).
+        self.lan_label = QLabel()
+        self.lan_label.setObjectName("lan_urls")
+        self.lan_label.setWordWrap(True)
+        self.lan_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.lan_label.hide()
 
         grid_box = QGroupBox("At a glance")
         grid = QGridLayout(grid_box)
@@ -241,6 +248,7 @@ class DashboardTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addLayout(url_row)
+        layout.addWidget(self.lan_label)
         layout.addWidget(grid_box)
         layout.addWidget(self.alerts_label)
         layout.addWidget(QLabel("Server output and events:"))
@@ -260,6 +268,7 @@ class DashboardTab(QWidget):
         self.state_label.setText(f'<span style="color:{colour}">●</span> {STATE_WORDS.get(state, state)}')
         self.url = (info or {}).get("url")
         self.url_label.setText(self.url or NOT_AVAILABLE)
+        self.show_lan_urls(info if state in (RUNNING, STARTING, UNREACHABLE) else None)
         self.open_button.setEnabled(bool(self.url))
         self.copy_button.setEnabled(bool(self.url))
         # A restore holds the home's lock: a server started now would only be refused.
@@ -276,6 +285,13 @@ class DashboardTab(QWidget):
         if state in (STOPPED, CRASHED):
             self.figures["uptime"].setText(NOT_AVAILABLE)
             self.show_offline_figures()
+
+    def show_lan_urls(self, info: dict | None) -> None:
+        """The office-network addresses of a server listening on a wildcard or LAN address; hidden otherwise."""
+        host, port = (info or {}).get("host"), (info or {}).get("port")
+        urls = staff_urls(str(host), int(port)) if isinstance(host, str) and isinstance(port, int) else []
+        self.lan_label.setText("Staff on the office network open: " + "   ".join(urls) if urls else "")
+        self.lan_label.setVisible(bool(urls))
 
     def set_restore_running(self, running: bool) -> None:
         """A restore started or ended: Start waits for it."""

@@ -32,29 +32,29 @@ from PySide6.QtWidgets import (
 )
 
 from appliance.config.home import Paths
-from appliance.config.labels import setting_choices, setting_help, setting_label
+from appliance.config.labels import GROUPS, setting_choices, setting_group, setting_help, setting_label
 from appliance.config.registry import registry
 from appliance.config.settings import load_settings, write_settings
 from appliance.config.values import form_message, parse_text
 from appliance.errors import ApplianceError, SettingsError
+from appliance.server.addresses import HTTPS_WARNING, is_open_to_network, staff_urls
 from console.client import run_in_background
 from console.supervisor import RUNNING, STARTING, UNREACHABLE, Supervisor
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Settings this form leaves out, with why: see the module's docstring.
 HIDDEN = {"backup_schedule"}
 # The sections shown first, in this order; the rest follow as declared.
 FIRST_SECTIONS = ("server", "mail", "backups")
 
 
-def network_warning(host: str) -> str | None:
-    """The warning for a bind address that serves more than this machine, or ``None``."""
-    if host.strip() in LOOPBACK:
+def network_warning(host: str, port: int | None = None) -> str | None:
+    """The warning for a bind address that serves more than this machine (with where staff open it), or ``None``."""
+    if not is_open_to_network(host):
         return None
-    return (
-        f"Binding to {host.strip() or 'every address'} opens the appliance to the network: anyone who can reach "
-        "this machine can reach its sign-in page. Put it behind HTTPS (a reverse proxy) before doing so."
-    )
+    where = host.strip() or "every address"
+    urls = staff_urls(host, port) if port else []
+    reach = f" Staff open {' or '.join(urls)}." if urls else ""
+    return f"Listening on {where} opens the appliance to the office network.{reach} {HTTPS_WARNING}"
 
 
 class SettingsTab(QWidget):
@@ -78,12 +78,39 @@ class SettingsTab(QWidget):
         settings = registry()
         sections: list[str] = [s for s in FIRST_SECTIONS if any(x.section == s for x in settings.values())]
         sections += [s for s in dict.fromkeys(x.section for x in settings.values()) if s not in sections]
+        # Basic first; Advanced (tuning, limits) in a part of its own, hidden until asked for.
+        self.advanced_button = QPushButton("Show advanced settings")
+        self.advanced_button.setObjectName("show-advanced")
+        self.advanced_button.setCheckable(True)
+        self.advanced_part = QWidget()
+        self.advanced_part.setObjectName("advanced-settings")
+        advanced_layout = QVBoxLayout(self.advanced_part)
+        advanced_layout.setContentsMargins(0, 0, 0, 0)
+        self.advanced_button.toggled.connect(self.on_advanced_toggled)
+        self.advanced_part.hide()
+        for group, title in GROUPS:
+            if group == "advanced":
+                outer.addWidget(self.advanced_button)
+            self._add_group(group, title, sections, outer if group == "basic" else advanced_layout)
+        outer.addWidget(self.advanced_part)
+        self._finish_form(form_host)
+
+    def _add_group(self, group: str, title: str, sections: list[str], outer: QVBoxLayout) -> None:
+        """One group box per section holding the group's settings of that section."""
+        settings = registry()
         for section in sections:
-            box = QGroupBox(section.capitalize())
+            members = [
+                x
+                for x in settings.values()
+                if x.section == section and x.name not in HIDDEN and setting_group(x.name) == group
+            ]
+            if not members:
+                continue
+            box = QGroupBox(
+                f"{section.capitalize()} ({title.lower()})" if group == "advanced" else section.capitalize()
+            )
             form = QFormLayout(box)
-            for setting in settings.values():
-                if setting.section != section or setting.name in HIDDEN:
-                    continue
+            for setting in members:
                 editor: QLineEdit | QCheckBox | QComboBox
                 if setting.type is bool:
                     editor = QCheckBox()
@@ -117,13 +144,13 @@ class SettingsTab(QWidget):
                 form.addRow(label, cell)
                 self.editors[setting.name] = editor
                 self.errors[setting.name] = error
-            if section == "server":
+            if section == "server" and group == "basic":
                 self.host_warning = QLabel()
                 self.host_warning.setWordWrap(True)
                 self.host_warning.setStyleSheet("color: #ef6c00;")
                 self.host_warning.hide()
                 form.addRow(self.host_warning)
-            if section == "backups":
+            if section == "backups" and group == "basic":
                 jobs_note = QLabel(
                     "When backups run is the schedule of the 'backup' job: change it in the Jobs tab "
                     "(select 'backup', then Edit schedule…)."
@@ -133,7 +160,7 @@ class SettingsTab(QWidget):
                 self.jobs_button = QPushButton("Open the Jobs tab")
                 self.jobs_button.clicked.connect(self.jobs_tab_requested)
                 form.insertRow(0, jobs_note, self.jobs_button)
-            if section == "mail":
+            if section == "mail" and group == "basic":
                 self.test_mail_button = QPushButton("Send test email")
                 self.test_mail_button.setToolTip("Sends with the saved settings: save your changes first.")
                 self.test_mail_button.clicked.connect(self.on_test_mail_clicked)
@@ -144,8 +171,14 @@ class SettingsTab(QWidget):
                 row.addWidget(self.test_mail_button)
                 form.addRow(row)
             outer.addWidget(box)
-        if "host" in self.editors:
-            self.editors["host"].textChanged.connect(self.on_host_changed)
+
+    def _finish_form(self, form_host: QWidget) -> None:
+        host_editor = self.editors.get("host")
+        if isinstance(host_editor, QLineEdit):
+            host_editor.textChanged.connect(self.on_host_changed)
+        port_editor = self.editors.get("port")
+        if isinstance(port_editor, QLineEdit):
+            port_editor.textChanged.connect(lambda _text: self.on_host_changed(self._host_text()))
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(form_host)
@@ -228,6 +261,8 @@ class SettingsTab(QWidget):
             for name, text in problems.items():
                 self.errors[name].setText(text)
                 self.errors[name].show()
+            if any(setting_group(name) == "advanced" for name in problems):
+                self.advanced_button.setChecked(True)  # a refused value is never hidden
             self.message.setText(f"Nothing was saved: {len(problems)} value(s) need fixing.")
             return None
         if not changes:
@@ -265,10 +300,20 @@ class SettingsTab(QWidget):
         self.restart_button.hide()
         self.restart_requested.emit()
 
+    def _host_text(self) -> str:
+        editor = self.editors.get("host")
+        return editor.text() if isinstance(editor, QLineEdit) else str(self.values.get("host", ""))
+
+    def on_advanced_toggled(self, shown: bool) -> None:
+        self.advanced_part.setVisible(shown)
+        self.advanced_button.setText("Hide advanced settings" if shown else "Show advanced settings")
+
     def on_host_changed(self, host: str) -> None:
         if not hasattr(self, "host_warning"):
             return
-        warning = network_warning(host)
+        editor = self.editors.get("port")
+        port_text = editor.text().strip() if isinstance(editor, QLineEdit) else ""
+        warning = network_warning(host, int(port_text) if port_text.isdigit() else None)
         self.host_warning.setText(f"⚠ {warning}" if warning else "")
         self.host_warning.setVisible(bool(warning))
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QRadioButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -32,6 +33,7 @@ from appliance.config.home import Paths, init_home, open_instance
 from appliance.config.settings import load_settings, write_settings
 from appliance.errors import ApplianceError
 from appliance.records.demo import load_starter_collections
+from appliance.server.addresses import HTTPS_WARNING, LOCAL_ONLY_HOST, NETWORK_HOST, is_open_to_network, staff_urls
 from appliance.server.sockets import port_holder, probe_port
 from appliance.storage.db import open_database
 from appliance.storage.migrate import apply_migrations
@@ -78,43 +80,79 @@ class PortPage(QWizardPage):
         super().__init__()
         self.owner = wizard
         self.setTitle("Where the appliance listens")
-        self.setSubTitle("Staff open the appliance in their browsers at this port. The default suits most offices.")
+        self.setSubTitle(
+            "Who opens the appliance in a browser, and at which port. The default port suits most offices."
+        )
+        self.local_button = QRadioButton("Only this computer")
+        self.network_button = QRadioButton("Everyone on the office network")
+        self.local_button.setObjectName("only_this_computer")
+        self.network_button.setObjectName("office_network")
         self.port_box = QSpinBox()
         self.port_box.setRange(1024, 65535)
-        self.port_box.setValue(self._current_port())
+        current_host, current_port = self._current()
+        self.port_box.setValue(current_port)
+        (self.network_button if is_open_to_network(current_host) else self.local_button).setChecked(True)
+        self.network_button.toggled.connect(lambda _checked: self.on_port_changed(self.port_box.value()))
         self.port_box.valueChanged.connect(self.on_port_changed)
         self.state = QLabel()
+        self.reach = QLabel()
+        self.reach.setObjectName("reach")
+        self.reach.setWordWrap(True)
+        self.warning = QLabel(HTTPS_WARNING)
+        self.warning.setObjectName("https_warning")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #8d5300;")
         self.error = _ErrorLabel()
         form = QFormLayout(self)
+        form.addRow("Who opens it:", self.local_button)
+        form.addRow("", self.network_button)
         form.addRow("Port:", self.port_box)
         form.addRow(self.state)
+        form.addRow(self.reach)
+        form.addRow(self.warning)
         form.addRow(self.error)
         self.on_port_changed(self.port_box.value())
 
-    def _current_port(self) -> int:
+    def _current(self) -> tuple[str, int]:
         try:
-            return int(load_settings(self.owner.paths.settings_file, {}).port)
+            settings = load_settings(self.owner.paths.settings_file, {})
+            return str(settings.host), int(settings.port)
         except ApplianceError:
-            return 8765
+            return LOCAL_ONLY_HOST, 8765
+
+    @property
+    def host(self) -> str:
+        """The listen address the choice means: every address for the office network, else loopback."""
+        return NETWORK_HOST if self.network_button.isChecked() else LOCAL_ONLY_HOST
 
     def on_port_changed(self, port: int) -> None:
-        problem = port_problem(port)
+        problem = port_problem(port, self.host)
         self.state.setText(problem or f"Port {port} is free.")
+        urls = staff_urls(self.host, port)
+        if self.network_button.isChecked():
+            self.reach.setText(
+                "Staff will open " + " or ".join(urls)
+                if urls
+                else "This computer has no office-network address now; the dashboard shows it once it has."
+            )
+        else:
+            self.reach.setText(f"Only a browser on this computer can open http://127.0.0.1:{port}/.")
+        self.warning.setVisible(self.network_button.isChecked())
         self.error.say("")
 
     def validatePage(self) -> bool:
-        port = self.port_box.value()
-        problem = port_problem(port)
+        port, host = self.port_box.value(), self.host
+        problem = port_problem(port, host)
         if problem:
             self.error.say(problem + " Choose another port.")
             return False
         try:
             prepare_home(self.owner.paths.home)
-            write_settings(self.owner.paths.settings_file, {"port": port})
+            write_settings(self.owner.paths.settings_file, {"port": port, "host": host})
         except ApplianceError as exc:
             self.error.say(exc.message)
             return False
-        self.owner.port = port
+        self.owner.port, self.owner.host = port, host
         return True
 
 
@@ -280,19 +318,21 @@ class DonePage(QWizardPage):
         layout.addWidget(self.start_box)
 
     def initializePage(self) -> None:
+        reach = "everyone on the office network" if is_open_to_network(self.owner.host) else "this computer only"
         self.summary.setText(
-            f"The appliance will listen on port {self.owner.port}. Sign in as {self.owner.admin_email} "
+            f"The appliance will listen on port {self.owner.port}, for {reach}. Sign in as {self.owner.admin_email} "
             "at the address the dashboard shows."
         )
 
 
 class FirstRunWizard(QWizard):
-    """Sets up a new home. After ``accept()``: ``port``, ``admin_email``, ``start_server``."""
+    """Sets up a new home. After ``accept()``: ``port``, ``host``, ``admin_email``, ``start_server``."""
 
     def __init__(self, paths: Paths, parent: QWidget | None = None):
         super().__init__(parent)
         self.paths = paths
         self.port = 0
+        self.host = LOCAL_ONLY_HOST
         self.admin_email = ""
         self.loaded_starters = False
         self.starter_result: dict | None = None

@@ -14,11 +14,12 @@ from typing import Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from appliance.config.labels import setting_choices, setting_label
+from appliance.config.labels import GROUPS, setting_choices, setting_group, setting_label
 from appliance.config.registry import registry
 from appliance.config.setting import Setting
 from appliance.config.settings import load_settings
 from appliance.errors import ValidationFailed
+from appliance.server.addresses import HTTPS_WARNING, is_open_to_network, staff_urls
 from appliance.server.live_settings import change_runtime_settings, editable_settings, refresh_runtime_settings
 from appliance.server.metrics import MAX_SLOTS
 from webapp.auth import admin_pages, client_address
@@ -53,9 +54,18 @@ def _page(status: int = 200, values: dict[str, Any] | None = None, errors: dict[
     shown.update(values or {})
     fixed = [s for s in registry().values() if s.restart]
     running = _running()
+    editable = _editable()
+    by_group = {group: [s for s in editable if setting_group(s.name) == group] for group, _title in GROUPS}
+    host = str(current.values["host"])
     return render_template(
         "admin/settings.html",
-        editable=_editable(),
+        editable=editable,
+        groups=GROUPS,
+        editable_by_group=by_group,
+        fixed_by_group={group: [s for s in fixed if setting_group(s.name) == group] for group, _title in GROUPS},
+        advanced_open=any(s.name in (errors or {}) for s in by_group["advanced"]),
+        https_warning=HTTPS_WARNING,
+        network_urls=staff_urls(host, int(current.values["port"])) if is_open_to_network(host) else None,
         values=shown,
         current=current,
         fixed=fixed,

@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import peewee
 from flask import Flask, current_app, session
 from flask_bootstrap import Bootstrap5
 from flask_login import current_user
 
 from appliance.clock import shown_time
+from appliance.collections.access import list_collections
 from appliance.errors import ApplianceError
 
 
@@ -33,6 +35,25 @@ def _nav_links() -> list[NavLink]:
         return []
     links = current_app.extensions.get("appliance.nav", [])
     return [link for link in links if current_user.is_admin or not link.admin_only]
+
+
+# The most collections the menu names one by one; with more, an "All collections" link (the start page) ends it.
+MENU_COLLECTIONS = 6
+
+
+def _collection_links() -> list[NavLink]:
+    """For signed-in staff (not admins, who have the admin pages): the collections they may view, by label."""
+    if not current_user.is_authenticated or current_user.is_admin:
+        return []
+    try:
+        visible = list_collections(current_user.user)
+    except (ApplianceError, peewee.DatabaseError):
+        return []  # an error page (a database in trouble) still renders, with the plain menu
+    collections = sorted(visible, key=lambda c: (c.label or c.name).casefold())
+    links = [NavLink(c.label or c.name, f"/c/{c.name}") for c in collections[:MENU_COLLECTIONS]]
+    if len(collections) > MENU_COLLECTIONS:
+        links.append(NavLink("All collections", "/#collections"))
+    return links
 
 
 def form_errors(exc: ApplianceError) -> dict[str, str]:
@@ -67,4 +88,4 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _layout_context() -> dict:
-        return {"nav_links": _nav_links()}
+        return {"nav_links": _nav_links(), "collection_links": _collection_links()}

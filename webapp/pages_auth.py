@@ -36,20 +36,27 @@ def safe_next(target: str | None) -> str:
     return url_for("home.index")
 
 
+def _setup_hint() -> dict[str, bool]:
+    """Whether the sign-in page says how to make the first admin: only while no active admin exists."""
+    return {"no_admin": setup_links.needs_setup()}
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     next_path = request.values.get("next", "")
     if request.method == "GET":
         if current_user.is_authenticated:
             return redirect(safe_next(next_path))
-        return render_template("auth/login.html", values={}, errors={}, next=next_path)
+        return render_template("auth/login.html", values={}, errors={}, next=next_path, **_setup_hint())
     email = request.form.get("email", "")
     try:
         user, needs_code = check_password(
             email, request.form.get("password", ""), address=client_address(), rules=throttle_rules(), via="page"
         )
     except (NotAuthenticated, Throttled, ValidationFailed) as exc:
-        response = render_template("auth/login.html", values={"email": email}, errors=form_errors(exc), next=next_path)
+        response = render_template(
+            "auth/login.html", values={"email": email}, errors=form_errors(exc), next=next_path, **_setup_hint()
+        )
         headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else {}
         return response, exc.status, headers
     if needs_code:

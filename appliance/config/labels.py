@@ -72,6 +72,41 @@ CHOICE_LABELS = {
     },
 }
 NO_RESTART = "takes effect without a restart"
+# What an office admin changes: shown first as "Basic"; every other setting is "Advanced" (tuning,
+# limits and throttling numbers), collapsed on the web settings page and in the console's settings tab.
+BASIC = frozenset(
+    {
+        "host",
+        "port",
+        "trusted_proxy",
+        "public_url",
+        "max_upload_mb",
+        "min_free_disk_mb",
+        "session_idle_minutes",
+        "require_two_factor",
+        "backup_keep_daily",
+        "backup_keep_weekly",
+        "backup_keep_manual_days",
+        "backup_keep_min",
+        "backup_offsite_dir",
+        "audit_retention_days",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "smtp_user",
+        "smtp_password",
+        "smtp_sender",
+        "alert_recipients",
+        "office_time_zone",
+        "time_zone",
+    }
+)
+GROUPS = (("basic", "Basic"), ("advanced", "Advanced"))
+
+
+def setting_group(name: str) -> str:
+    """``"basic"`` for what an office admin changes (mail, backups, retention, addresses), else ``"advanced"``."""
+    return "basic" if name in BASIC else "advanced"
 
 
 def setting_label(name: str) -> str:

@@ -35,6 +35,7 @@ from appliance.config.home import Instance, check_writable
 from appliance.errors import MigrationRequired, StartupRefused
 from appliance.jobs.scheduler import server_services
 from appliance.records.csv.recovery import recover_interrupted_imports
+from appliance.server.addresses import staff_urls
 from appliance.server.logs import LogFiles, configure_parent_logging
 from appliance.server.metrics import create_metrics_file
 from appliance.server.pool import Supervisor, worker_count
@@ -221,6 +222,9 @@ def run_server(
                 f"Office Appliance {__version__} serving at {url} ({workers} worker{'s' if workers != 1 else ''}); "
                 "press Ctrl+C to stop"
             )
+            others = staff_urls(host, bound_port)
+            if others:
+                say("Staff on the office network open: " + ", ".join(others))
             if on_ready is not None:
                 on_ready(url)
         while not stop.is_set():
