@@ -60,4 +60,7 @@ def parse_iso(text: str) -> dt.datetime:
     """An ISO 8601 timestamp (``Z`` or an offset, or naive meaning UTC) as an aware UTC datetime; the one
     parser of timestamps the appliance writes. Raises :class:`ValueError` for text that is not one."""
     moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    try:
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except OverflowError:  # "0001-01-01T00:00+13:00" is before the first moment a datetime holds
+        raise ValueError(f"{text[:40]!r} is outside the dates this appliance stores") from None

@@ -54,6 +54,8 @@ def uploaded_csv() -> tuple[str, bytes]:
     if request.mimetype != "multipart/form-data":
         raise BadRequest("Send the CSV file as multipart/form-data in a field called 'file'.")
     storage = request.files.get("file")
+    if storage is None and request.form.get("file"):  # the CSV as a plain field (curl -F 'file=<data.csv')
+        return "file.csv", request.form["file"].encode("utf-8")
     if storage is None:
         raise BadRequest("Send the CSV file in a field called 'file'.", fields={"file": "Choose a CSV file."})
     return storage.filename or "file.csv", storage.read()

@@ -19,8 +19,9 @@ from typing import Any
 from appliance import __version__
 from appliance.collections.access import field_rules, hidden_relation_targets, visible_definition
 from appliance.collections.definitions import CollectionDef
-from webapp.openapi_fields import filter_parameters, record_schemas
-from webapp.openapi_static import STATIC_SCHEMAS, error_responses, static_paths
+from webapp.openapi_fields import JSON_VALUE, filter_parameters, record_schemas
+from webapp.openapi_more import LAST_PAGE, MORE_SCHEMAS, collection_extras, more_paths
+from webapp.openapi_static import INT64, STATIC_SCHEMAS, error_responses, static_paths
 
 
 def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", actor: Any = None) -> dict[str, Any]:
@@ -69,7 +70,13 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", 
         },
     }
     paging = [
-        {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        # The row offset must fit the database's 64-bit integers at the largest page size.
+        {
+            "name": "page",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": LAST_PAGE},
+        },
         {
             "name": "page_size",
             "in": "query",
@@ -124,8 +131,14 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", 
                                 "properties": {
                                     "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,49}$"},
                                     "label": {"type": "string"},
-                                    "fields": {"type": "array", "items": {"type": "object"}},
-                                    "permissions": {"type": "object"},
+                                    "fields": {
+                                        "type": "array",
+                                        "items": {"type": "object", "additionalProperties": {"$ref": JSON_VALUE}},
+                                    },
+                                    "permissions": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                                    },
                                 },
                             }
                         }
@@ -146,7 +159,12 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", 
         hidden = hidden_relation_targets(collection, actor) if actor is not None else set()
         for key, schema in record_schemas(collection, hidden, read_only).items():
             schemas[f"{name}.{key}"] = schema
-        id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+        id_param = {
+            "name": "id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": INT64},
+        }
         record_ref = {"$ref": prefix + "Record"}
         body = {
             "required": True,
@@ -172,7 +190,12 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", 
             "patch": {
                 "operationId": f"{name}.updateCollection",
                 "summary": f"Change {collection.label} (admins); field changes migrate its table",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "additionalProperties": {"$ref": JSON_VALUE}}}
+                    },
+                },
                 "responses": {
                     **ok({"$ref": "#/components/schemas/Collection"}),
                     **error_responses(400, 401, 403, 404, 409, 422),
@@ -232,10 +255,16 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", 
                 },
             },
         }
+        paths.update(collection_extras(name, collection.label, listing(prefix + "Record")))
         paths[f"{base}/records/{{id}}/history/{{version}}/restore"] = {
             "parameters": [
                 id_param,
-                {"name": "version", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "version",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": INT64},
+                },
             ],
             "post": {
                 "operationId": f"{name}.restore",
@@ -243,7 +272,9 @@ def build_document(collections: Iterable[CollectionDef], *, base_url: str = "", 
             },
         }
     paths.update(static_paths(ok, listing, paging))
+    paths.update(more_paths(listing, paging))
     schemas.update(STATIC_SCHEMAS)
+    schemas.update(MORE_SCHEMAS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Office Appliance API", "version": __version__},

@@ -48,6 +48,8 @@ def value_schema(spec: Field, *, for_input: bool, hidden: Collection[str] = ()) 
         return copy.deepcopy(dict(kind.input_schema))
     schema: dict[str, Any] = copy.deepcopy(dict(kind.schema))
     if "type" not in schema:  # any JSON value, or whatever a formula gives
+        if for_input and not spec.formula:  # any JSON the edge parser takes: whole numbers fit 64 bits
+            return {**schema, "$ref": JSON_VALUE}
         if spec.formula:
             schema["description"] = f"Computed: {spec.formula}"
         return schema
@@ -115,12 +117,57 @@ def filter_parameters(collection: CollectionDef) -> list[dict[str, Any]]:
             name = spec.name if op == "eq" else f"{spec.name}__{op}"
             schema: dict[str, Any]
             if op == "isnull":
-                schema = {"type": "string", "enum": ["true", "false"]}
+                schema = {
+                    "type": "string",
+                    "pattern": YES_NO_PATTERN,
+                    "description": "true or false (also 1/0, yes/no, on/off)",
+                }
             elif op == "in":
-                schema = {"type": "string", "description": "Comma-separated values."}
+                item = _in_item(spec)
+                schema = {
+                    "type": "string",
+                    "pattern": f"^{item}(,{item}){{0,99}}$",
+                    "description": "1 to 100 comma-separated values.",
+                }
             elif spec.choices is not None and op in ("eq", "ne"):
-                schema = {"type": "string", "enum": list(spec.choices)}
+                # Any text filters (a value no record has matches nothing); the choices are the useful ones.
+                schema = {"type": "string", "examples": list(spec.choices)}
             else:
                 schema = dict(spec.field_type.filter_schema or {"type": "string"})
+                if schema.get("type") == "boolean":  # a query's word, as isnull takes it
+                    schema = {"type": "string", "pattern": YES_NO_PATTERN}
+                if schema.get("type") == "integer":
+                    schema.update(minimum=-INT64 - 1, maximum=INT64)
             params.append({"name": name, "in": "query", "required": False, "schema": schema})
     return params
+
+
+JSON_VALUE = "#/components/schemas/JsonValue"
+# The words of appliance.text.TRUE_WORDS and FALSE_WORDS, in any case, with spaces around.
+YES_NO_PATTERN = r"^\s*([Tt][Rr][Uu][Ee]|1|[Yy][Ee][Ss]|[Oo][Nn]|[Ff][Aa][Ll][Ss][Ee]|0|[Nn][Oo]|[Oo][Ff][Ff])\s*$"
+INT64 = 2**63 - 1
+_DAY = "[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+_IN_ITEMS = {
+    "integer": "-?[0-9]{1,18}",
+    "relation": "[0-9]{1,18}",
+    "number": "[+-]?([0-9]{1,15}(\\.[0-9]{0,15})?|\\.[0-9]{1,15})([eE][+-]?[0-9]{1,2})?",
+    "date": _DAY,
+    "datetime": f"{_DAY}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z",
+}
+
+
+def _in_item(spec: Field) -> str:
+    """A regular expression of one value of an ``__in`` filter on ``spec``."""
+    return _IN_ITEMS.get(spec.type, "[^,]+")
+
+
+# Any JSON value the edge parser takes (whole numbers within 64 bits), for free-form inputs.
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": ["string", "boolean", "null"]},
+        {"type": "integer", "minimum": -INT64 - 1, "maximum": INT64},
+        {"type": "number", "not": {"type": "integer"}},
+        {"type": "array", "items": {"$ref": JSON_VALUE}},
+        {"type": "object", "additionalProperties": {"$ref": JSON_VALUE}},
+    ]
+}

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance.collections.types import ISO_MOMENT_PATTERN
+
+INT64 = 2**63 - 1  # the largest whole number the database stores (and the edge parser takes)
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -89,19 +93,25 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
     def ref(name: str) -> dict[str, str]:
         return {"$ref": f"#/components/schemas/{name}"}
 
-    def body(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "object", "properties": properties}
+    def body(
+        properties: dict[str, Any], required: list[str] | None = None, depends: dict[str, list[str]] | None = None
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
         if required:
             schema["required"] = required
+        if depends:
+            schema["dependentRequired"] = depends
         return {"required": True, "content": {"application/json": {"schema": schema}}}
 
-    def path_param(name: str, kind: str = "string") -> dict[str, Any]:
-        return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+    def path_param(name: str, kind: str = "string", **schema: Any) -> dict[str, Any]:
+        bounds = {"minimum": 0, "maximum": INT64} if kind == "integer" else {}
+        return {"name": name, "in": "path", "required": True, "schema": {"type": kind, **bounds, **schema}}
 
     def query(name: str, **schema: Any) -> dict[str, Any]:
         return {"name": name, "in": "query", "required": False, "schema": {"type": "string", **schema}}
 
     deleted = {"204": {"description": "Deleted"}}
+    moment = "An ISO 8601 date, or date and time (UTC without an offset); empty: no bound"
     status_body = {"type": "object", "properties": {"status": {"type": "string"}}}
     user_fields = {
         "email": {"type": "string", "format": "email"},
@@ -132,7 +142,18 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
                 "summary": "An API token for an email and password (throttled like sign-in)",
                 "security": [],
                 "requestBody": body(
-                    {"email": {"type": "string"}, "password": {"type": "string"}, "name": {"type": "string"}},
+                    {
+                        "email": {"type": "string"},
+                        "password": {"type": "string"},
+                        "otp": {"type": "string"},
+                        "name": {"type": "string"},
+                        "scope": {"type": "string", "enum": ["read", "write"]},
+                        "expires_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650},
+                        "mcp": {"type": "boolean"},
+                        "mcp_tools": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "mcp_collections": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "mcp_approval": {"type": "boolean"},
+                    },
                     ["email", "password"],
                 ),
                 "responses": {
@@ -147,7 +168,7 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
                         "201",
                         "Created",
                     ),
-                    **error_responses(400, 401, 429),
+                    **error_responses(400, 401, 403, 422, 429),
                 },
             }
         },
@@ -166,7 +187,9 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
             },
             "post": {
                 "operationId": "createUser",
-                "requestBody": body(user_fields, ["email", "name", "role", "password"]),
+                "requestBody": body(
+                    {**user_fields, "must_change_password": {"type": "boolean"}}, ["email", "name", "role", "password"]
+                ),
                 "responses": {**ok(ref("User"), "201", "Created"), **error_responses(400, 401, 403, 409, 422)},
             },
         },
@@ -175,13 +198,25 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
             "get": {"operationId": "readUser", "responses": {**ok(ref("User")), **error_responses(401, 403, 404)}},
             "patch": {
                 "operationId": "updateUser",
-                "requestBody": body({**user_fields, "active": {"type": "boolean"}}),
+                "requestBody": body(
+                    {
+                        **user_fields,
+                        "active": {"type": "boolean"},
+                        "must_change_password": {"type": "boolean"},
+                        "revoke_tokens": {"type": "boolean"},
+                    },
+                    depends={"must_change_password": ["password"], "revoke_tokens": ["password"]},
+                ),
                 "responses": {**ok(ref("User")), **error_responses(400, 401, 403, 404, 409, 422)},
             },
             "delete": {"operationId": "deleteUser", "responses": {**deleted, **error_responses(401, 403, 404, 409)}},
         },
         "/api/roles": {
-            "get": {"operationId": "listRoles", "responses": {**ok({"type": "object"}), **error_responses(401, 403)}},
+            "get": {
+                "operationId": "listRoles",
+                "summary": "Every role (built-in and custom)",
+                "responses": {**ok({"type": "array", "items": ref("Role")}), **error_responses(401)},
+            },
             "post": {
                 "operationId": "createRole",
                 "requestBody": body({"name": {"type": "string"}, "label": {"type": "string"}}, ["name"]),
@@ -204,8 +239,8 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
                     query("actor"),
                     query("action"),
                     query("target"),
-                    query("since", format="date-time"),
-                    query("until", format="date-time"),
+                    query("since", pattern=f"(^$)|({ISO_MOMENT_PATTERN})", description=moment),
+                    query("until", pattern=f"(^$)|({ISO_MOMENT_PATTERN})", description=moment),
                 ],
                 "responses": {**ok(listing("#/components/schemas/AuditEvent")), **error_responses(400, 401, 403)},
             }
@@ -233,7 +268,7 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
             "get": {
                 "operationId": "listBackups",
                 "parameters": paging,
-                "responses": {**ok(listing("#/components/schemas/Backup")), **error_responses(401, 403)},
+                "responses": {**ok(listing("#/components/schemas/Backup")), **error_responses(400, 401, 403)},
             },
             "post": {
                 "operationId": "createBackup",
@@ -242,7 +277,7 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
             },
         },
         "/api/backups/{name}/download": {
-            "parameters": [path_param("name")],
+            "parameters": [path_param("name", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.zip$")],
             "get": {
                 "operationId": "downloadBackup",
                 "responses": {
@@ -250,7 +285,7 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
                         "description": "The archive",
                         "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
                     },
-                    **error_responses(401, 403, 404),
+                    **error_responses(400, 401, 403, 404),
                 },
             },
         },
@@ -258,7 +293,7 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
             "get": {
                 "operationId": "listJobs",
                 "parameters": paging,
-                "responses": {**ok(listing("#/components/schemas/Job")), **error_responses(401, 403)},
+                "responses": {**ok(listing("#/components/schemas/Job")), **error_responses(400, 401, 403)},
             }
         },
         "/api/jobs/{name}": {
@@ -266,7 +301,7 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
             "get": {"operationId": "readJob", "responses": {**ok(ref("Job")), **error_responses(401, 403, 404)}},
             "patch": {
                 "operationId": "updateJob",
-                "requestBody": body({"schedule": {}, "enabled": {"type": "boolean"}}),
+                "requestBody": body({"schedule": {"type": "string", "minLength": 1}, "enabled": {"type": "boolean"}}),
                 "responses": {**ok(ref("Job")), **error_responses(400, 401, 403, 404, 422)},
             },
         },
@@ -282,7 +317,7 @@ def static_paths(ok: Any, listing: Any, paging: list[dict[str, Any]]) -> dict[st
             "get": {
                 "operationId": "listJobRuns",
                 "parameters": paging,
-                "responses": {**ok(listing("#/components/schemas/JobRun")), **error_responses(401, 403, 404)},
+                "responses": {**ok(listing("#/components/schemas/JobRun")), **error_responses(400, 401, 403, 404)},
             },
         },
         "/api/system/status": {

@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
 from appliance.errors import BadRequest
@@ -112,11 +113,14 @@ class StrictRequest(Request):
 
 
 class Int64Converter(IntegerConverter):
-    """``<int:...>`` for database ids: 0 up to 2^63 - 1; a larger number does not match the route."""
+    """``<int:...>`` for database ids: 0 up to 2^63 - 1; a larger number is an id nothing has (404), not a
+    path another route's methods answer (which was a 405 no document described)."""
 
-    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", INT64_MAX)
-        super().__init__(map, *args, **kwargs)
+    def to_python(self, value: str) -> Any:
+        number = int(value)
+        if number > INT64_MAX:
+            raise NotFound(f"No such id: {value[:40]} is larger than any id stored here.")
+        return super().to_python(value)
 
 
 def init_app(app: Flask) -> None:

@@ -58,6 +58,13 @@ WIDGETS = (
 # How the record list's filter row offers a filterable field.
 FILTER_ROWS = ("choices", "yes_no", "number_range", "date_range", "text_range", "relation", "presence", "contains")
 
+# A date, or a date and time with an optional offset, as the filters take them (ISO 8601); days up to
+# the 28th, so that every text it matches is a real day.
+ISO_MOMENT_PATTERN = (
+    "^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    "([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?$"
+)
+
 
 class Spec(Protocol):
     """What a type's coercion reads of a field (a :class:`appliance.collections.fields.Field`)."""
@@ -252,6 +259,7 @@ _ENTRIES = (
         bounds="datetime",
         filter_schema={
             "type": "string",
+            "pattern": ISO_MOMENT_PATTERN,
             "description": "A date and time (ISO 8601), or a date for that whole UTC day.",
         },
     ),

@@ -49,8 +49,10 @@ def parse_paging(
         raise BadRequest("'page' must be 1 or more", parameter="page")
     if page_size < 1 or page_size > max_page_size:
         raise BadRequest(f"'page_size' must be from 1 to {max_page_size}", parameter="page_size")
-    if page > _LAST_PAGE // page_size:  # the row offset must fit the database's 64-bit integers
-        raise BadRequest(f"'page' must be at most {_LAST_PAGE // page_size}", parameter="page")
+    # The row offset must fit the database's 64-bit integers at any page size, so the last page is one
+    # number (the OpenAPI document's maximum), not one that moves with ``page_size``.
+    if page > _LAST_PAGE // max_page_size:
+        raise BadRequest(f"'page' must be at most {_LAST_PAGE // max_page_size}", parameter="page")
     return page, page_size
 
 
