@@ -12,9 +12,9 @@ from appliance.actors import SYSTEM
 from appliance.agents.approvals import count_pending, decide_pending, list_pending
 from appliance.agents.connect import setup_snippets
 from appliance.errors import BadRequest, ValidationFailed
-from webapp.api_users import json_body
 from webapp.auth import client_address, require_admin
 from webapp.context import current_instance
+from webapp.strict_input import json_object
 
 bp = Blueprint("api_agents", __name__)
 
@@ -51,7 +51,7 @@ def reject(pending_id: int):
 def create_agent_token():
     """A new MCP token for ``user`` (an email or an id), answered once (201) with ``setup`` texts."""
     principal = require_admin()
-    data = json_body()
+    data = json_object()
     unknown = sorted(set(data) - set(TOKEN_FIELDS))
     if unknown:
         raise BadRequest(f"Unknown field(s): {', '.join(unknown)}; accepted: {', '.join(TOKEN_FIELDS)}.")

@@ -6,22 +6,15 @@ from flask import Blueprint, Response, jsonify, request
 
 from appliance.collections.access import get_visible_collection, list_collections, serialize_collection
 from appliance.collections.definitions import create_collection, delete_collection, update_collection
-from appliance.errors import BadRequest
 from appliance.records.history import list_deleted_records
 from appliance.storage.blobs import remove_unreferenced
-from webapp.api_records import actor_of, json_body
+from webapp.api_records import actor_of
 from webapp.auth import current_principal, require_admin, require_write
 from webapp.context import current_instance
 from webapp.openapi import build_document
+from webapp.strict_input import json_object
 
 bp = Blueprint("api_collections", __name__)
-
-
-def _json_object() -> dict:
-    body = json_body()
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.")
-    return body
 
 
 @bp.get("/api/collections")
@@ -34,7 +27,7 @@ def index():
 def create():
     require_write()
     principal = require_admin()
-    collection = create_collection(_json_object(), actor_of(principal))
+    collection = create_collection(json_object(), actor_of(principal))
     response = jsonify(serialize_collection(collection, actor_of(principal)))
     response.status_code = 201
     response.headers["Location"] = f"/api/collections/{collection.name}"
@@ -53,7 +46,7 @@ def change(name: str):
     principal = current_principal()
     get_visible_collection(name, actor_of(principal))
     require_admin()
-    changed = update_collection(name, _json_object(), actor_of(principal), files_dir=current_instance().paths.files_dir)
+    changed = update_collection(name, json_object(), actor_of(principal), files_dir=current_instance().paths.files_dir)
     return jsonify(serialize_collection(changed, actor_of(principal)))
 
 

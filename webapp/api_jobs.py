@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from appliance.errors import BadRequest
 from appliance.jobs import definitions as jobs
 from appliance.storage.pagination import paginate, paginate_list, parse_paging
 from webapp.auth import client_address, require_admin, require_write
 from webapp.context import current_instance
+from webapp.strict_input import json_object
 
 bp = Blueprint("api_jobs", __name__, url_prefix="/api")
 
@@ -50,9 +50,7 @@ def change(name: str):
     """Change ``schedule`` (cron or ``every 6h``), ``enabled`` or ``options``; 422 names a bad field and why."""
     principal = _admin()
     require_write()
-    data = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(data, dict):
-        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
+    data = json_object()
     jobs.update_job(name, data, actor=principal.actor, address=client_address())
     return jsonify(_job_item(name))
 

@@ -15,7 +15,7 @@ from flask import Blueprint, jsonify, request
 
 from appliance.accounts import invitations, password_resets, users
 from appliance.clock import iso
-from appliance.errors import BadRequest, ServiceUnavailable
+from appliance.errors import ServiceUnavailable
 from appliance.jobs.account_mail import (
     INVITE_PATH,
     RESET_PATH,
@@ -27,20 +27,9 @@ from appliance.jobs.account_mail import (
 )
 from webapp.auth import client_address, require_admin, require_write
 from webapp.context import current_instance
+from webapp.strict_input import json_object
 
 bp = Blueprint("api_links", __name__, url_prefix="/api")
-
-
-def _body(allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not request.is_json:
-        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise BadRequest("The body is not a JSON object.")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}; accepted: {', '.join(allowed)}.")
-    return data
 
 
 def _delivery(mail_problem: str | None, url: str, key: str, expires_at: Any) -> dict[str, Any]:
@@ -58,7 +47,7 @@ def invite_user():
     an unused invitation of the same address was replaced) with ``invitation`` and, without mail, ``invite_url``."""
     principal = require_admin()
     require_write()
-    data = _body(("email", "name", "role"))
+    data = json_object(("email", "name", "role"))
     made = invitations.invite_user(
         data.get("email"), data.get("name"), data.get("role"), actor=principal.actor, address=client_address()
     )
@@ -97,7 +86,7 @@ def forgot_password():
 
     503 when mail is not set up here (an admin makes reset links then).
     """
-    data = _body(("email",))
+    data = json_object(("email",))
     settings = current_instance().settings
     if not mail_ready(settings):
         raise ServiceUnavailable("Password reset by email is not set up here; ask an admin for a reset link.")

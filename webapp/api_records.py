@@ -29,11 +29,9 @@ def actor_of(principal: Principal) -> ActorLike:
 
 
 def json_body() -> Any:
-    """The request's JSON body (``None`` when it is not JSON); a body nested too deeply to parse is a 400."""
-    try:
-        return request.get_json(silent=True)
-    except RecursionError:
-        raise BadRequest("The JSON body is nested too deeply.") from None
+    """The request's JSON body, any value (``None`` when it is not JSON); ``webapp.strict_input`` refuses
+    what no endpoint may take before this sees it."""
+    return request.get_json(silent=True)
 
 
 def upload_limit() -> int:

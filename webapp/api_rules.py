@@ -17,18 +17,11 @@ from flask import Blueprint, jsonify, request
 from appliance.actors import SYSTEM, ActorLike
 from appliance.automations import rules
 from appliance.automations.engine import dry_run
-from appliance.errors import BadRequest
 from appliance.storage.pagination import paginate, paginate_list, parse_paging
 from webapp.auth import client_address, require_admin, require_write
+from webapp.strict_input import json_object
 
 bp = Blueprint("api_rules", __name__, url_prefix="/api")
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(data, dict):
-        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
-    return data
 
 
 def _actor(principal: Any) -> ActorLike:
@@ -54,7 +47,7 @@ def list_all():
 def create():
     principal = require_admin()
     require_write()
-    rule = rules.create_rule(_body(), _actor(principal), address=client_address())
+    rule = rules.create_rule(json_object(), _actor(principal), address=client_address())
     return jsonify(_item(rule.id)), 201
 
 
@@ -68,7 +61,7 @@ def show(rule_id: str):
 def change(rule_id: str):
     principal = require_admin()
     require_write()
-    rule = rules.update_rule(rule_id, _body(), _actor(principal), address=client_address())
+    rule = rules.update_rule(rule_id, json_object(), _actor(principal), address=client_address())
     return jsonify(_item(rule.id))
 
 
@@ -90,4 +83,4 @@ def runs(rule_id: str):
 @bp.post("/rules/<rule_id>/test")
 def try_rule(rule_id: str):
     principal = require_admin()
-    return jsonify(dry_run(rule_id, _body().get("record_id"), _actor(principal)))
+    return jsonify(dry_run(rule_id, json_object().get("record_id"), _actor(principal)))

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify, request, session
 
 from appliance.accounts import second_factor, totp
@@ -12,20 +10,9 @@ from appliance.errors import BadRequest
 from appliance.storage.models import User
 from webapp.auth import client_address, require_admin, require_write, throttle_rules
 from webapp.pages_two_factor import SETUP_REQUIRED, secret_key
+from webapp.strict_input import json_object
 
 bp = Blueprint("api_two_factor", __name__, url_prefix="/api")
-
-
-def _body(allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not request.is_json:
-        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise BadRequest("The body is not a JSON object.")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}; accepted: {', '.join(allowed)}.")
-    return data
 
 
 def _own_user() -> User:
@@ -40,7 +27,7 @@ def start_totp():
     """A new secret for the caller (not active until confirmed): ``{"secret", "otpauth_uri"}``."""
     user = _own_user()
     if request.content_length:
-        _body(())
+        json_object(())
     setup = totp.start_setup(user.id, secret_key(), address=client_address())
     return jsonify({"secret": setup.secret, "otpauth_uri": setup.otpauth_uri})
 
@@ -49,7 +36,7 @@ def start_totp():
 def confirm_totp():
     """Turn two-factor on with a first ``code``: ``{"recovery_codes": [10 codes]}`` (shown once)."""
     user = _own_user()
-    data = _body(("code",))
+    data = json_object(("code",))
     codes = totp.confirm_setup(user.id, data.get("code"), secret_key(), address=client_address())
     session.pop(SETUP_REQUIRED, None)
     return jsonify({"recovery_codes": codes})
@@ -59,7 +46,7 @@ def confirm_totp():
 def disable_totp():
     """Turn two-factor off; needs a current ``code`` (or a recovery code). Throttled like a sign-in."""
     user = _own_user()
-    data = _body(("code",))
+    data = json_object(("code",))
     second_factor.disable_totp(
         user.id, data.get("code"), secret_key(), address=client_address(), rules=throttle_rules()
     )

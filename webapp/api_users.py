@@ -14,24 +14,9 @@ from appliance.storage.pagination import paginate, parse_paging
 from webapp.auth import client_address, current_principal, require_admin, require_write, throttle_rules
 from webapp.context import current_instance
 from webapp.pages_two_factor import secret_key
+from webapp.strict_input import json_object, only_fields
 
 bp = Blueprint("api_users", __name__, url_prefix="/api")
-
-
-def json_body() -> dict[str, Any]:
-    """The request's JSON object; :class:`BadRequest` for anything else."""
-    if not request.is_json:
-        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise BadRequest("The body is not a JSON object.")
-    return data
-
-
-def _only(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}; accepted: {', '.join(allowed)}.")
 
 
 def _created(body: dict[str, Any]) -> tuple[Response, int]:
@@ -53,8 +38,8 @@ def _bool_arg(name: str) -> bool | None:
 def issue_token():
     """Sign in with email and password (and ``otp`` when two-factor is on); answer a new API token (201).
     Throttled like the sign-in page: a wrong code counts like a wrong password."""
-    data = json_body()
-    _only(
+    data = json_object()
+    only_fields(
         data,
         (
             "email",
@@ -137,8 +122,8 @@ def list_users():
 @bp.post("/users")
 def create_user():
     principal = require_admin()
-    data = json_body()
-    _only(data, ("email", "name", "role", "password", "must_change_password"))
+    data = json_object()
+    only_fields(data, ("email", "name", "role", "password", "must_change_password"))
     must_change = data.get("must_change_password", False)
     if not isinstance(must_change, bool):
         raise BadRequest("'must_change_password' must be true or false.")
@@ -166,8 +151,8 @@ def update_user(user_id: int):
     true unless given, and ``revoke_tokens``, true unless given: the user's API tokens go too), all in one
     transaction."""
     principal = require_admin()
-    data = json_body()
-    _only(data, (*user_changes.EDITABLE_FIELDS, "password", "must_change_password", "revoke_tokens"))
+    data = json_object()
+    only_fields(data, (*user_changes.EDITABLE_FIELDS, "password", "must_change_password", "revoke_tokens"))
     revoke_tokens = data.get("revoke_tokens", True)
     if not isinstance(revoke_tokens, bool):
         raise BadRequest("'revoke_tokens' must be true or false.")
@@ -222,8 +207,8 @@ def list_roles():
 @bp.post("/roles")
 def create_role():
     principal = require_admin()
-    data = json_body()
-    _only(data, ("name", "label"))
+    data = json_object()
+    only_fields(data, ("name", "label"))
     role = roles.create_role(data.get("name"), data.get("label"), actor=principal.actor, address=client_address())
     return _created(roles.serialize_role(role))
 

@@ -27,15 +27,9 @@ from appliance.webhooks.deliveries import (
 )
 from webapp.auth import client_address, require_admin, require_write
 from webapp.context import current_instance
+from webapp.strict_input import json_object
 
 bp = Blueprint("api_webhooks", __name__, url_prefix="/api")
-
-
-def _json_object() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(data, dict):
-        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
-    return data
 
 
 def _writer():
@@ -61,7 +55,7 @@ def create():
     """201 with the webhook and its ``secret``, shown this once."""
     principal = _writer()
     webhook, secret = hooks.create_webhook(
-        _json_object(), principal.actor, allowed_private=allowed_private(), address=client_address()
+        json_object(), principal.actor, allowed_private=allowed_private(), address=client_address()
     )
     return jsonify(hooks.serialize_webhook(webhook, secret)), 201
 
@@ -76,7 +70,7 @@ def show(webhook_id: int):
 def change(webhook_id: int):
     principal = _writer()
     webhook = hooks.update_webhook(
-        webhook_id, _json_object(), principal.actor, allowed_private=allowed_private(), address=client_address()
+        webhook_id, json_object(), principal.actor, allowed_private=allowed_private(), address=client_address()
     )
     return jsonify(hooks.serialize_webhook(webhook))
 

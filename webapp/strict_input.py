@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
@@ -121,6 +121,26 @@ class Int64Converter(IntegerConverter):
         if number > INT64_MAX:
             raise NotFound(f"No such id: {value[:40]} is larger than any id stored here.")
         return super().to_python(value)
+
+
+def only_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """:class:`BadRequest` naming the keys of ``data`` that are not in ``allowed`` (and what is)."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}; accepted: {', '.join(allowed)}.")
+
+
+def json_object(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The request's JSON body, which must be an object (and have only ``allowed`` keys when given): the one
+    reader of JSON bodies for the API's endpoints. :class:`BadRequest` for anything else."""
+    if not request.is_json:
+        raise BadRequest("Send a JSON object with 'Content-Type: application/json'.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("The body is not a JSON object.")
+    if allowed is not None:
+        only_fields(data, allowed)
+    return data
 
 
 def init_app(app: Flask) -> None:
