@@ -7,14 +7,17 @@ field. Choosing the password through a link signs the browser in.
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from appliance.accounts import invitations, password_resets
+from appliance.accounts.totp import totp_enabled
 from appliance.errors import LinkNotUsable, Throttled, ValidationFailed
 from appliance.jobs.account_mail import RESET_PATH, link_url, mail_ready, send_reset_later
+from appliance.storage.models import User
 from webapp.auth import client_address, sign_in_session
 from webapp.context import current_instance
 from webapp.layout import form_errors
+from webapp.pages_two_factor import after_sign_in
 
 bp = Blueprint("link_pages", __name__)
 
@@ -45,9 +48,7 @@ def invite(token: str):
         return _dead(exc, "Invitation")
     except ValidationFailed as exc:
         return render_template("auth/invite.html", user=user, errors=form_errors(exc)), exc.status
-    sign_in_session(user)
-    flash(f"Welcome, {user.name}! Your password is set and you are signed in.", "success")
-    return redirect(url_for("home.index"))
+    return _signed_in(user, f"Welcome, {user.name}! Your password is set and you are signed in.")
 
 
 @bp.route("/forgot", methods=["GET", "POST"])
@@ -88,10 +89,20 @@ def reset(token: str):
         return _dead(exc, "Password reset")
     except ValidationFailed as exc:
         return render_template("auth/reset.html", user=user, errors=form_errors(exc)), exc.status
-    sign_in_session(user)
-    flash(
+    return _signed_in(
+        user,
         "Your new password is set and you are signed in; every other session of yours has ended. "
         "Your API tokens keep working.",
-        "success",
     )
-    return redirect(url_for("home.index"))
+
+
+def _signed_in(user: User, message: str) -> Response:
+    """Sign in after a one-time link set the password: never past a second factor (a mailed link proves the
+    mailbox, not the phone: with two-factor on, the code is asked as at any sign-in), and through the same
+    two-factor set-up requirement as a sign-in with a password."""
+    if totp_enabled(user.id):
+        flash("Your new password is set. Sign in with it and the code from your app.", "success")
+        return redirect(url_for("auth_pages.login"))
+    sign_in_session(user)
+    flash(message, "success")
+    return after_sign_in(user) or redirect(url_for("home.index"))

@@ -173,3 +173,35 @@ def test_an_admin_makes_a_reset_link_that_is_mailed(signed_in, personas, mailbox
     assert message["To"] == personas.viewer.email and "/reset/" in body_of(message)
     with database.connection_context():
         assert find_user_by_email(personas.viewer.email).password_hash  # the password stays until the link is used
+
+
+def test_a_reset_link_never_signs_in_past_a_second_factor(app, personas):
+    import pyotp
+
+    from appliance.accounts import password_resets, totp
+
+    key = app.config["SECRET_KEY"]
+    key = key if isinstance(key, bytes) else str(key).encode()
+    with database.connection_context():
+        user = find_user_by_email(personas.editor.email)
+        setup = totp.start_setup(user.id, key)
+        totp.confirm_setup(user.id, pyotp.TOTP(setup.secret).now(), key)
+        made = password_resets.request_password_reset(personas.editor.email)
+    visitor = app.test_client()
+    done = set_password(visitor, f"/reset/{made.secret}", NEW_PASSWORD)
+    assert done.status_code == 302 and done.location.endswith("/login")
+    assert visitor.get("/api/me").status_code == 401  # the mailbox is not the phone: not signed in
+    signed = post_form(visitor, "/login", {"email": personas.editor.email, "password": NEW_PASSWORD})
+    assert signed.status_code == 302 and "/login/code" in signed.location  # the code is still asked
+
+
+def test_an_invited_admin_is_led_to_set_up_two_factor_when_the_policy_asks(app, home):
+    write_settings(home / "appliance.toml", {"require_two_factor": "admins"})
+    from appliance.server.live_settings import refresh_runtime_settings
+
+    refresh_runtime_settings(app.extensions["appliance.instance"], force=True)
+    with database.connection_context():
+        made = invite_user("ivy@example.com", "Ivy", "admin", actor="test")
+    visitor = app.test_client()
+    done = set_password(visitor, f"/invite/{made.secret}", NEW_PASSWORD)
+    assert done.status_code == 302 and "/account/two-factor" in done.location
