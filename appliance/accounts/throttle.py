@@ -30,6 +30,7 @@ from appliance.clock import as_stored, iso
 from appliance.errors import Throttled
 from appliance.storage.db import database
 from appliance.storage.models import SignInFailure, SignInLock
+from appliance.text import email_key
 
 ACCOUNT = "account"
 ADDRESS = "address"
@@ -56,7 +57,7 @@ class ThrottleRules:
 
 def account_key(email: object) -> str:
     """The throttling key of a typed email: trimmed, lower case, bounded."""
-    return email.strip().lower()[:320] if isinstance(email, str) else ""
+    return email_key(email)[:320] if isinstance(email, str) else ""
 
 
 def _address_key(address: str | None) -> str:

@@ -17,17 +17,24 @@ from appliance.actors import ADMIN_ROLE
 from appliance.clock import iso
 from appliance.errors import BadRequest, NotFound, ValidationFailed
 from appliance.storage.models import User
+from appliance.text import email_key, mixed_scripts
 
 
 def normalize_email(email: object) -> str:
     """The stored (lower-case) form of ``email``; raises :class:`ValidationFailed` on ``email``."""
     if not isinstance(email, str) or not email.strip():
         raise ValidationFailed({"email": "Enter an email address."})
+    typed = email_key(email)
+    mixed = mixed_scripts(typed)
+    if mixed:
+        raise ValidationFailed(
+            {"email": f"This address mixes letters of several alphabets ({', '.join(mixed)}); type it in one."}
+        )
     try:
-        result = validate_email(email.strip(), check_deliverability=False)
+        result = validate_email(typed, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValidationFailed({"email": f"Enter a valid email address ({exc})."}) from None
-    return result.normalized.lower()
+    return email_key(result.normalized)
 
 
 def count_active_admins() -> int:
@@ -51,7 +58,7 @@ def find_user_by_email(email: str) -> User | None:
     """The user whose email is ``email`` (any case, surrounding spaces ignored), or ``None``."""
     if not isinstance(email, str) or not email.strip():
         return None
-    return User.get_or_none(User.email == email.strip().lower())
+    return User.get_or_none(User.email == email_key(email))
 
 
 def get_user_by_email(email: str) -> User:
