@@ -17,7 +17,10 @@ import datetime as dt
 import secrets
 from typing import Any
 
+from appliance.accounts import passwords
+from appliance.accounts.sessions import end_user_sessions
 from appliance.accounts.tokens import digest_of
+from appliance.accounts.users import get_user
 from appliance.clock import as_stored
 from appliance.errors import LinkNotUsable
 from appliance.storage.models import AccountLink, User
@@ -133,3 +136,26 @@ def pending_invitations(user_ids: list[int]) -> set[int]:
         (AccountLink.kind == INVITE) & AccountLink.user.in_(user_ids) & AccountLink.used_at.is_null(False)
     )
     return {row.user_id for row in invited} - {row.user_id for row in used}
+
+
+def prepare_password(secret: Any, kind: str, password: Any, now: dt.datetime) -> tuple[AccountLink, User, str]:
+    """Before a link sets a password: the live link of ``kind``, its user and the new password's hash (the
+    slow part, done before any write lock). Raises :class:`LinkNotUsable` for a dead link and
+    :class:`ValidationFailed` on ``password`` when the policy refuses it (the link stays usable then)."""
+    link = find_link(secret, kind, now)
+    user = get_user(link.user_id)
+    passwords.check_password_policy(password, user.email)
+    return link, user, passwords.hash_password(password)
+
+
+def apply_password(link: AccountLink, user: User, password_hash: str, now: dt.datetime) -> int:
+    """Inside the caller's transaction: spend the link, set the password (the sessions' version moves on)
+    and end the user's sessions; returns how many ended."""
+    spend_link(link, now)
+    User.update(
+        password_hash=password_hash,
+        must_change_password=False,
+        last_sign_in_at=now,
+        session_version=User.session_version + 1,
+    ).where(User.id == user.id).execute()
+    return end_user_sessions(user.id)

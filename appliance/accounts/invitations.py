@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.accounts import passwords
-from appliance.accounts.account_links import INVITE, create_link, find_link, has_pending_invitation, spend_link
-from appliance.accounts.sessions import end_user_sessions
+from appliance.accounts.account_links import (
+    INVITE,
+    apply_password,
+    create_link,
+    find_link,
+    has_pending_invitation,
+    prepare_password,
+)
 from appliance.accounts.user_changes import insert_user, prepare_user, update_user
 from appliance.accounts.users import find_user_by_email, get_user
 from appliance.actors import ActorLike
@@ -112,19 +118,9 @@ def accept_invitation(
     on ``password`` when the policy refuses it (the link stays usable then).
     """
     now = as_stored(now)
-    link = find_link(secret, INVITE, now)
-    user = get_user(link.user_id)
-    passwords.check_password_policy(password, user.email)
-    password_hash = passwords.hash_password(password)  # slow: before the write lock is taken
+    link, user, password_hash = prepare_password(secret, INVITE, password, now)
     with database.atomic():
-        spend_link(link, now)
-        User.update(
-            password_hash=password_hash,
-            must_change_password=False,
-            last_sign_in_at=now,
-            session_version=User.session_version + 1,
-        ).where(User.id == user.id).execute()
-        end_user_sessions(user.id)
+        apply_password(link, user, password_hash, now)
         record_event("invitation.used", actor=user, target=user.email, address=address, now=now)
     return get_user(user.id)
 

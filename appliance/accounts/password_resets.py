@@ -18,9 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.accounts import passwords
-from appliance.accounts.account_links import RESET, create_link, find_link, spend_link
-from appliance.accounts.sessions import end_user_sessions
+from appliance.accounts.account_links import RESET, apply_password, create_link, find_link, prepare_password
 from appliance.accounts.throttle import account_key, unlock_account
 from appliance.accounts.users import find_user_by_email, get_user, normalize_email
 from appliance.actors import ActorLike
@@ -143,19 +141,9 @@ def complete_password_reset(
     :class:`ValidationFailed` on ``password`` (the link stays usable then).
     """
     now = as_stored(now)
-    link = find_link(secret, RESET, now)
-    user = get_user(link.user_id)
-    passwords.check_password_policy(password, user.email)
-    password_hash = passwords.hash_password(password)  # slow: before the write lock is taken
+    link, user, password_hash = prepare_password(secret, RESET, password, now)
     with database.atomic():
-        spend_link(link, now)
-        User.update(
-            password_hash=password_hash,
-            must_change_password=False,
-            last_sign_in_at=now,
-            session_version=User.session_version + 1,
-        ).where(User.id == user.id).execute()
-        ended = end_user_sessions(user.id)
+        ended = apply_password(link, user, password_hash, now)
         lifted = unlock_account(user.email)
         record_event(
             "password_reset.completed",
