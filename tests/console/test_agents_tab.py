@@ -63,7 +63,8 @@ def test_an_admin_approves_a_held_write_and_connects_an_agent_from_the_console(q
         tab.on_approve_clicked()
     assert done.args[0] == f"Write #{prepared['pending_id']} was applied."
     assert _note_titles(console_home) == ["From the agent"]
-    with qtbot.waitSignal(tab.loaded, timeout=20_000) as reloaded:
+    # The tab reloads after the decision; a load started before it (the periodic refresh) may land first.
+    with qtbot.waitSignal(tab.loaded, timeout=20_000, check_params_cb=lambda items: items == []) as reloaded:
         pass
     assert reloaded.args[0] == []
 
