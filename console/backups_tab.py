@@ -1,6 +1,7 @@
 """The backups tab: the archives with their verification state, back up now (with progress), verify,
 open the folder, and restore — the console confirms with the archive's date and counts, stops the server,
-restores (the core keeps a safety backup), starts it again and shows the result.
+restores (the core keeps a safety backup), starts it again and shows the result. The settings file is kept
+unless the confirmation's "Also bring back the settings" box is ticked.
 
 A server the console started is started again after the restore; a server that ran on its own (a service,
 a terminal) is not replaced by a console child: the person is told to start it again the way it runs.
@@ -16,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
+    QCheckBox,
     QMessageBox,
     QProgressBar,
     QVBoxLayout,
@@ -43,6 +45,9 @@ def archive_summary(archive: Path) -> dict[str, Any]:
         return {}
     return manifest if isinstance(manifest, dict) else {}
 
+
+# The restore confirmation's box for bringing back the settings file too.
+SETTINGS_CHECKBOX = "Also bring back the settings (mail, retention, offsite, port…)"
 
 # How long a restore waits for the server to stop, and to come back, before it says so and gives up waiting.
 RESTORE_WAIT_MS = 120_000
@@ -182,8 +187,9 @@ class BackupsTab(ServiceTab):
         (self.done if ok else self.failed).emit(text)
         self.restore_finished.emit(result)
 
-    def restore(self, name: str) -> None:
-        """Stop the server (if it runs), restore ``name``, and start the server again if the console ran it."""
+    def restore(self, name: str, *, with_settings: bool = False) -> None:
+        """Stop the server (if it runs), restore ``name`` (and with ``with_settings`` its settings file), and
+        start the server again if the console ran it."""
         if self.restoring:
             self.message.setText("A restore is already running.")
             return
@@ -202,7 +208,7 @@ class BackupsTab(ServiceTab):
                     return
                 supervisor.state_changed.disconnect(go)
                 self._stop_waiting()
-            self._restore_now(name, restart=restart, attached=was_running and not restart)
+            self._restore_now(name, restart=restart, attached=was_running and not restart, with_settings=with_settings)
 
         def did_not_stop() -> None:
             supervisor.state_changed.disconnect(go)
@@ -224,13 +230,13 @@ class BackupsTab(ServiceTab):
         else:
             go()
 
-    def _restore_now(self, name: str, *, restart: bool, attached: bool) -> None:
+    def _restore_now(self, name: str, *, restart: bool, attached: bool, with_settings: bool = False) -> None:
         paths = self.paths
         self.message.setText(f"Restoring {name}…")
         seconds = self.restore_wait_ms // 1000
 
         def work() -> dict:
-            return restore_backup(paths, find_backup(paths, name), actor="console")
+            return restore_backup(paths, find_backup(paths, name), actor="console", with_settings=with_settings)
 
         def finish(text: str, result: dict | None, ok: bool) -> None:
             if not restart:
@@ -265,6 +271,8 @@ class BackupsTab(ServiceTab):
         def done(result: dict) -> None:
             safety = result.get("safety_backup")
             text = f"Restored {result['restored']}." + (f" The state before is kept as {safety}." if safety else "")
+            if result.get("settings") == "restored":
+                text += " The settings were brought back too."
             finish(text, result, True)
 
         def failed(exc: Exception) -> None:
@@ -304,7 +312,8 @@ class BackupsTab(ServiceTab):
             f"holding {describe_contents(manifest)}.\n\n"
             "Everything entered since then is replaced; a safety backup of the current state is made first.\n"
             "Users, settings kept in the database, job schedules and records go back to how they were "
-            f"{made if made.startswith('at ') else 'at ' + made}."
+            f"{made if made.startswith('at ') else 'at ' + made}.\n"
+            "The settings file (mail, retention, offsite, port…) is kept as it is unless you tick the box below."
         )
         if running and self.supervisor.attached:
             text += "\nThe server is stopped for the restore; start it again afterwards the way it runs (the service)."
@@ -312,19 +321,31 @@ class BackupsTab(ServiceTab):
             text += "\nThe server is stopped for the restore and started again afterwards."
         return text
 
-    def confirm_restore(self, name: str) -> bool:
-        """Ask, naming the archive's date and what it holds."""
+    def confirm_restore(self, name: str) -> tuple[bool, bool]:
+        """Ask, naming the archive's date and what it holds, with a box to bring back the settings too;
+        returns ``(agreed, with_settings)``."""
         try:
             text = self.restore_question(name)
         except Exception as exc:
             self.message.setText(f"⚠ {describe_error(exc)}")
-            return False
-        answer = QMessageBox.warning(
-            self, "Restore a backup", text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel
+            return False, False
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Restore a backup",
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
         )
-        return answer == QMessageBox.StandardButton.Yes
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        settings_box = QCheckBox(SETTINGS_CHECKBOX, box)
+        box.setCheckBox(settings_box)
+        answer = box.exec()
+        return answer == QMessageBox.StandardButton.Yes, settings_box.isChecked()
 
     def on_restore_clicked(self) -> None:
         name = self._current()
-        if name and self.confirm_restore(name):
-            self.restore(name)
+        if not name:
+            return
+        agreed, with_settings = self.confirm_restore(name)
+        if agreed:
+            self.restore(name, with_settings=with_settings)

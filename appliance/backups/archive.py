@@ -2,7 +2,7 @@
 
 An archive holds a consistent snapshot of the database (SQLite's online
 backup API, copied in steps while the server keeps writing), the uploaded
-files, and ``manifest.json`` (see :mod:`appliance.backups.format`). A backup
+files, the settings file (:mod:`appliance.backups.settings`) and ``manifest.json`` (see :mod:`appliance.backups.format`). A backup
 that fails verification is moved aside to ``backups/failed/``; a verified one
 is copied offsite when a folder is set (:mod:`appliance.backups.retention`).
 
@@ -48,11 +48,13 @@ from appliance.backups.format import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    SETTINGS_MEMBER,
     disk_full,
     inspect_database,
     referenced_digests,
 )
 from appliance.backups.retention import copy_offsite
+from appliance.backups.settings import archived_settings
 from appliance.backups.signing import sign_manifest, signing_key
 from appliance.backups.verify import verify_archive
 from appliance.clock import aware, iso
@@ -235,6 +237,12 @@ def create_backup_locked(
             create_private_file(partial)
             with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
                 members[DB_MEMBER] = _add_member(zf, DB_MEMBER, snapshot)
+                settings_data, settings_secrets = archived_settings(paths)
+                zf.writestr(SETTINGS_MEMBER, settings_data)
+                members[SETTINGS_MEMBER] = {
+                    "sha256": hashlib.sha256(settings_data).hexdigest(),
+                    "size": len(settings_data),
+                }
                 for arcname, path in files:
                     try:
                         members[arcname] = _add_member(zf, arcname, path)
@@ -252,6 +260,7 @@ def create_backup_locked(
                     "kind": kind,
                     "database": DB_MEMBER,
                     "members": members,
+                    "settings": {"member": SETTINGS_MEMBER, "secrets": settings_secrets},
                     "row_counts": facts["row_counts"],
                     "missing_files": missing,
                 }

@@ -1,8 +1,9 @@
 """The backup format: the names inside an archive and beside it, and the facts read from a database file.
 
 An archive is a ``.zip`` holding ``db/appliance.sqlite3``, the uploaded files
-under ``files/`` and ``manifest.json`` (app version, schema version,
-created_at, sha256 and size of every member, row count per table); its zip
+under ``files/``, the settings file ``appliance.toml`` and ``manifest.json``
+(app version, schema version, created_at, sha256 and size of every member, row
+count per table, the names of the secret settings the settings file sets); its zip
 comment carries the sha256 of the manifest. Beside it in the backups folder
 sit its verification result (``<name>.zip.verify.json``) and its last restore
 drill (``<name>.zip.drill.json``); an archive that failed verification is
@@ -25,6 +26,7 @@ FORMAT = "office-appliance-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DB_MEMBER = "db/appliance.sqlite3"
+SETTINGS_MEMBER = "appliance.toml"  # the home's settings file (see appliance.backups.settings)
 FILES_PREFIX = "files/"
 VERIFY_SUFFIX = ".verify.json"
 DRILL_SUFFIX = ".drill.json"  # the last restore drill of the archive (see appliance.backups.drill)

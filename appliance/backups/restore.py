@@ -6,7 +6,10 @@ server lock meanwhile, so none starts); verify the archive, unpacking it into
 schema, is refused and nothing changes); write a safety backup of the current
 state (and refuse to go on when it fails verification); bring the unpacked
 database up to this version's schema (a failing migration changes nothing);
-then swap ``db/`` and ``files/`` in by renames.
+then swap ``db/`` and ``files/`` in by renames. The settings file is kept
+unless the archived one is asked for (``with_settings``, see
+:mod:`appliance.backups.settings`); then it is checked before anything
+changes, staged as ``.restore/appliance.toml`` and written in with the swap.
 
 Atomicity across the two folders comes from a commit marker: once
 ``.restore/new`` is complete and on disk, ``.restore/COMMIT`` is written, and
@@ -30,11 +33,12 @@ import peewee
 
 from appliance.backups.archive import create_backup_locked
 from appliance.backups.catalogue import exclusive_operation, record_restore
-from appliance.backups.format import DB_MEMBER, FAILED_DIR, disk_full, inspect_database
+from appliance.backups.format import DB_MEMBER, FAILED_DIR, SETTINGS_MEMBER, disk_full, inspect_database
+from appliance.backups.settings import OWN_SIGNATURES, SettingsToRestore, settings_to_restore
 from appliance.backups.verify import verify_archive
 from appliance.clock import as_stored
 from appliance.config.home import Paths
-from appliance.durable import fsync_dir
+from appliance.durable import fsync_dir, write_private_file
 from appliance.errors import BackupFailed, BadRequest, Busy, Conflict, NotEnoughSpace, RestoreFailed
 from appliance.storage.db import sqlite_pragmas
 from appliance.storage.locks import FileLock
@@ -83,6 +87,10 @@ def _roll_forward(home: Path, work: Path) -> None:
         os.replace(incoming, live)
         fsync_dir(home)
         _step(f"moved-new-{part}")
+    staged = work / SETTINGS_MEMBER
+    if staged.exists():  # written again after a crash: the same bytes
+        write_private_file(Paths(home).settings_file, staged.read_bytes())
+        _step("moved-settings")
     (work / COMMIT).unlink()
     fsync_dir(work)
     _step("uncommitted")
@@ -113,21 +121,28 @@ def restore_backup(
     now: dt.datetime | None = None,
     actor: str = "cli",
     accept_foreign: bool = False,
+    with_settings: bool = False,
+    with_secrets: bool = False,
 ) -> dict[str, Any]:
-    """Replace the home's database and files with those of ``archive``.
+    """Replace the home's database and files (and with ``with_settings`` its settings file) with those of
+    ``archive``.
 
     The restored database gets a ``backup.restored`` audit event by ``actor``
     (written into it before the swap, so it is there exactly when the restore
     is), and the backups folder remembers the archive restored from (retention
     keeps it for a while). An archive not signed by this instance is refused
-    unless ``accept_foreign`` (see :func:`appliance.backups.verify.verify_archive`).
+    unless ``accept_foreign`` (see :func:`appliance.backups.verify.verify_archive`). The current
+    settings are kept unless ``with_settings``; the secret settings of a foreign archive are then left
+    out (the current ones kept) unless ``with_secrets`` too.
 
-    Returns ``{"restored", "safety_backup", "schema_version", "migrations_applied"}``.
+    Returns ``{"restored", "safety_backup", "schema_version", "migrations_applied", "settings"
+    ("kept" or "restored"), "secrets_left_out" (names)}``.
     Raises :class:`Conflict` while a server runs on the home or when the safety
     backup cannot be made or fails verification, :class:`Busy` during another
     backup or restore, :class:`BadRequest` for an archive that fails verification
     or comes from a newer schema, :class:`RestoreFailed` when the disk is full or
-    the archive's database cannot be migrated. In every one of these cases
+    the archive's database cannot be migrated, :class:`BadRequest` when ``with_settings`` and the archive
+    holds no settings file or one that does not parse with this version. In every one of these cases
     nothing is changed.
     """
     lock = FileLock(paths.server_lock)
@@ -153,6 +168,12 @@ def restore_backup(
                         f"(schema {verification['schema_version']}, this version knows {code_schema_version()}); "
                         "upgrade the software first"
                     )
+                to_restore: SettingsToRestore | None = None
+                if with_settings:
+                    foreign = verification["signature"] not in OWN_SIGNATURES
+                    to_restore = settings_to_restore(
+                        new, paths, archive.name, foreign=foreign, with_secrets=with_secrets
+                    )
                 _step("verified")
                 safety_name = None
                 if safety_backup and paths.database_file.exists():
@@ -162,8 +183,12 @@ def restore_backup(
                 _step("staged")
                 applied = migrate_unpacked(new / "db" / paths.database_file.name, archive.name)
                 moment = now or dt.datetime.now(dt.UTC)
-                _audit_restore(new / "db" / paths.database_file.name, archive.name, safety_name, actor, moment)
+                _audit_restore(
+                    new / "db" / paths.database_file.name, archive.name, safety_name, actor, moment, to_restore
+                )
                 _fsync_tree(new)
+                if to_restore is not None:
+                    write_private_file(work / SETTINGS_MEMBER, to_restore.data)
                 _step("migrated")
             except NotEnoughSpace as exc:
                 shutil.rmtree(work, ignore_errors=True)
@@ -191,12 +216,21 @@ def restore_backup(
                 "safety_backup": safety_name,
                 "schema_version": code_schema_version(),
                 "migrations_applied": applied,
+                "settings": "kept" if to_restore is None else "restored",
+                "secrets_left_out": [] if to_restore is None else to_restore.left_out,
             }
     finally:
         lock.release()
 
 
-def _audit_restore(db_file: Path, archive_name: str, safety: str | None, actor: str, at: dt.datetime) -> None:
+def _audit_restore(
+    db_file: Path,
+    archive_name: str,
+    safety: str | None,
+    actor: str,
+    at: dt.datetime,
+    settings: SettingsToRestore | None = None,
+) -> None:
     """Write the ``backup.restored`` audit event into the staged database (on a connection of its own)."""
     db = peewee.SqliteDatabase(str(db_file), pragmas=sqlite_pragmas(30000))
     try:
@@ -207,7 +241,15 @@ def _audit_restore(db_file: Path, archive_name: str, safety: str | None, actor: 
             actor=actor[:320],
             action="backup.restored",
             target=archive_name,
-            details=json.dumps({"archive": archive_name, "safety_backup": safety}, sort_keys=True),
+            details=json.dumps(
+                {
+                    "archive": archive_name,
+                    "safety_backup": safety,
+                    "settings": "kept" if settings is None else "restored",
+                    "secrets_left_out": [] if settings is None else settings.left_out,
+                },
+                sort_keys=True,
+            ),
         ).bind(db).execute()
     finally:
         db.close()

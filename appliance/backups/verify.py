@@ -34,6 +34,7 @@ from appliance.backups.format import (
     HEX64,
     MANIFEST,
     MAX_MANIFEST_BYTES,
+    SETTINGS_MEMBER,
     disk_full,
     inspect_database,
     read_member,
@@ -264,11 +265,19 @@ def manifest_problems(manifest: Any) -> list[str]:
     missing = manifest.get("missing_files", [])
     if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
         problems.append("manifest.json: 'missing_files' must be a list of names")
+    settings = manifest.get("settings", {"member": SETTINGS_MEMBER, "secrets": []})
+    if (
+        not isinstance(settings, dict)
+        or settings.get("member") != SETTINGS_MEMBER
+        or not isinstance(settings.get("secrets"), list)
+        or not all(isinstance(n, str) for n in settings["secrets"])
+    ):
+        problems.append(f"manifest.json: 'settings' must name {SETTINGS_MEMBER} and list its secret setting names")
     members = manifest["members"]
     if DB_MEMBER not in members:
         problems.append("the manifest lists no database")
     for name, entry in members.items():
-        if not _safe_member(name) or not (name == DB_MEMBER or name.startswith(FILES_PREFIX)):
+        if not _safe_member(name) or not (name in (DB_MEMBER, SETTINGS_MEMBER) or name.startswith(FILES_PREFIX)):
             problems.append(f"the manifest lists an unsafe or foreign member name: {name[:120]!r}")
         elif not isinstance(entry, dict):
             problems.append(f"manifest.json: the entry of {name} must be an object with sha256 and size")

@@ -146,10 +146,30 @@ def backup_drill(archive: str | None, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-safety-backup", is_flag=True, help="Do not back up the current state first.")
 @click.option("--accept-foreign", is_flag=True, help=ACCEPT_FOREIGN_HELP)
+@click.option(
+    "--with-settings", is_flag=True, help="Bring back the settings (appliance.toml) too; by default they are kept."
+)
+@click.option(
+    "--with-secrets",
+    is_flag=True,
+    help="With --with-settings and an archive of another instance: bring back its secret settings too.",
+)
 @json_option
-def backup_restore(archive: str, yes: bool, no_safety_backup: bool, accept_foreign: bool, as_json: bool) -> None:
-    """Replace the database and files with those of ARCHIVE; refused while a server runs on this home."""
+def backup_restore(
+    archive: str,
+    yes: bool,
+    no_safety_backup: bool,
+    accept_foreign: bool,
+    with_settings: bool,
+    with_secrets: bool,
+    as_json: bool,
+) -> None:
+    """Replace the database and files with those of ARCHIVE; refused while a server runs on this home.
 
+    The settings (appliance.toml) are kept unless --with-settings."""
+
+    if with_secrets and not with_settings:
+        raise click.UsageError("--with-secrets goes with --with-settings")
     paths = current_instance().paths
     path = resolve_archive(paths, archive)
     # Checked before asking, so nobody answers a question whose answer is then refused.
@@ -160,6 +180,11 @@ def backup_restore(archive: str, yes: bool, no_safety_backup: bool, accept_forei
         made = shown_time(describe_backup(path)["created_at"]) or "the time of the backup"
         click.echo(
             f"Users, settings kept in the database, job schedules and records go back to how they were at {made}."
+        )
+        click.echo(
+            "The settings file (appliance.toml) is replaced by the archive's."
+            if with_settings
+            else "The settings file (appliance.toml) is kept as it is (add --with-settings to bring it back too)."
         )
         try:
             agreed = click.confirm(f"Replace the data of {paths.home} with {path.name}?", default=False)
@@ -172,7 +197,14 @@ def backup_restore(archive: str, yes: bool, no_safety_backup: bool, accept_forei
         if not agreed:
             fail("not restored; nothing was changed")
     _warn_foreign(accept_foreign)
-    outcome = restore_backup(paths, path, safety_backup=not no_safety_backup, accept_foreign=accept_foreign)
+    outcome = restore_backup(
+        paths,
+        path,
+        safety_backup=not no_safety_backup,
+        accept_foreign=accept_foreign,
+        with_settings=with_settings,
+        with_secrets=with_secrets,
+    )
     if as_json:
         print_json(outcome)
         return
@@ -181,6 +213,17 @@ def backup_restore(archive: str, yes: bool, no_safety_backup: bool, accept_forei
         click.echo(f"the state before the restore is in {outcome['safety_backup']}")
     for name in outcome["migrations_applied"]:
         click.echo(f"applied migration {name}")
+    if outcome["settings"] == "kept":
+        click.echo("the settings (appliance.toml) were kept as they were")
+    else:
+        click.echo(f"the settings (appliance.toml) were restored from {outcome['restored']}")
+    if outcome["secrets_left_out"]:
+        click.echo(
+            "left out the secret settings "
+            + ", ".join(outcome["secrets_left_out"])
+            + " (the archive comes from another instance; their current values are kept): "
+            "add --with-secrets to bring them back too"
+        )
 
 
 @click.group("jobs")

@@ -87,16 +87,11 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     sources = {name: "default" for name in declared}
     if path is not None and path.exists():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
             raise SettingsError(f"{path} is not valid TOML: {exc}") from None
-        for key, raw in _flatten(data, str(path)).items():
-            setting = declared.get(key)
-            if setting is None:
-                close = difflib.get_close_matches(key, declared, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise SettingsError(f"{path}: unknown setting '{key}'{hint}", setting=key)
-            values[key] = parse_value(setting, raw, str(path))
+        for key, (_raw, value) in check_settings_text(text, str(path)).items():
+            values[key] = value
             sources[key] = str(path)
     for name, setting in declared.items():
         if setting.env_name in environ:
@@ -114,6 +109,28 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
             raise SettingsError(f"environment {key}: unknown setting '{name}'{hint}", setting=name)
     return Settings(values, sources)
+
+
+def check_settings_text(text: str, where: str) -> dict[str, tuple[Any, Any]]:
+    """Parse the text of a settings file against the registry: ``name -> (value as written, parsed value)``.
+
+    Raises :class:`SettingsError` (naming ``where``) for text that is not valid
+    TOML, an unknown section or setting name, or a value that cannot be used.
+    """
+    declared = registry()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{where} is not valid TOML: {exc}") from None
+    found: dict[str, tuple[Any, Any]] = {}
+    for key, raw in _flatten(data, where).items():
+        setting = declared.get(key)
+        if setting is None:
+            close = difflib.get_close_matches(key, declared, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise SettingsError(f"{where}: unknown setting '{key}'{hint}", setting=key)
+        found[key] = (raw, parse_value(setting, raw, where))
+    return found
 
 
 def render_default_file() -> str:

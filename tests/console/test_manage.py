@@ -30,17 +30,31 @@ def _audit_actors(home: Path, action: str) -> list[str]:
         return [event.actor for event in list_events(action=action)]
 
 
-def _confirm_with(monkeypatch, answer) -> list[str]:
-    """Answer the restore confirmation with ``answer`` (no modal box); returns the texts it was asked with."""
-    from PySide6.QtWidgets import QMessageBox
+def _confirm_with(monkeypatch, answer, *, with_settings: bool = False) -> list[str]:
+    """Answer the next restore confirmation box (the real modal one) with ``answer``, ticking its settings box
+    when ``with_settings``; returns the texts it was asked with, each followed by the box's checkbox label."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     asked: list[str] = []
+    timer = QTimer(QApplication.instance())
+    tries = [0]
 
-    def warning(_parent, _title, text, *_args):
-        asked.append(text)
-        return answer
+    def answer_box() -> None:
+        tries[0] += 1
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            timer.stop()
+            check = box.checkBox()
+            asked.append(box.text() + "\n[ ] " + (check.text() if check else "(no checkbox)"))
+            if with_settings and check is not None:
+                check.setChecked(True)
+            box.button(answer).click()
+        elif tries[0] > 1000:  # about 20 s: no box came
+            timer.stop()
 
-    monkeypatch.setattr(QMessageBox, "warning", staticmethod(warning))
+    timer.timeout.connect(answer_box)
+    timer.start(20)
     return asked
 
 
@@ -369,3 +383,42 @@ def test_a_run_missed_while_the_server_was_off_is_an_alert_in_plain_words(qtbot,
     assert alert.startswith("The nightly backup did not run: the server was off at")
     assert ("Office Appliance", alert) in window.tray.notifications
     assert "when the server runs" in window.dashboard.figures["next_job"].text()
+
+
+def test_the_restore_confirmation_keeps_the_settings_unless_its_box_is_ticked(
+    qtbot, make_window, console_home, monkeypatch
+):
+    from PySide6.QtWidgets import QMessageBox
+
+    from appliance.config.settings import write_settings
+    from console.backups_tab import SETTINGS_CHECKBOX
+
+    settings_file = console_home / "appliance.toml"
+    write_settings(settings_file, {"smtp_host": "mail.then"})
+    window = make_window(console_home)
+    window.start_watching(start_server=False)
+    backups = window.backups
+    with qtbot.waitSignal(backups.done, timeout=60_000):
+        backups.create_backup()
+    with qtbot.waitSignal(backups.loaded, timeout=10_000):
+        pass
+    name = backups.items[-1]["name"]
+    write_settings(settings_file, {"smtp_host": "mail.now"})
+    backups.table.selectRow(next(i for i, item in enumerate(backups.items) if item["name"] == name))
+
+    asked = _confirm_with(monkeypatch, QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(backups.restore_finished, timeout=60_000) as restored:
+        backups.on_restore_clicked()
+    assert SETTINGS_CHECKBOX in asked[0] and "is kept as it is unless you tick the box" in asked[0]
+    assert restored.args[0]["restored"] == name and restored.args[0]["settings"] == "kept"
+    assert 'smtp_host = "mail.now"' in settings_file.read_text()
+
+    with qtbot.waitSignal(backups.loaded, timeout=10_000):
+        backups.refresh()
+    backups.table.selectRow(next(i for i, item in enumerate(backups.items) if item["name"] == name))
+    asked = _confirm_with(monkeypatch, QMessageBox.StandardButton.Yes, with_settings=True)
+    with qtbot.waitSignal(backups.restore_finished, timeout=60_000) as restored:
+        backups.on_restore_clicked()
+    assert len(asked) == 1 and restored.args[0]["settings"] == "restored"
+    assert 'smtp_host = "mail.then"' in settings_file.read_text()
+    assert "The settings were brought back too." in backups.message.text()

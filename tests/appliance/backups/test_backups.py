@@ -15,7 +15,7 @@ import pytest
 
 from appliance.backups.archive import create_backup
 from appliance.backups.catalogue import exclusive_operation, list_backups
-from appliance.backups.format import DB_MEMBER, MANIFEST, VERIFY_SUFFIX
+from appliance.backups.format import DB_MEMBER, MANIFEST, SETTINGS_MEMBER, VERIFY_SUFFIX
 from appliance.backups.restore import restore_backup
 from appliance.backups.retention import prune_backups
 from appliance.backups.verify import verify_archive
@@ -55,7 +55,7 @@ def test_a_backup_holds_the_database_the_files_and_a_manifest_of_both(home):
     with zipfile.ZipFile(result.path) as zf:
         names = set(zf.namelist())
         manifest = json.loads(zf.read(MANIFEST))
-    assert names == {DB_MEMBER, member, MANIFEST}, "only the files referenced at the snapshot"
+    assert names == {DB_MEMBER, SETTINGS_MEMBER, member, MANIFEST}, "only the files referenced at the snapshot"
     assert manifest["row_counts"]["runtime_setting"] == 1
     assert manifest["members"][member]["size"] == len(b"contract body")
     assert manifest["schema_version"] >= 4

@@ -203,3 +203,46 @@ def test_backup_list_shows_sizes_the_one_way_the_appliance_shows_them():
     assert "512 bytes" in _backup_line(item | {"size": 512})
     assert "10 MB" in _backup_line(item | {"size": 10 * 1024 * 1024})
     assert "1.5 KB" in _backup_line(item | {"size": 1536})
+
+
+def test_backup_restore_keeps_the_settings_unless_with_settings_and_says_which(home):
+    from appliance.config.settings import write_settings
+
+    write_settings(home / "appliance.toml", {"port": 8811})
+    name = json.loads(run_cli("backup", "create", "--json", home=home).stdout)["name"]
+    write_settings(home / "appliance.toml", {"port": 8812})
+    kept = run_cli("backup", "restore", name, input="y\n", home=home)
+    assert kept.returncode == 0, kept.stderr
+    assert "The settings file (appliance.toml) is kept as it is (add --with-settings" in kept.stdout
+    assert "the settings (appliance.toml) were kept as they were" in kept.stdout
+    assert "port = 8812" in (home / "appliance.toml").read_text()
+    back = run_cli("backup", "restore", name, "--yes", "--with-settings", home=home)
+    assert back.returncode == 0, back.stderr
+    assert f"the settings (appliance.toml) were restored from {name}" in back.stdout
+    assert "port = 8811" in (home / "appliance.toml").read_text()
+    alone = run_cli("backup", "restore", name, "--yes", "--with-secrets", home=home)
+    assert alone.returncode != 0 and "--with-secrets goes with --with-settings" in alone.stderr
+
+
+def test_backup_restore_of_a_foreign_archive_leaves_its_secrets_out_and_says_so(home, tmp_path):
+    import shutil
+
+    from appliance.backups.archive import create_backup
+    from appliance.config.home import Paths, init_home
+    from appliance.config.settings import write_settings
+
+    other = tmp_path / "other-home"
+    init_home(other)
+    shutil.copyfile(home / "db" / "appliance.sqlite3", other / "db" / "appliance.sqlite3")
+    write_settings(other / "appliance.toml", {"smtp_password": "theirs"})
+    theirs = create_backup(Paths(other)).path
+    write_settings(home / "appliance.toml", {"smtp_password": "ours"})
+    args = ("backup", "restore", str(theirs), "--yes", "--accept-foreign", "--with-settings")
+    answer = run_cli(*args, home=home)
+    assert answer.returncode == 0, answer.stderr
+    assert "left out the secret settings smtp_password" in answer.stdout and "--with-secrets" in answer.stdout
+    assert 'smtp_password = "ours"' in (home / "appliance.toml").read_text()
+    answer = run_cli(*args, "--with-secrets", home=home)
+    assert answer.returncode == 0, answer.stderr
+    assert "left out" not in answer.stdout
+    assert 'smtp_password = "theirs"' in (home / "appliance.toml").read_text()
