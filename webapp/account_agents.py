@@ -19,7 +19,7 @@ from appliance.collections.access import list_collections
 from appliance.errors import PermissionDenied, ValidationFailed
 from webapp.auth import client_address
 from webapp.context import current_instance
-from webapp.layout import form_errors, keep_once, take_once
+from webapp.layout import form_errors, form_number, keep_once, take_once
 
 bp = Blueprint("account_agents", __name__)
 
@@ -53,13 +53,6 @@ def agents_page():
     return _page()
 
 
-def _whole_number_or_raw(value: str) -> Any:
-    try:
-        return int(value.strip())
-    except ValueError:
-        return value
-
-
 @bp.post("/account/agents")
 @login_required
 def create_agent_token():
@@ -77,7 +70,7 @@ def create_agent_token():
             current_user.id,
             values["name"],
             scope=values["scope"],
-            expires_days=_whole_number_or_raw(values["expires_days"]),
+            expires_days=form_number(values["expires_days"]),
             mcp=True,
             mcp_tools=values["tools"] or None,
             mcp_collections=values["collections"] or None,

@@ -56,6 +56,15 @@ def _collection_links() -> list[NavLink]:
     return links
 
 
+def form_number(text: str) -> Any:
+    """A form's text as a whole number when it is one, else the text as typed (so the service's check names
+    it in its own words)."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return text
+
+
 def form_errors(exc: ApplianceError) -> dict[str, str]:
     """Messages to show beside the fields of a form: field errors, else one for the whole form (``_form``)."""
     return dict(exc.fields) if exc.fields else {"_form": exc.message}

@@ -19,7 +19,7 @@ from appliance.clock import utcnow
 from appliance.errors import Conflict, NotAuthenticated, PermissionDenied, Throttled, ValidationFailed
 from webapp.auth import client_address, end_session, renew_session, sign_in_session, throttle_rules
 from webapp.context import current_instance
-from webapp.layout import form_errors, keep_once, take_once
+from webapp.layout import form_errors, form_number, keep_once, take_once
 from webapp.pages_two_factor import after_sign_in, start_second_step
 
 bp = Blueprint("auth_pages", __name__)
@@ -153,13 +153,6 @@ def change_password():
     return redirect(url_for("auth_pages.account"))
 
 
-def _whole_number_or_raw(value: str) -> Any:
-    try:
-        return int(value.strip())
-    except ValueError:
-        return value
-
-
 @bp.post("/account/tokens")
 @login_required
 def create_token():
@@ -173,7 +166,7 @@ def create_token():
             current_user.id,
             values["name"],
             scope=values["scope"],
-            expires_days=_whole_number_or_raw(values["expires_days"]),
+            expires_days=form_number(values["expires_days"]),
             actor=current_user.user,
             address=client_address(),
         )
